@@ -1,0 +1,747 @@
+//! [`Context`]: cancellation, deadline and request-scoped values, passed to every call.
+//!
+//! A `Context` is cheap to clone (one reference count) and meant to be passed per call, never
+//! stored in a long-lived struct. Contexts form a tree: [`Context::child`] and the `with_*`
+//! methods derive a child that is cancelled when its parent is, never the reverse.
+//!
+//! ```
+//! use std::time::Duration;
+//! use beluga_core::{Context, ErrorCode};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let request = Context::new().with_request_id("req-42");
+//! let step = request.with_timeout(Duration::from_secs(30));
+//!
+//! assert_eq!(step.request_id(), Some("req-42")); // values are inherited
+//! assert!(!step.is_cancelled());
+//!
+//! step.cancel(); // a child cancels itself and its own children only
+//! assert!(step.is_cancelled());
+//! assert!(!request.is_cancelled());
+//!
+//! request.cancel(); // a parent cancels every descendant
+//! assert_eq!(request.error().map(|e| e.code()), Some(ErrorCode::Cancelled));
+//! # }
+//! ```
+//!
+//! # How a deadline fires
+//!
+//! [`Context::is_cancelled`] is one atomic load: it never reads the clock. A deadline sets that
+//! flag in three ways, whichever comes first:
+//!
+//! * a timer task, spawned on the current Tokio runtime when a context with its own deadline is
+//!   created (or, for a context created outside a runtime, the first time someone awaits
+//!   [`Context::cancelled`]); the timer is aborted when the context is dropped;
+//! * [`Context::cancelled`] resolving because that timer fired;
+//! * [`Context::check_deadline`], which reads the clock once. The stream adapters in this crate
+//!   call it every few dozen items, so a deadline fires even in a consumer that never yields to
+//!   the runtime.
+//!
+//! Deadlines use [`tokio::time::Instant`], so tests can run them under Tokio's paused clock. Tokio
+//! timers have millisecond granularity and fire up to about 1 ms late.
+
+mod cancelled;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+use slab::Slab;
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use self::cancelled::Cancelled;
+use crate::Error;
+
+const LIVE: u8 = 0;
+const CANCELLED: u8 = 1;
+const DEADLINE: u8 = 2;
+const NO_SLOT: usize = usize::MAX;
+
+/// Why a [`Context`] ended.
+///
+/// ```
+/// use beluga_core::{CancelReason, Context};
+/// let ctx = Context::new();
+/// assert_eq!(ctx.reason(), None);
+/// ctx.cancel();
+/// assert_eq!(ctx.reason(), Some(CancelReason::Cancelled));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CancelReason {
+    /// [`Context::cancel`] was called on it or on an ancestor.
+    Cancelled,
+    /// Its deadline (or an ancestor's) passed.
+    DeadlineExceeded,
+}
+
+impl CancelReason {
+    /// The error a stream ends with for this reason: `cancelled` or `deadline_exceeded`.
+    ///
+    /// ```
+    /// use beluga_core::{CancelReason, ErrorCode};
+    /// assert_eq!(CancelReason::DeadlineExceeded.to_error().code(), ErrorCode::DeadlineExceeded);
+    /// ```
+    pub fn to_error(self) -> Error {
+        match self {
+            CancelReason::Cancelled => Error::cancelled(),
+            CancelReason::DeadlineExceeded => Error::deadline_exceeded(),
+        }
+    }
+
+    fn from_state(state: u8) -> Option<Self> {
+        match state {
+            LIVE => None,
+            CANCELLED => Some(CancelReason::Cancelled),
+            _ => Some(CancelReason::DeadlineExceeded),
+        }
+    }
+}
+
+/// Cancellation, an optional deadline and request-scoped values for one call.
+///
+/// See the [module docs](crate::context) for the tree of contexts and how deadlines fire.
+///
+/// ```
+/// use beluga_core::Context;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = Context::new();
+/// let child = ctx.child();
+/// let waiter = tokio::spawn({
+///     let child = child.clone();
+///     async move { child.cancelled().await }
+/// });
+/// ctx.cancel();
+/// let err = waiter.await.unwrap();
+/// assert!(err.is_cancellation());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+/// One context in the tree. Clones of a `Context` share a node; derived contexts get their own.
+struct Node {
+    /// `LIVE`, `CANCELLED` or `DEADLINE`. Written only under `links`, read lock-free.
+    state: AtomicU8,
+    parent: Option<Arc<Node>>,
+    /// Key of this node in `parent.links.children`, or `NO_SLOT`.
+    slot: AtomicUsize,
+    /// The effective deadline: the earlier of this node's own and its parent's.
+    deadline: Option<Instant>,
+    /// Whether `deadline` is this node's own (earlier than the parent's), so this node's timer
+    /// is the one that fires it.
+    owns_deadline: bool,
+    links: Mutex<Links>,
+    values: Values,
+    /// The deadline timer task, once spawned.
+    timer: OnceLock<AbortHandle>,
+    /// The task watching a `CancellationToken` this context was made from.
+    watcher: OnceLock<AbortHandle>,
+}
+
+/// What a cancel must reach: live children and parked waiters. Both are drained, never reused,
+/// once the node is cancelled, and nothing is inserted after that.
+#[derive(Default)]
+struct Links {
+    children: Slab<Weak<Node>>,
+    waiters: Slab<Waker>,
+}
+
+#[derive(Clone, Default)]
+struct Values {
+    request_id: Option<Arc<str>>,
+    session_id: Option<Arc<str>>,
+    ext: Option<Arc<ValueEntry>>,
+}
+
+struct ValueEntry {
+    value: Box<dyn Any + Send + Sync>,
+    next: Option<Arc<ValueEntry>>,
+}
+
+fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
+    // A panic while holding this lock cannot leave `Links` half-updated (every critical section
+    // is a single slab operation or a whole `take`), so a poisoned lock is still consistent.
+    links.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Node {
+    fn root(values: Values) -> Arc<Node> {
+        Arc::new(Node {
+            state: AtomicU8::new(LIVE),
+            parent: None,
+            slot: AtomicUsize::new(NO_SLOT),
+            deadline: None,
+            owns_deadline: false,
+            links: Mutex::new(Links::default()),
+            values,
+            timer: OnceLock::new(),
+            watcher: OnceLock::new(),
+        })
+    }
+
+    fn child(parent: &Arc<Node>, deadline: Option<Instant>, values: Values) -> Arc<Node> {
+        let (effective, owns) = match (parent.deadline, deadline) {
+            (Some(p), Some(own)) if own < p => (Some(own), true),
+            (None, Some(own)) => (Some(own), true),
+            (p, _) => (p, false),
+        };
+        let node = Arc::new(Node {
+            state: AtomicU8::new(LIVE),
+            parent: Some(Arc::clone(parent)),
+            slot: AtomicUsize::new(NO_SLOT),
+            deadline: effective,
+            owns_deadline: owns,
+            links: Mutex::new(Links::default()),
+            values,
+            timer: OnceLock::new(),
+            watcher: OnceLock::new(),
+        });
+        {
+            // The parent's state is written under this lock, so either we see it cancelled
+            // here, or it will find (and cancel) us in its children.
+            let mut links = lock(&parent.links);
+            let parent_state = parent.state.load(Ordering::Relaxed);
+            if parent_state == LIVE {
+                let key = links.children.insert(Arc::downgrade(&node));
+                node.slot.store(key, Ordering::Relaxed);
+            } else {
+                node.state.store(parent_state, Ordering::Release);
+            }
+        }
+        if owns && node.state.load(Ordering::Relaxed) == LIVE {
+            if effective.is_some_and(|d| Instant::now() >= d) {
+                node.cancel(DEADLINE);
+            } else {
+                node.ensure_timer();
+            }
+        }
+        node
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Marks this node and all its descendants as ended with `reason`, and wakes every waiter.
+    /// Iterative, so a deep chain of contexts cannot overflow the stack.
+    fn cancel(&self, reason: u8) {
+        let mut pending: Vec<Arc<Node>> = Vec::new();
+        let mut wakers: Vec<Waker> = Vec::new();
+        self.cancel_one(reason, &mut pending, &mut wakers);
+        while let Some(node) = pending.pop() {
+            node.cancel_one(reason, &mut pending, &mut wakers);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    fn cancel_one(&self, reason: u8, pending: &mut Vec<Arc<Node>>, wakers: &mut Vec<Waker>) {
+        let links = {
+            let mut links = lock(&self.links);
+            if self.state.load(Ordering::Relaxed) != LIVE {
+                return;
+            }
+            self.state.store(reason, Ordering::Release);
+            std::mem::take(&mut *links)
+        };
+        pending.extend(links.children.into_iter().filter_map(|(_, w)| w.upgrade()));
+        wakers.extend(links.waiters.into_iter().map(|(_, w)| w));
+    }
+
+    /// The node whose timer fires this node's deadline.
+    fn deadline_owner(self: &Arc<Node>) -> Option<&Arc<Node>> {
+        self.deadline?;
+        let mut node = self;
+        while !node.owns_deadline {
+            node = node.parent.as_ref()?;
+        }
+        Some(node)
+    }
+
+    /// Spawns the timer that fires this node's deadline, if it has none yet and a Tokio runtime
+    /// is current.
+    fn ensure_timer(self: &Arc<Node>) {
+        let Some(owner) = self.deadline_owner() else {
+            return;
+        };
+        if owner.timer.get().is_some() || owner.state() != LIVE {
+            return;
+        }
+        let (Some(deadline), Ok(handle)) = (owner.deadline, Handle::try_current()) else {
+            return;
+        };
+        let weak = Arc::downgrade(owner);
+        let task = handle.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(node) = weak.upgrade() {
+                node.cancel(DEADLINE);
+            }
+        });
+        if owner.timer.set(task.abort_handle()).is_err() {
+            // Another thread spawned one first.
+            task.abort();
+        }
+    }
+
+    fn unregister_child(&self, slot: usize) {
+        let mut links = lock(&self.links);
+        links.children.try_remove(slot);
+        if links.children.is_empty() && links.children.capacity() > 64 {
+            // After a burst of children, give the memory back.
+            links.children = Slab::new();
+        }
+    }
+
+    fn abort_tasks(&self) {
+        if let Some(timer) = self.timer.get() {
+            timer.abort();
+        }
+        if let Some(watcher) = self.watcher.get() {
+            watcher.abort();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.abort_tasks();
+        // Leave the parent, then release it. Done in a loop rather than by recursion so that
+        // dropping the last handle to a deep chain of contexts cannot overflow the stack.
+        let mut slot = *self.slot.get_mut();
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            if slot != NO_SLOT {
+                node.unregister_child(slot);
+            }
+            match Arc::try_unwrap(node) {
+                Ok(mut node) => {
+                    // `node` is dropped at the end of this arm with no parent left to recurse into.
+                    slot = *node.slot.get_mut();
+                    parent = node.parent.take();
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Context {
+    /// A new root context: never cancelled unless [`cancel`](Context::cancel) is called, no
+    /// deadline, no values.
+    ///
+    /// ```
+    /// let ctx = beluga_core::Context::new();
+    /// assert!(!ctx.is_cancelled());
+    /// assert!(ctx.deadline().is_none());
+    /// ```
+    pub fn new() -> Self {
+        Context {
+            node: Node::root(Values::default()),
+        }
+    }
+
+    fn derive(&self, deadline: Option<Instant>, values: Values) -> Self {
+        Context {
+            node: Node::child(&self.node, deadline, values),
+        }
+    }
+
+    /// A child context: cancelled when this one is, cancellable on its own without affecting
+    /// this one. It inherits the deadline and the values.
+    ///
+    /// Dropping a child (all its clones) removes it from its parent: a parent that outlives a
+    /// million short-lived children keeps no trace of them.
+    ///
+    /// ```
+    /// let parent = beluga_core::Context::new();
+    /// let child = parent.child();
+    /// child.cancel();
+    /// assert!(!parent.is_cancelled());
+    /// ```
+    #[must_use]
+    pub fn child(&self) -> Self {
+        self.derive(None, self.node.values.clone())
+    }
+
+    /// A child context that also ends at `deadline` (or at the parent's, if that is earlier).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let at = Instant::now() + Duration::from_secs(5);
+    /// let ctx = beluga_core::Context::new().with_deadline(at);
+    /// assert_eq!(ctx.deadline(), Some(at));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_deadline(&self, deadline: Instant) -> Self {
+        self.derive(Some(deadline), self.node.values.clone())
+    }
+
+    /// A child context that ends `timeout` from now (or at the parent's deadline, if earlier).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ctx = beluga_core::Context::new().with_timeout(Duration::from_millis(50));
+    /// let err = ctx.cancelled().await; // the paused clock jumps ahead to the deadline
+    /// assert_eq!(err.code(), beluga_core::ErrorCode::DeadlineExceeded);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(far_future);
+        self.with_deadline(deadline)
+    }
+
+    /// A child context carrying a request id.
+    ///
+    /// ```
+    /// let ctx = beluga_core::Context::new().with_request_id("req-1");
+    /// assert_eq!(ctx.request_id(), Some("req-1"));
+    /// ```
+    #[must_use]
+    pub fn with_request_id(&self, id: impl Into<Arc<str>>) -> Self {
+        let mut values = self.node.values.clone();
+        values.request_id = Some(id.into());
+        self.derive(None, values)
+    }
+
+    /// A child context carrying a session id.
+    ///
+    /// ```
+    /// let ctx = beluga_core::Context::new().with_session_id("chat-9");
+    /// assert_eq!(ctx.session_id(), Some("chat-9"));
+    /// ```
+    #[must_use]
+    pub fn with_session_id(&self, id: impl Into<Arc<str>>) -> Self {
+        let mut values = self.node.values.clone();
+        values.session_id = Some(id.into());
+        self.derive(None, values)
+    }
+
+    /// A child context carrying a value of type `V`, found again by [`Context::value`]. A value
+    /// of the same type set closer to the context wins.
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct UserId(u64);
+    ///
+    /// let ctx = beluga_core::Context::new().with_value(UserId(7));
+    /// assert_eq!(ctx.value::<UserId>(), Some(&UserId(7)));
+    /// assert_eq!(ctx.child().value::<UserId>(), Some(&UserId(7)));
+    /// ```
+    #[must_use]
+    pub fn with_value<V: Any + Send + Sync>(&self, value: V) -> Self {
+        let mut values = self.node.values.clone();
+        values.ext = Some(Arc::new(ValueEntry {
+            value: Box::new(value),
+            next: values.ext.take(),
+        }));
+        self.derive(None, values)
+    }
+
+    /// The request id, if one was set on this context or an ancestor.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Context::new().request_id(), None);
+    /// ```
+    pub fn request_id(&self) -> Option<&str> {
+        self.node.values.request_id.as_deref()
+    }
+
+    /// The session id, if one was set on this context or an ancestor.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Context::new().session_id(), None);
+    /// ```
+    pub fn session_id(&self) -> Option<&str> {
+        self.node.values.session_id.as_deref()
+    }
+
+    /// The nearest value of type `V` set with [`Context::with_value`].
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Context::new().value::<u32>(), None);
+    /// ```
+    pub fn value<V: Any>(&self) -> Option<&V> {
+        let mut entry = self.node.values.ext.as_deref();
+        while let Some(e) = entry {
+            if let Some(v) = e.value.downcast_ref::<V>() {
+                return Some(v);
+            }
+            entry = e.next.as_deref();
+        }
+        None
+    }
+
+    /// The deadline, if this context or an ancestor has one (the earliest).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let outer = beluga_core::Context::new().with_timeout(Duration::from_secs(1));
+    /// let inner = outer.with_timeout(Duration::from_secs(60));
+    /// assert_eq!(inner.deadline(), outer.deadline()); // the earlier one wins
+    /// # }
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline
+    }
+
+    /// Time left until the deadline (zero once it has passed), or `None` without a deadline.
+    /// Reads the clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ctx = beluga_core::Context::new().with_timeout(Duration::from_secs(2));
+    /// assert_eq!(ctx.remaining(), Some(Duration::from_secs(2)));
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        self.node
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Cancels this context and every context derived from it. Idempotent; the first reason
+    /// (cancel or deadline) sticks.
+    ///
+    /// ```
+    /// let ctx = beluga_core::Context::new();
+    /// ctx.cancel();
+    /// ctx.cancel();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.node.cancel(CANCELLED);
+    }
+
+    /// Whether this context has ended, by [`cancel`](Context::cancel) on it or an ancestor or by
+    /// a deadline that has been observed (see the [module docs](crate::context)).
+    ///
+    /// One atomic load: cheap enough to call before every item. It does not read the clock; use
+    /// [`Context::check_deadline`] for that.
+    ///
+    /// ```
+    /// let ctx = beluga_core::Context::new();
+    /// assert!(!ctx.is_cancelled());
+    /// ```
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.node.state.load(Ordering::Acquire) != LIVE
+    }
+
+    /// Why this context ended, or `None` while it is live.
+    ///
+    /// ```
+    /// use beluga_core::{CancelReason, Context};
+    /// let ctx = Context::new();
+    /// ctx.cancel();
+    /// assert_eq!(ctx.child().reason(), Some(CancelReason::Cancelled));
+    /// ```
+    pub fn reason(&self) -> Option<CancelReason> {
+        CancelReason::from_state(self.node.state())
+    }
+
+    /// The error a stream should end with now: `cancelled` or `deadline_exceeded`, or `None`
+    /// while the context is live.
+    ///
+    /// ```
+    /// use beluga_core::{Context, ErrorCode};
+    /// let ctx = Context::new();
+    /// assert!(ctx.error().is_none());
+    /// ctx.cancel();
+    /// assert_eq!(ctx.error().unwrap().code(), ErrorCode::Cancelled);
+    /// ```
+    pub fn error(&self) -> Option<Error> {
+        self.reason().map(CancelReason::to_error)
+    }
+
+    /// Reads the clock once: if the deadline has passed, ends this context (and its children)
+    /// with `deadline_exceeded`. Returns whether the context has ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ctx = beluga_core::Context::new().with_timeout(Duration::from_millis(10));
+    /// assert!(!ctx.check_deadline());
+    /// tokio::time::advance(Duration::from_millis(10)).await;
+    /// assert!(ctx.check_deadline());
+    /// # }
+    /// ```
+    pub fn check_deadline(&self) -> bool {
+        let state = self.node.state();
+        if state != LIVE {
+            return true;
+        }
+        match self.node.deadline_owner() {
+            Some(owner) if owner.deadline.is_some_and(|d| Instant::now() >= d) => {
+                owner.cancel(DEADLINE);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A future that resolves, with the `cancelled` or `deadline_exceeded` error, once this
+    /// context ends. For `select!`, and for parking a task until cancellation.
+    ///
+    /// Each waiting future has its own waker slot, so any number of tasks can wait on one
+    /// context. The future owns a clone of the context, so it is `'static`.
+    ///
+    /// ```
+    /// use beluga_core::Context;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new();
+    /// let work = std::future::pending::<()>();
+    /// ctx.cancel();
+    /// let outcome = tokio::select! {
+    ///     err = ctx.cancelled() => Err(err),
+    ///     () = work => Ok(()),
+    /// };
+    /// assert!(outcome.is_err());
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled {
+        Cancelled::new(Arc::clone(&self.node))
+    }
+}
+
+/// An instant far enough away to stand for "never" when a timeout overflows.
+fn far_future() -> Instant {
+    // About 30 years, as Tokio itself uses for "no deadline".
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+impl Default for Context {
+    /// The same as [`Context::new`].
+    fn default() -> Self {
+        Context::new()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("reason", &self.reason())
+            .field("deadline", &self.node.deadline)
+            .field("request_id", &self.request_id())
+            .field("session_id", &self.session_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<CancellationToken> for Context {
+    /// A root context that is cancelled when `token` is (and already cancelled if it is).
+    ///
+    /// A small task watches the token; it is aborted when the context is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `token` is not cancelled yet and this is called outside a Tokio runtime, as
+    /// `tokio::spawn` does.
+    ///
+    /// ```
+    /// use beluga_core::Context;
+    /// use tokio_util::sync::CancellationToken;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let ctx = Context::from(token.clone());
+    /// token.cancel();
+    /// ctx.cancelled().await;
+    /// assert!(ctx.is_cancelled());
+    /// # }
+    /// ```
+    fn from(token: CancellationToken) -> Self {
+        let ctx = Context::new();
+        if token.is_cancelled() {
+            ctx.cancel();
+            return ctx;
+        }
+        let Ok(handle) = Handle::try_current() else {
+            panic!(
+                "turning a CancellationToken into a Context needs a Tokio runtime to watch the \
+                 token: call it from async code or inside `Runtime::enter`"
+            );
+        };
+        let weak = Arc::downgrade(&ctx.node);
+        let task = handle.spawn(async move {
+            token.cancelled().await;
+            if let Some(node) = weak.upgrade() {
+                node.cancel(CANCELLED);
+            }
+        });
+        // A fresh node: nobody else can have set the watcher.
+        let _ = ctx.node.watcher.set(task.abort_handle());
+        ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child_slots(ctx: &Context) -> (usize, usize) {
+        let links = lock(&ctx.node.links);
+        (links.children.len(), links.children.capacity())
+    }
+
+    #[test]
+    fn dropped_children_leave_no_slot_behind() {
+        let parent = Context::new();
+        for _ in 0..1_000_000 {
+            let child = parent.child();
+            assert!(!child.is_cancelled());
+        }
+        let (len, cap) = child_slots(&parent);
+        assert_eq!(len, 0);
+        assert!(cap <= 4, "capacity grew to {cap}");
+        assert_eq!(Arc::strong_count(&parent.node), 1);
+    }
+
+    #[test]
+    fn a_burst_of_children_gives_its_memory_back() {
+        let parent = Context::new();
+        let children: Vec<Context> = (0..100_000).map(|_| parent.child()).collect();
+        assert_eq!(child_slots(&parent).0, 100_000);
+        drop(children);
+        assert_eq!(child_slots(&parent), (0, 0));
+    }
+
+    #[test]
+    fn a_deep_chain_drops_without_recursion() {
+        let root = Context::new();
+        let mut ctx = root.clone();
+        for _ in 0..200_000 {
+            ctx = ctx.child();
+        }
+        root.cancel();
+        assert!(ctx.is_cancelled());
+        drop(ctx);
+        assert_eq!(child_slots(&root).0, 0);
+    }
+}

@@ -1,0 +1,756 @@
+//! The error type of every beluga stream, and how errors end a stream.
+//!
+//! # Terminal errors and error events
+//!
+//! A stream of `Result<Event<T>, Error>` can report a failure in two ways, and they mean
+//! different things:
+//!
+//! * **`Err(Error)` item: terminal.** The producer has failed and the stream is over. It is the
+//!   last item the stream yields; every combinator in this crate stops at it, and
+//!   [`collect`](crate::stream::collect) reports it as *the* error.
+//! * **[`Event::error`](crate::Event::error) event: reported, non-terminal.** Something went wrong
+//!   that the consumer should know about (a tool call failed, a guard flagged a chunk), but the
+//!   producer carries on and more events follow. It is an ordinary event of kind
+//!   [`EventKind::Error`](crate::EventKind::Error).
+//!
+//! Use the first when the stream cannot go on, the second when it can.
+//!
+//! # Codes, causes and retries
+//!
+//! An [`Error`] has an [`ErrorCode`], the operation that failed (`op`), a message, and an optional
+//! cause (its [`source`](std::error::Error::source)). Wrapping is cheap and keeps the cause:
+//!
+//! ```
+//! use beluga_core::{Error, ErrorCode};
+//!
+//! let auth = Error::new(ErrorCode::Auth, "invalid api key").with_op("openai.chat");
+//! let wrapped = Error::new(ErrorCode::ProviderUnavailable, "model call failed")
+//!     .with_op("agent.step")
+//!     .with_source(auth);
+//!
+//! // Retryability is decided by the root cause: an auth error stays fatal however it is wrapped.
+//! assert_eq!(wrapped.code(), ErrorCode::ProviderUnavailable);
+//! assert_eq!(wrapped.root_code(), ErrorCode::Auth);
+//! assert!(!wrapped.is_retryable());
+//!
+//! // `Display` shows this error only; `{:#}` shows the whole chain, each cause once.
+//! assert_eq!(wrapped.to_string(), "agent.step [provider_unavailable]: model call failed");
+//! assert_eq!(
+//!     format!("{wrapped:#}"),
+//!     "agent.step [provider_unavailable]: model call failed: openai.chat [auth_error]: invalid api key",
+//! );
+//! ```
+//!
+//! # Using `?` with other error types
+//!
+//! * [`std::io::Error`] converts with `?` directly; its [`ErrorKind`](std::io::ErrorKind) picks
+//!   the code (`TimedOut` is `timeout`, a refused or reset connection is `provider_unavailable`,
+//!   `NotFound` is `not_found`, `PermissionDenied` is `auth_error`, bad input or data is
+//!   `invalid_input`, anything else `internal`), and the I/O error stays reachable as the source.
+//! * [`tokio::time::error::Elapsed`] (from `tokio::time::timeout`) converts to `timeout`.
+//! * Any other error type: say which code it means with [`ResultExt::err_code`], or implement
+//!   `From<YourError> for beluga_core::Error` once and use `?` everywhere.
+//!
+//! ```
+//! use beluga_core::{Error, ErrorCode, ResultExt};
+//!
+//! #[derive(Debug)]
+//! struct SearchError(String);
+//! impl std::fmt::Display for SearchError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         write!(f, "search backend said: {}", self.0)
+//!     }
+//! }
+//! impl std::error::Error for SearchError {}
+//!
+//! fn search() -> Result<u32, SearchError> {
+//!     Err(SearchError("index offline".into()))
+//! }
+//!
+//! // One call site: name the code and the operation.
+//! fn tool() -> Result<u32, Error> {
+//!     let hits = search().err_code(ErrorCode::ToolFailed, "web_search")?;
+//!     Ok(hits)
+//! }
+//! assert_eq!(tool().unwrap_err().code(), ErrorCode::ToolFailed);
+//!
+//! // Every call site: a `From` impl.
+//! impl From<SearchError> for Error {
+//!     fn from(e: SearchError) -> Self {
+//!         Error::from_source(ErrorCode::ToolFailed, "web_search", e)
+//!     }
+//! }
+//! fn tool2() -> Result<u32, Error> {
+//!     Ok(search()?)
+//! }
+//! let err = tool2().unwrap_err();
+//! assert_eq!(err.to_string(), "web_search [tool_failed]");
+//! assert_eq!(format!("{err:#}"), "web_search [tool_failed]: search backend said: index offline");
+//!
+//! // `std::io::Error` needs nothing.
+//! fn read() -> Result<String, Error> {
+//!     Ok(std::fs::read_to_string("/this/path/does/not/exist")?)
+//! }
+//! assert_eq!(read().unwrap_err().code(), ErrorCode::NotFound);
+//! ```
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// What kind of failure an [`Error`] is, with Beluga's names.
+///
+/// The code decides whether a retry can help: see [`ErrorCode::is_retryable`] and
+/// [`Error::is_retryable`].
+///
+/// ```
+/// use beluga_core::ErrorCode;
+///
+/// assert_eq!(ErrorCode::RateLimit.as_str(), "rate_limit");
+/// assert_eq!("auth_error".parse::<ErrorCode>(), Ok(ErrorCode::Auth));
+/// assert!(ErrorCode::RateLimit.is_retryable());
+/// assert!(!ErrorCode::Auth.is_retryable());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `rate_limit`: the provider throttled the call. Retryable.
+    RateLimit,
+    /// `auth_error`: credentials are missing, wrong or lack permission. Not retryable.
+    Auth,
+    /// `timeout`: an operation took too long. Retryable.
+    Timeout,
+    /// `invalid_input`: the request itself is wrong. Not retryable.
+    InvalidInput,
+    /// `tool_failed`: a tool returned an error. Not retryable by itself.
+    ToolFailed,
+    /// `provider_unavailable`: the provider could not be reached or is down. Retryable.
+    ProviderUnavailable,
+    /// `guard_blocked`: a safety guard refused the content. Not retryable.
+    GuardBlocked,
+    /// `budget_exhausted`: a token, cost or step budget ran out. Not retryable.
+    BudgetExhausted,
+    /// `not_found`: a named resource does not exist. Not retryable.
+    NotFound,
+    /// `cancelled`: the caller's [`Context`](crate::Context) was cancelled. Not retryable.
+    Cancelled,
+    /// `deadline_exceeded`: the caller's [`Context`](crate::Context) deadline passed. Not
+    /// retryable: the caller has given up waiting.
+    DeadlineExceeded,
+    /// `internal`: anything else, such as an unclassified error converted with `?`.
+    /// Not retryable.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    ///
+    /// ```
+    /// use beluga_core::ErrorCode;
+    /// assert!(ErrorCode::ALL.contains(&ErrorCode::NotFound));
+    /// ```
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::RateLimit,
+        ErrorCode::Auth,
+        ErrorCode::Timeout,
+        ErrorCode::InvalidInput,
+        ErrorCode::ToolFailed,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::GuardBlocked,
+        ErrorCode::BudgetExhausted,
+        ErrorCode::NotFound,
+        ErrorCode::Cancelled,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::Internal,
+    ];
+
+    /// The code's wire name, as Beluga spells it (`"rate_limit"`, `"auth_error"`, ...).
+    ///
+    /// ```
+    /// use beluga_core::ErrorCode;
+    /// assert_eq!(ErrorCode::DeadlineExceeded.as_str(), "deadline_exceeded");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::RateLimit => "rate_limit",
+            ErrorCode::Auth => "auth_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::ToolFailed => "tool_failed",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::GuardBlocked => "guard_blocked",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Whether a failure with this code may succeed if tried again: `rate_limit`, `timeout` and
+    /// `provider_unavailable`.
+    ///
+    /// To decide for an [`Error`], use [`Error::is_retryable`], which looks at the root cause.
+    ///
+    /// ```
+    /// use beluga_core::ErrorCode;
+    /// assert!(ErrorCode::Timeout.is_retryable());
+    /// assert!(!ErrorCode::Cancelled.is_retryable());
+    /// ```
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimit | ErrorCode::Timeout | ErrorCode::ProviderUnavailable
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error returned when parsing an unknown [`ErrorCode`] name.
+///
+/// ```
+/// use beluga_core::ErrorCode;
+/// let err = "teapot".parse::<ErrorCode>().unwrap_err();
+/// assert!(err.to_string().contains("teapot"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownErrorCode(String);
+
+impl fmt::Display for UnknownErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown error code `{}`, expected one of: ", self.0)?;
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{code}`")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for UnknownErrorCode {}
+
+impl FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str() == s)
+            .ok_or_else(|| UnknownErrorCode(s.to_owned()))
+    }
+}
+
+/// The error of every beluga stream: a code, the operation that failed, a message and an
+/// optional cause.
+///
+/// It is one pointer wide (so `Result<Event<T>, Error>` stays small), cheap to clone (fan-out
+/// hands the same error to every consumer), and `Send + Sync + 'static`. See the
+/// [module docs](crate::error) for terminal errors versus error events, retries, and `?`.
+///
+/// ```
+/// use beluga_core::{Error, ErrorCode};
+///
+/// let err = Error::new(ErrorCode::RateLimit, "429 from provider").with_op("llm.generate");
+/// assert_eq!(err.code(), ErrorCode::RateLimit);
+/// assert_eq!(err.op(), "llm.generate");
+/// assert_eq!(err.message(), "429 from provider");
+/// assert!(err.is_retryable());
+/// assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    code: ErrorCode,
+    op: Cow<'static, str>,
+    message: Cow<'static, str>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// A new error with a code and a message, no operation and no cause.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let err = Error::new(ErrorCode::InvalidInput, "prompt is empty");
+    /// assert_eq!(err.to_string(), "[invalid_input] prompt is empty");
+    /// ```
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                code,
+                op: Cow::Borrowed(""),
+                message: message.into(),
+                source: None,
+            }),
+        }
+    }
+
+    /// An error that wraps `source` with a code and an operation name and no message of its own;
+    /// the cause explains what happened.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let io = std::io::Error::other("disk on fire");
+    /// let err = Error::from_source(ErrorCode::ToolFailed, "file_reader", io);
+    /// assert_eq!(err.to_string(), "file_reader [tool_failed]");
+    /// assert_eq!(format!("{err:#}"), "file_reader [tool_failed]: disk on fire");
+    /// ```
+    pub fn from_source(
+        code: ErrorCode,
+        op: impl Into<Cow<'static, str>>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                code,
+                op: op.into(),
+                message: Cow::Borrowed(""),
+                source: Some(Arc::new(source)),
+            }),
+        }
+    }
+
+    /// The error a stream ends with when its [`Context`](crate::Context) is cancelled.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// assert_eq!(Error::cancelled().code(), ErrorCode::Cancelled);
+    /// ```
+    pub fn cancelled() -> Self {
+        Error::new(ErrorCode::Cancelled, "context cancelled").with_op("context")
+    }
+
+    /// The error a stream ends with when its [`Context`](crate::Context) deadline passes.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// assert_eq!(Error::deadline_exceeded().code(), ErrorCode::DeadlineExceeded);
+    /// ```
+    pub fn deadline_exceeded() -> Self {
+        Error::new(ErrorCode::DeadlineExceeded, "context deadline exceeded").with_op("context")
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// Sets the operation that failed (`"openai.chat"`, `"tool.web_search"`).
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let err = Error::new(ErrorCode::Timeout, "no reply").with_op("llm.generate");
+    /// assert_eq!(err.to_string(), "llm.generate [timeout]: no reply");
+    /// ```
+    #[must_use]
+    pub fn with_op(mut self, op: impl Into<Cow<'static, str>>) -> Self {
+        self.inner_mut().op = op.into();
+        self
+    }
+
+    /// Sets the cause. Any error type works, a beluga [`Error`] included (that is wrapping).
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let root = Error::new(ErrorCode::RateLimit, "slow down");
+    /// let err = Error::new(ErrorCode::ToolFailed, "search failed").with_source(root);
+    /// assert!(err.is_retryable()); // decided by the rate limit underneath
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.inner_mut().source = Some(Arc::new(source));
+        self
+    }
+
+    /// This error's own code (not the root cause's: see [`Error::root_code`]).
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// assert_eq!(Error::new(ErrorCode::NotFound, "no such tool").code(), ErrorCode::NotFound);
+    /// ```
+    pub fn code(&self) -> ErrorCode {
+        self.inner.code
+    }
+
+    /// The operation that failed, or `""` if none was set.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// assert_eq!(Error::new(ErrorCode::Internal, "x").op(), "");
+    /// ```
+    pub fn op(&self) -> &str {
+        &self.inner.op
+    }
+
+    /// This error's own message, without its cause.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// assert_eq!(Error::new(ErrorCode::Internal, "boom").message(), "boom");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The code of the root cause: the innermost beluga [`Error`] in the chain of sources
+    /// (looking through foreign error types in between), or this error's own code if no cause
+    /// is a beluga error.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let err = Error::new(ErrorCode::ToolFailed, "tool failed")
+    ///     .with_source(Error::new(ErrorCode::RateLimit, "429"));
+    /// assert_eq!(err.root_code(), ErrorCode::RateLimit);
+    /// ```
+    pub fn root_code(&self) -> ErrorCode {
+        let mut code = self.code();
+        let mut next = self.inner.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        while let Some(err) = next {
+            if let Some(ours) = err.downcast_ref::<Error>() {
+                code = ours.code();
+            }
+            next = err.source();
+        }
+        code
+    }
+
+    /// Whether retrying may help, decided by the [root cause](Error::root_code): wrapping an
+    /// auth error as `provider_unavailable` never makes it retryable, and a rate limit stays
+    /// retryable when wrapped as `tool_failed`.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let auth = Error::new(ErrorCode::Auth, "bad key");
+    /// let wrapped = Error::new(ErrorCode::ProviderUnavailable, "call failed").with_source(auth);
+    /// assert!(!wrapped.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        self.root_code().is_retryable()
+    }
+
+    /// Whether this error is `cancelled` or `deadline_exceeded`: the caller stopped the work.
+    ///
+    /// ```
+    /// use beluga_core::Error;
+    /// assert!(Error::deadline_exceeded().is_cancellation());
+    /// ```
+    pub fn is_cancellation(&self) -> bool {
+        matches!(
+            self.code(),
+            ErrorCode::Cancelled | ErrorCode::DeadlineExceeded
+        )
+    }
+
+    /// Iterates over this error and its causes, outermost first.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode};
+    /// let err = Error::new(ErrorCode::ToolFailed, "outer")
+    ///     .with_source(std::io::Error::other("inner"));
+    /// let texts: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    /// assert_eq!(texts, ["[tool_failed] outer", "inner"]);
+    /// ```
+    pub fn chain(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+        let mut next: Option<&(dyn StdError + 'static)> = Some(self);
+        std::iter::from_fn(move || {
+            let current = next?;
+            next = current.source();
+            Some(current)
+        })
+    }
+
+    /// Compares two errors for [`PartialEq`]: the same code, operation, message and the same
+    /// text for each cause.
+    fn same_as(&self, other: &Error) -> bool {
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return true;
+        }
+        if self.code() != other.code()
+            || self.op() != other.op()
+            || self.message() != other.message()
+        {
+            return false;
+        }
+        let mut a = self.chain().skip(1);
+        let mut b = other.chain().skip(1);
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) => {
+                    let same = match (x.downcast_ref::<Error>(), y.downcast_ref::<Error>()) {
+                        (Some(x), Some(y)) => {
+                            x.code() == y.code() && x.op() == y.op() && x.message() == y.message()
+                        }
+                        (None, None) => x.to_string() == y.to_string(),
+                        _ => false,
+                    };
+                    if !same {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Two errors are equal when they have the same code, operation and message, and their causes
+/// read the same, link by link.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_as(other)
+    }
+}
+
+impl fmt::Display for Error {
+    /// `op [code]: message`, leaving out the parts that are empty. The cause is never repeated
+    /// here; the alternate form `{:#}` appends each cause once, separated by `": "`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        if inner.op.is_empty() {
+            write!(f, "[{}]", inner.code)?;
+        } else {
+            write!(f, "{} [{}]", inner.op, inner.code)?;
+        }
+        if !inner.message.is_empty() {
+            if inner.op.is_empty() {
+                write!(f, " {}", inner.message)?;
+            } else {
+                write!(f, ": {}", inner.message)?;
+            }
+        }
+        if f.alternate() {
+            for cause in self.chain().skip(1) {
+                if let Some(ours) = cause.downcast_ref::<Error>() {
+                    // Our own causes print without their chain: the loop already walks it.
+                    write!(f, ": {ours}")?;
+                } else {
+                    write!(f, ": {cause}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Error");
+        s.field("code", &self.inner.code);
+        if !self.inner.op.is_empty() {
+            s.field("op", &self.inner.op);
+        }
+        s.field("message", &self.inner.message);
+        if let Some(source) = &self.inner.source {
+            s.field("source", source);
+        }
+        s.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// Converts an I/O error, choosing the code from its kind (see the [module docs](crate::error)).
+    fn from(err: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = err.kind();
+        let code = match kind {
+            K::TimedOut => ErrorCode::Timeout,
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::AddrNotAvailable
+            | K::UnexpectedEof => ErrorCode::ProviderUnavailable,
+            K::NotFound => ErrorCode::NotFound,
+            K::PermissionDenied => ErrorCode::Auth,
+            K::InvalidInput | K::InvalidData => ErrorCode::InvalidInput,
+            _ => ErrorCode::Internal,
+        };
+        Error::from_source(code, "io", err)
+    }
+}
+
+impl From<tokio::time::error::Elapsed> for Error {
+    /// `tokio::time::timeout` ran out: a `timeout` error.
+    fn from(err: tokio::time::error::Elapsed) -> Self {
+        Error::from_source(ErrorCode::Timeout, "timeout", err)
+    }
+}
+
+impl From<Box<dyn StdError + Send + Sync + 'static>> for Error {
+    /// Unboxes a beluga [`Error`] as it was; wraps anything else as `internal`.
+    fn from(err: Box<dyn StdError + Send + Sync + 'static>) -> Self {
+        match err.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => Error {
+                inner: Arc::new(Inner {
+                    code: ErrorCode::Internal,
+                    op: Cow::Borrowed(""),
+                    message: Cow::Borrowed(""),
+                    source: Some(Arc::from(other)),
+                }),
+            },
+        }
+    }
+}
+
+/// Turns any `Result<T, E>` with a standard error into `Result<T, Error>` with a chosen code, so
+/// that `?` works inside beluga producers.
+///
+/// ```
+/// use beluga_core::{Error, ErrorCode, ResultExt};
+///
+/// fn parse(s: &str) -> Result<u32, Error> {
+///     let n = s.parse::<u32>().err_code(ErrorCode::InvalidInput, "parse_count")?;
+///     Ok(n)
+/// }
+/// let err = parse("many").unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InvalidInput);
+/// assert_eq!(format!("{err:#}"), "parse_count [invalid_input]: invalid digit found in string");
+/// ```
+pub trait ResultExt<T> {
+    /// Wraps the error, if any, with `code` and `op`; the original error becomes the source.
+    fn err_code(self, code: ErrorCode, op: &'static str) -> Result<T, Error>;
+}
+
+impl<T, E> ResultExt<T> for Result<T, E>
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn err_code(self, code: ErrorCode, op: &'static str) -> Result<T, Error> {
+        self.map_err(|e| Error::from_source(code, op, e))
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impl {
+    //! Beluga's JSON shape: `{"code":"rate_limit","op":"llm.generate","message":"…","source":{…}}`.
+    //! A foreign cause is written as `{"message":"…"}` (no code) and read back as an opaque cause
+    //! that displays the same text.
+
+    use super::{Cow, Error, ErrorCode, Inner, StdError, fmt};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    impl Serialize for ErrorCode {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.as_str())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ErrorCode {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = Cow::<'de, str>::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Repr {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        op: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Box<Repr>>,
+    }
+
+    fn to_repr(err: &(dyn StdError + 'static)) -> Repr {
+        let source = err.source().map(|s| Box::new(to_repr(s)));
+        if let Some(ours) = err.downcast_ref::<Error>() {
+            Repr {
+                code: Some(ours.code()),
+                op: ours.op().to_owned(),
+                message: ours.message().to_owned(),
+                source,
+            }
+        } else {
+            Repr {
+                code: None,
+                op: String::new(),
+                message: err.to_string(),
+                source,
+            }
+        }
+    }
+
+    /// A cause that crossed the wire: its text and its own cause, nothing more.
+    #[derive(Debug)]
+    struct RemoteCause {
+        message: String,
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    }
+
+    impl fmt::Display for RemoteCause {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    impl StdError for RemoteCause {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.source
+                .as_deref()
+                .map(|e| e as &(dyn StdError + 'static))
+        }
+    }
+
+    fn from_repr(repr: Repr) -> Box<dyn StdError + Send + Sync> {
+        let source = repr.source.map(|s| from_repr(*s));
+        match repr.code {
+            Some(code) => Box::new(Error {
+                inner: Arc::new(Inner {
+                    code,
+                    op: Cow::Owned(repr.op),
+                    message: Cow::Owned(repr.message),
+                    source: source.map(Arc::from),
+                }),
+            }),
+            None => Box::new(RemoteCause {
+                message: repr.message,
+                source,
+            }),
+        }
+    }
+
+    impl Serialize for Error {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            to_repr(self).serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Error {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let repr = Repr::deserialize(d)?;
+            if repr.code.is_none() {
+                return Err(serde::de::Error::missing_field("code"));
+            }
+            Ok(Error::from(from_repr(repr)))
+        }
+    }
+}

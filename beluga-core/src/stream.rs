@@ -1,0 +1,131 @@
+//! Stream aliases, constructors, and the combinators as free functions.
+//!
+//! Every stream in beluga yields `Result<Event<T>, Error>` ([`EventResult`]). Functions are
+//! generic over `impl Stream<Item = EventResult<T>>`, so nothing is boxed or dynamically
+//! dispatched unless you ask for it with [`EventStream`].
+
+use std::pin::Pin;
+
+use futures_core::Stream;
+
+pub use crate::stream_ext::{Cancellable, Collect, Collected, Filter, Map};
+use crate::{Context, Error, Event};
+
+/// One item of an event stream: an event, or the terminal error.
+///
+/// ```
+/// use beluga_core::{Event, EventResult};
+/// let item: EventResult<&str> = Ok(Event::data("hi"));
+/// # drop(item);
+/// ```
+pub type EventResult<T> = Result<Event<T>, Error>;
+
+/// A boxed, `Send` event stream, for trait objects and struct fields.
+///
+/// ```
+/// use beluga_core::{EventStream, EventStreamExt, stream};
+///
+/// struct Step {
+///     output: EventStream<'static, String>,
+/// }
+/// let step = Step { output: stream::iter(["a".to_owned()]).boxed_events() };
+/// # drop(step);
+/// ```
+pub type EventStream<'a, T> = Pin<Box<dyn Stream<Item = EventResult<T>> + Send + 'a>>;
+
+/// A stream of one `data` event per item, then `done`.
+///
+/// ```
+/// use beluga_core::{Event, EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let events = stream::iter([1, 2]).collect_events().await.events;
+/// assert_eq!(events, [Event::data(1), Event::data(2), Event::done()]);
+/// # }
+/// ```
+pub fn iter<I>(items: I) -> impl Stream<Item = EventResult<I::Item>> + Unpin
+where
+    I: IntoIterator,
+{
+    futures_util::stream::iter(
+        items
+            .into_iter()
+            .map(|item| Ok(Event::data(item)))
+            .chain(std::iter::once(Ok(Event::done()))),
+    )
+}
+
+/// Maps the payload of every event; see [`EventStreamExt::map_payload`](crate::EventStreamExt::map_payload).
+///
+/// ```
+/// use beluga_core::{EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let doubled = stream::map(stream::iter([1, 2]), |n| n * 2).collect_events().await;
+/// assert_eq!(doubled.data().copied().collect::<Vec<_>>(), [2, 4]);
+/// # }
+/// ```
+pub fn map<S, F, T, U>(stream: S, f: F) -> Map<S, F>
+where
+    S: Stream<Item = EventResult<T>>,
+    F: FnMut(T) -> U,
+{
+    Map::new(stream, f)
+}
+
+/// Keeps the events `predicate` accepts; see [`EventStreamExt::filter_events`](crate::EventStreamExt::filter_events).
+///
+/// ```
+/// use beluga_core::{EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let big = stream::filter(stream::iter([1, 20, 3]), |ev| ev.payload() > Some(&10));
+/// assert_eq!(big.collect_events().await.data().copied().collect::<Vec<_>>(), [20]);
+/// # }
+/// ```
+pub fn filter<S, F, T>(stream: S, predicate: F) -> Filter<S, F>
+where
+    S: Stream<Item = EventResult<T>>,
+    F: FnMut(&Event<T>) -> bool,
+{
+    Filter::new(stream, predicate)
+}
+
+/// Drains a stream into its events and terminal error (Beluga's `CollectStream`); see
+/// [`EventStreamExt::collect_events`](crate::EventStreamExt::collect_events).
+///
+/// ```
+/// use beluga_core::stream;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let collected = stream::collect(stream::iter(["x"])).await;
+/// assert_eq!(collected.into_result().unwrap().len(), 2);
+/// # }
+/// ```
+pub fn collect<S, T>(stream: S) -> Collect<S, T>
+where
+    S: Stream<Item = EventResult<T>>,
+{
+    Collect::new(stream)
+}
+
+/// Ends a stream when `ctx` ends, dropping the source at once; see
+/// [`EventStreamExt::cancellable`](crate::EventStreamExt::cancellable).
+///
+/// ```
+/// use beluga_core::{Context, EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = Context::new();
+/// ctx.cancel();
+/// let collected = stream::cancellable(stream::iter([1, 2, 3]), &ctx).collect_events().await;
+/// assert!(collected.events.is_empty());
+/// assert!(collected.error.unwrap().is_cancellation());
+/// # }
+/// ```
+pub fn cancellable<S, T>(stream: S, ctx: &Context) -> Cancellable<S>
+where
+    S: Stream<Item = EventResult<T>>,
+{
+    Cancellable::new(stream, ctx)
+}

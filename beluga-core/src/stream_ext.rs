@@ -1,0 +1,140 @@
+//! [`EventStreamExt`]: the combinators as methods on any event stream.
+
+mod cancellable;
+mod collect;
+mod filter;
+mod map;
+
+use futures_core::Stream;
+
+pub use self::cancellable::Cancellable;
+pub use self::collect::{Collect, Collected};
+pub use self::filter::Filter;
+pub use self::map::Map;
+use crate::stream::EventStream;
+use crate::{Context, Error, Event};
+
+/// Combinators for streams of `Result<Event<T>, Error>`, implemented for every such stream.
+///
+/// The method names do not clash with `futures::StreamExt` or `tokio_stream::StreamExt`, so all
+/// of them can be in scope at once. Each method is also a free function in [`crate::stream`].
+///
+/// ```
+/// use beluga_core::{EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let words = stream::iter(["hello", " ", "world"])
+///     .filter_events(|ev| ev.payload() != Some(&" "))
+///     .map_payload(str::to_uppercase)
+///     .collect_events()
+///     .await;
+/// assert_eq!(words.data().cloned().collect::<Vec<_>>(), ["HELLO", "WORLD"]);
+/// # }
+/// ```
+pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
+    /// Maps the payload of every event (`data`, `tool_call`, `tool_result`, `handoff`, and the
+    /// final value of `done`), keeping kinds, metadata and errors. No allocation.
+    ///
+    /// ```
+    /// use beluga_core::{Event, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let lens = stream::iter(["a", "bcd"]).map_payload(str::len).collect_events().await;
+    /// assert_eq!(lens.events, [Event::data(1), Event::data(3), Event::done()]);
+    /// # }
+    /// ```
+    fn map_payload<U, F>(self, f: F) -> Map<Self, F>
+    where
+        Self: Sized,
+        F: FnMut(T) -> U,
+    {
+        Map::new(self, f)
+    }
+
+    /// Keeps the events for which `predicate` returns `true`. `done` events and `Err` items
+    /// always pass (they end the stream), so the predicate never sees them. No allocation.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let even = stream::iter(1..=6)
+    ///     .filter_events(|ev| ev.payload().is_some_and(|n| n % 2 == 0))
+    ///     .collect_events()
+    ///     .await;
+    /// assert_eq!(even.data().copied().collect::<Vec<_>>(), [2, 4, 6]);
+    /// assert!(even.events.last().unwrap().is_done());
+    /// # }
+    /// ```
+    fn filter_events<F>(self, predicate: F) -> Filter<Self, F>
+    where
+        Self: Sized,
+        F: FnMut(&Event<T>) -> bool,
+    {
+        Filter::new(self, predicate)
+    }
+
+    /// Drains the stream: every event, plus the terminal error if it ended with one.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let collected = stream::iter([1, 2, 3]).collect_events().await;
+    /// assert_eq!(collected.events.len(), 4);
+    /// assert!(collected.error.is_none());
+    /// # }
+    /// ```
+    fn collect_events(self) -> Collect<Self, T>
+    where
+        Self: Sized,
+    {
+        Collect::new(self)
+    }
+
+    /// Ends the stream with the `cancelled` or `deadline_exceeded` error as soon as `ctx` ends,
+    /// dropping the source in that same poll, even when the source is parked forever (unlike
+    /// `take_until`, which keeps it alive). A deadline is noticed even by a consumer that never
+    /// yields to the runtime: the clock is read every 32 polls.
+    ///
+    /// If the source has already yielded its terminal item (`done` or `Err`), a later cancel
+    /// ends the stream without adding an error.
+    ///
+    /// ```
+    /// use beluga_core::{Context, ErrorCode, EventStreamExt};
+    /// use futures_util::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new();
+    /// // A source that never produces anything.
+    /// let source = futures_util::stream::pending::<beluga_core::EventResult<u32>>();
+    /// let mut stream = source.cancellable(&ctx);
+    /// ctx.cancel();
+    /// let err = stream.next().await.unwrap().unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::Cancelled);
+    /// assert!(stream.next().await.is_none());
+    /// # }
+    /// ```
+    fn cancellable(self, ctx: &Context) -> Cancellable<Self>
+    where
+        Self: Sized,
+    {
+        Cancellable::new(self, ctx)
+    }
+
+    /// Boxes the stream into an [`EventStream`], for trait objects and struct fields.
+    ///
+    /// ```
+    /// use beluga_core::{EventStream, EventStreamExt, stream};
+    /// let boxed: EventStream<'static, u8> = stream::iter([1_u8]).boxed_events();
+    /// # drop(boxed);
+    /// ```
+    fn boxed_events<'a>(self) -> EventStream<'a, T>
+    where
+        Self: Sized + Send + 'a,
+    {
+        Box::pin(self)
+    }
+}
+
+impl<S, T> EventStreamExt<T> for S where S: Stream<Item = Result<Event<T>, Error>> + ?Sized {}

@@ -1,0 +1,162 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::context::Cancelled;
+use crate::{Context, Error, Event};
+
+/// How many polls pass between two clock reads when the context has a deadline. A clock read
+/// costs about as much as twenty items; every 32nd poll keeps it under one nanosecond per item
+/// while a deadline still fires in a consumer that never yields to the runtime.
+const CLOCK_EVERY: u32 = 32;
+
+pin_project! {
+    /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method and the
+    /// [`stream::cancellable`](crate::stream::cancellable) function.
+    ///
+    /// Ends the source with the `cancelled` or `deadline_exceeded` error as soon as the
+    /// [`Context`] ends, and drops the source in that same poll, even if the source is parked
+    /// in a future that never completes.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Cancellable<S> {
+        #[pin]
+        stream: Option<S>,
+        ctx: Context,
+        // Registered only once the source returns `Pending`: the ready path is one atomic load.
+        parked: Option<Cancelled>,
+        until_clock: u32,
+        // The source already yielded its terminal item (`done` or `Err`): a cancel after it
+        // ends the stream quietly instead of adding a second terminal item.
+        terminal_seen: bool,
+    }
+}
+
+impl<S> Cancellable<S> {
+    pub(crate) fn new(stream: S, ctx: &Context) -> Self {
+        Cancellable {
+            stream: Some(stream),
+            ctx: ctx.clone(),
+            parked: None,
+            until_clock: CLOCK_EVERY,
+            terminal_seen: false,
+        }
+    }
+
+    /// The underlying stream, or `None` once it has ended or been dropped.
+    pub fn get_ref(&self) -> Option<&S> {
+        self.stream.as_ref()
+    }
+
+    /// The underlying stream, mutably, or `None` once it has ended or been dropped.
+    pub fn get_mut(&mut self) -> Option<&mut S> {
+        self.stream.as_mut()
+    }
+
+    /// The underlying stream, pinned and mutably, or `None` once it has ended or been dropped.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
+        self.project().stream.as_pin_mut()
+    }
+
+    /// The underlying stream, if it has not ended or been dropped.
+    pub fn into_inner(self) -> Option<S> {
+        self.stream
+    }
+
+    /// The context this stream watches.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Cancellable<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancellable")
+            .field("stream", &self.stream)
+            .field("ctx", &self.ctx)
+            .field("terminal_seen", &self.terminal_seen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T> Stream for Cancellable<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    type Item = Result<Event<T>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        let Some(stream) = this.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+
+        let mut ended = this.ctx.is_cancelled();
+        if !ended && this.ctx.deadline().is_some() {
+            *this.until_clock -= 1;
+            if *this.until_clock == 0 {
+                *this.until_clock = CLOCK_EVERY;
+                ended = this.ctx.check_deadline();
+            }
+        }
+
+        let error = if ended {
+            this.ctx.error().unwrap_or_else(Error::cancelled)
+        } else {
+            match stream.poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    *this.terminal_seen = match &item {
+                        Ok(ev) => ev.is_done(),
+                        Err(_) => true,
+                    };
+                    return Poll::Ready(Some(item));
+                }
+                Poll::Ready(None) => {
+                    this.stream.set(None);
+                    *this.parked = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
+                    match Pin::new(parked).poll(cx) {
+                        Poll::Ready(err) => err,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            }
+        };
+
+        // Drop the source now, in this poll, whatever it is parked on.
+        this.stream.set(None);
+        *this.parked = None;
+        if *this.terminal_seen {
+            Poll::Ready(None)
+        } else {
+            Poll::Ready(Some(Err(error)))
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.stream {
+            None => (0, Some(0)),
+            Some(stream) => {
+                // Cancellation can cut the stream short at any point, and may add one error.
+                let (_, upper) = stream.size_hint();
+                let extra = usize::from(!self.terminal_seen);
+                (0, upper.and_then(|n| n.checked_add(extra)))
+            }
+        }
+    }
+}
+
+impl<S, T> FusedStream for Cancellable<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.stream.is_none()
+    }
+}

@@ -1,0 +1,82 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::{Error, Event};
+
+pin_project! {
+    /// Stream for the [`map_payload`](crate::EventStreamExt::map_payload) method and the
+    /// [`stream::map`](crate::stream::map) function.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Map<S, F> {
+        #[pin]
+        stream: S,
+        f: F,
+    }
+}
+
+impl<S, F> Map<S, F> {
+    pub(crate) fn new(stream: S, f: F) -> Self {
+        Map { stream, f }
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably. Pulling items from it directly skips the mapping.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The underlying stream, pinned and mutably.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().stream
+    }
+
+    /// The underlying stream, dropping the closure.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+impl<S: fmt::Debug, F> fmt::Debug for Map<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, T, U> Stream for Map<S, F>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    F: FnMut(T) -> U,
+{
+    type Item = Result<Event<U>, Error>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let item = ready!(this.stream.poll_next(cx));
+        Poll::Ready(item.map(|res| res.map(|ev| ev.map(this.f))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl<S, F, T, U> FusedStream for Map<S, F>
+where
+    S: FusedStream<Item = Result<Event<T>, Error>>,
+    F: FnMut(T) -> U,
+{
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
+    }
+}

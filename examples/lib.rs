@@ -1,0 +1,1 @@
+//! Runnable examples for beluga; see the `[[example]]` targets of this package.
