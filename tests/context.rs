@@ -1,1 +1,255 @@
+//! `Context`: the cancellation tree, deadlines under the paused clock, parked waiters, values.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use beluga_core::{CancelReason, Context, ErrorCode};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[test]
+fn parent_cancels_every_descendant() {
+    let root = Context::new();
+    let child = root.child();
+    let grandchild = child.with_request_id("r").with_session_id("s");
+    let sibling = root.with_value(7_u8);
+    root.cancel();
+    for ctx in [&root, &child, &grandchild, &sibling] {
+        assert!(ctx.is_cancelled());
+        assert_eq!(ctx.reason(), Some(CancelReason::Cancelled));
+        assert_eq!(ctx.error().map(|e| e.code()), Some(ErrorCode::Cancelled));
+    }
+    // A child made after the cancel starts cancelled.
+    assert!(root.child().is_cancelled());
+    assert!(grandchild.child().is_cancelled());
+}
+
+#[test]
+fn child_never_cancels_its_parent_or_siblings() {
+    let root = Context::new();
+    let a = root.child();
+    let b = root.child();
+    let a_child = a.child();
+    a.cancel();
+    assert!(a.is_cancelled());
+    assert!(a_child.is_cancelled());
+    assert!(!root.is_cancelled());
+    assert!(!b.is_cancelled());
+    assert!(!root.child().is_cancelled());
+}
+
+#[test]
+fn clones_share_one_context() {
+    let ctx = Context::new();
+    let clone = ctx.clone();
+    clone.cancel();
+    assert!(ctx.is_cancelled());
+}
+
+#[test]
+fn values_are_inherited_and_overridden() {
+    #[derive(Debug, PartialEq)]
+    struct Tenant(&'static str);
+
+    let ctx = Context::new()
+        .with_request_id("req-1")
+        .with_session_id("sess-1")
+        .with_value(Tenant("acme"))
+        .with_value(3_u32);
+    let child = ctx.child().with_request_id("req-2").with_value(Tenant("other"));
+    assert_eq!(ctx.request_id(), Some("req-1"));
+    assert_eq!(child.request_id(), Some("req-2"));
+    assert_eq!(child.session_id(), Some("sess-1"));
+    assert_eq!(ctx.value::<Tenant>(), Some(&Tenant("acme")));
+    assert_eq!(child.value::<Tenant>(), Some(&Tenant("other")));
+    assert_eq!(child.value::<u32>(), Some(&3));
+    assert_eq!(child.value::<u64>(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_fires_on_time_under_the_paused_clock() {
+    let start = Instant::now();
+    let ctx = Context::new().with_timeout(Duration::from_millis(100));
+    let child = ctx.child();
+    assert_eq!(ctx.deadline(), Some(start + Duration::from_millis(100)));
+
+    tokio::time::sleep(Duration::from_millis(99)).await;
+    assert!(!ctx.is_cancelled(), "fired early");
+    assert!(!child.is_cancelled());
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    // The timer task set the flag: `is_cancelled` alone sees it, no clock read needed.
+    assert!(ctx.is_cancelled(), "did not fire");
+    assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
+    assert_eq!(child.reason(), Some(CancelReason::DeadlineExceeded));
+    assert_eq!(
+        child.error().map(|e| e.code()),
+        Some(ErrorCode::DeadlineExceeded)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_future_resolves_exactly_at_the_deadline() {
+    let start = Instant::now();
+    let ctx = Context::new().with_timeout(Duration::from_secs(3));
+    let err = ctx.cancelled().await;
+    assert_eq!(err.code(), ErrorCode::DeadlineExceeded);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_earlier_deadline_wins_and_the_first_reason_sticks() {
+    let outer = Context::new().with_timeout(Duration::from_secs(1));
+    let inner = outer.with_timeout(Duration::from_secs(10));
+    assert_eq!(inner.deadline(), outer.deadline());
+    let tighter = outer.with_timeout(Duration::from_millis(10));
+    assert!(tighter.deadline() < outer.deadline());
+
+    tighter.cancelled().await;
+    assert_eq!(tighter.reason(), Some(CancelReason::DeadlineExceeded));
+    assert!(!outer.is_cancelled());
+
+    outer.cancel();
+    assert_eq!(inner.reason(), Some(CancelReason::Cancelled));
+    // A later deadline cannot overwrite an earlier cancel.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(inner.reason(), Some(CancelReason::Cancelled));
+}
+
+#[tokio::test(start_paused = true)]
+async fn check_deadline_reads_the_clock_once() {
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    assert!(!ctx.check_deadline());
+    assert_eq!(ctx.remaining(), Some(Duration::from_millis(10)));
+    tokio::time::advance(Duration::from_millis(10)).await;
+    assert!(ctx.check_deadline());
+    assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
+    assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_timeout_starts_expired() {
+    let ctx = Context::new().with_timeout(Duration::ZERO);
+    assert!(ctx.is_cancelled());
+    assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_wakes_every_parked_task() {
+    let ctx = Context::new();
+    let parked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        // Half wait on the context itself, half on a child: both must wake.
+        let waiter = if i % 2 == 0 { ctx.clone() } else { ctx.child() };
+        let parked = Arc::clone(&parked);
+        tasks.push(tokio::spawn(async move {
+            let fut = waiter.cancelled();
+            parked.fetch_add(1, Ordering::SeqCst);
+            fut.await
+        }));
+    }
+    while parked.load(Ordering::SeqCst) < 16 {
+        tokio::task::yield_now().await;
+    }
+    // Give every task a chance to reach its `await` and park.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for task in &tasks {
+        assert!(!task.is_finished(), "woke before the cancel");
+    }
+    ctx.cancel();
+    for task in tasks {
+        let err = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("a parked task was never woken")
+            .unwrap();
+        assert_eq!(err.code(), ErrorCode::Cancelled);
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_waiter_does_not_block_the_others() {
+    let ctx = Context::new();
+    let mut first = Box::pin(ctx.cancelled());
+    let second = ctx.cancelled();
+    // Park the first, then drop it: its slot goes away, the second still wakes.
+    assert!(futures_util::poll!(&mut first).is_pending());
+    drop(first);
+    let task = tokio::spawn(second);
+    tokio::task::yield_now().await;
+    ctx.cancel();
+    assert!(task.await.unwrap().is_cancellation());
+}
+
+#[tokio::test]
+async fn cancellation_token_converts() {
+    let token = CancellationToken::new();
+    let ctx = Context::from(token.clone());
+    let child = ctx.child();
+    assert!(!ctx.is_cancelled());
+    token.cancel();
+    let err = child.cancelled().await;
+    assert_eq!(err.code(), ErrorCode::Cancelled);
+    assert!(ctx.is_cancelled());
+
+    // An already cancelled token gives an already cancelled context.
+    assert!(Context::from(token).is_cancelled());
+}
+
+#[test]
+fn a_cancelled_token_converts_without_a_runtime() {
+    let token = CancellationToken::new();
+    token.cancel();
+    assert!(Context::from(token).is_cancelled());
+}
+
+#[test]
+#[should_panic(expected = "needs a Tokio runtime")]
+fn a_live_token_outside_a_runtime_panics_clearly() {
+    let _ = Context::from(CancellationToken::new());
+}
+
+#[tokio::test]
+async fn dropping_a_context_stops_its_timer_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let ctx = Context::new().with_timeout(Duration::from_secs(3600));
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    drop(ctx);
+    // The abort is processed the next time the runtime runs.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+        if metrics.num_alive_tasks() == before {
+            break;
+        }
+    }
+    assert_eq!(metrics.num_alive_tasks(), before);
+}
+
+#[test]
+fn contexts_are_send_sync_and_cheap() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Context>();
+    assert_send_sync::<beluga_core::context::Cancelled>();
+    assert_eq!(size_of::<Context>(), size_of::<usize>());
+}
+
+#[test]
+fn outside_a_runtime_the_deadline_is_seen_by_check_deadline_and_cancelled() {
+    // No runtime: no timer task can be spawned, so the flag stays clear until someone looks.
+    let ctx = Context::new().with_timeout(Duration::from_millis(1));
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(!ctx.is_cancelled());
+    assert!(ctx.check_deadline());
+    assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
+
+    // Awaited later inside a runtime, `cancelled()` starts the timer itself.
+    let later = Context::new().with_timeout(Duration::from_millis(20));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let err = rt.block_on(later.cancelled());
+    assert_eq!(err.code(), ErrorCode::DeadlineExceeded);
+}
