@@ -68,7 +68,11 @@ async fn collect_keeps_error_events_and_stops_at_the_first_terminal_error() {
         [Event::data(1), Event::error(reported), Event::data(2)]
     );
     assert_eq!(collected.error, Some(rate_limit()));
-    assert_eq!(polls.load(Ordering::SeqCst), 4, "polled past the terminal error");
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        4,
+        "polled past the terminal error"
+    );
     assert_eq!(collected.data().copied().collect::<Vec<_>>(), [1, 2]);
     assert_eq!(
         collected.clone().into_result().unwrap_err().code(),
@@ -82,7 +86,12 @@ async fn collect_without_error_returns_everything() {
     assert_eq!(collected.error, None);
     assert_eq!(
         collected.into_result().unwrap(),
-        [Event::data(1), Event::data(2), Event::data(3), Event::done()]
+        [
+            Event::data(1),
+            Event::data(2),
+            Event::data(3),
+            Event::done()
+        ]
     );
 }
 
@@ -205,7 +214,12 @@ async fn cancel_drops_a_forever_pending_source_within_the_next_poll() {
             parked.store(1, Ordering::SeqCst);
             let item = stream.next().await;
             // The source is gone by the time the error comes out.
-            (item, drops(&dropped), stream.is_terminated(), stream.next().await)
+            (
+                item,
+                drops(&dropped),
+                stream.is_terminated(),
+                stream.next().await,
+            )
         }
     });
     while parked.load(Ordering::SeqCst) == 0 {
@@ -219,7 +233,10 @@ async fn cancel_drops_a_forever_pending_source_within_the_next_poll() {
             .expect("the parked consumer was never woken")
             .unwrap();
     assert_eq!(item.unwrap().unwrap_err().code(), ErrorCode::Cancelled);
-    assert_eq!(drops_at_error, 1, "source still alive when the error came out");
+    assert_eq!(
+        drops_at_error, 1,
+        "source still alive when the error came out"
+    );
     assert!(terminated);
     assert!(after.is_none());
     // The source was not polled again after the cancel.
@@ -283,7 +300,10 @@ async fn an_already_cancelled_context_never_polls_the_source() {
     ctx.cancel();
     let collected = source.cancellable(&ctx).collect_events().await;
     assert!(collected.events.is_empty());
-    assert_eq!(collected.error.map(|e| e.code()), Some(ErrorCode::Cancelled));
+    assert_eq!(
+        collected.error.map(|e| e.code()),
+        Some(ErrorCode::Cancelled)
+    );
     assert_eq!(polls.load(Ordering::SeqCst), 0);
     assert_eq!(drops(&dropped), 1);
 }

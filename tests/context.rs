@@ -57,7 +57,10 @@ fn values_are_inherited_and_overridden() {
         .with_session_id("sess-1")
         .with_value(Tenant("acme"))
         .with_value(3_u32);
-    let child = ctx.child().with_request_id("req-2").with_value(Tenant("other"));
+    let child = ctx
+        .child()
+        .with_request_id("req-2")
+        .with_value(Tenant("other"));
     assert_eq!(ctx.request_id(), Some("req-1"));
     assert_eq!(child.request_id(), Some("req-2"));
     assert_eq!(child.session_id(), Some("sess-1"));

@@ -71,7 +71,11 @@ fn a_million_children_leave_the_parent_footprint_flat() {
     assert!(live() - baseline > 100_000);
     drop(burst);
     // At most the baseline: the emptied slot table is released, even the warm-up's few slots.
-    assert!(live() <= baseline, "a burst of children left {} bytes behind", live() - baseline);
+    assert!(
+        live() <= baseline,
+        "a burst of children left {} bytes behind",
+        live() - baseline
+    );
 
     // And cancellation still reaches a child made afterwards.
     let late = parent.child();

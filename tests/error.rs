@@ -60,10 +60,10 @@ fn root_cause_is_found_through_deep_and_foreign_wrapping() {
     assert_eq!(err.chain().count(), 5);
 
     // A foreign root cause carries no code: the innermost beluga error decides.
-    let err = Error::new(ErrorCode::ToolFailed, "outer")
-        .with_source(Error::new(ErrorCode::RateLimit, "inner").with_source(Foreign(
-            Error::new(ErrorCode::Timeout, "innermost"),
-        )));
+    let err = Error::new(ErrorCode::ToolFailed, "outer").with_source(
+        Error::new(ErrorCode::RateLimit, "inner")
+            .with_source(Foreign(Error::new(ErrorCode::Timeout, "innermost"))),
+    );
     assert_eq!(err.root_code(), ErrorCode::Timeout);
     let err = Error::new(ErrorCode::RateLimit, "x").with_source(std::io::Error::other("io"));
     assert_eq!(err.root_code(), ErrorCode::RateLimit);
@@ -117,12 +117,18 @@ fn display_never_repeats_the_cause() {
 
 #[test]
 fn display_leaves_out_empty_parts() {
-    assert_eq!(Error::new(ErrorCode::NotFound, "no tool").to_string(), "[not_found] no tool");
+    assert_eq!(
+        Error::new(ErrorCode::NotFound, "no tool").to_string(),
+        "[not_found] no tool"
+    );
     assert_eq!(
         Error::from_source(ErrorCode::ToolFailed, "fetch", std::io::Error::other("x")).to_string(),
         "fetch [tool_failed]"
     );
-    assert_eq!(Error::cancelled().to_string(), "context [cancelled]: context cancelled");
+    assert_eq!(
+        Error::cancelled().to_string(),
+        "context [cancelled]: context cancelled"
+    );
 }
 
 #[test]
@@ -182,7 +188,10 @@ fn user_errors_convert_by_from_impl_or_err_code() {
     assert!(a.source().unwrap().is::<ParseFailure>());
     let b = via_err_code().unwrap_err();
     assert_eq!((b.code(), b.op()), (ErrorCode::ToolFailed, "tool.parse"));
-    assert_eq!(format!("{b:#}"), "tool.parse [tool_failed]: unexpected token");
+    assert_eq!(
+        format!("{b:#}"),
+        "tool.parse [tool_failed]: unexpected token"
+    );
 }
 
 #[test]
@@ -221,7 +230,10 @@ fn codes_round_trip_through_their_names() {
         assert_eq!(code.to_string(), code.as_str());
     }
     let err = "auth".parse::<ErrorCode>().unwrap_err().to_string();
-    assert!(err.starts_with("unknown error code `auth`, expected one of: `rate_limit`"), "{err}");
+    assert!(
+        err.starts_with("unknown error code `auth`, expected one of: `rate_limit`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,7 +8,11 @@ fn event_of_u64_is_at_most_32_bytes() {
     // The item type of every stream must not grow either: the error is one pointer wide.
     assert_eq!(size_of::<Error>(), size_of::<usize>());
     assert_eq!(size_of::<Meta>(), size_of::<usize>());
-    assert!(size_of::<EventResult<u64>>() <= 32, "{}", size_of::<EventResult<u64>>());
+    assert!(
+        size_of::<EventResult<u64>>() <= 32,
+        "{}",
+        size_of::<EventResult<u64>>()
+    );
     println!(
         "Event<u64> = {} bytes, Result<Event<u64>, Error> = {} bytes",
         size_of::<Event<u64>>(),
@@ -42,7 +46,14 @@ fn each_constructor_makes_its_kind() {
             EventType::Error
         ]
         .map(EventType::as_str),
-        ["data", "tool_call", "tool_result", "handoff", "done", "error"]
+        [
+            "data",
+            "tool_call",
+            "tool_result",
+            "handoff",
+            "done",
+            "error"
+        ]
     );
 }
 
@@ -105,7 +116,13 @@ fn metadata_is_free_when_empty_and_typed_when_set() {
     assert_eq!(meta.len(), 5);
 
     let mut meta = meta.clone();
-    for key in ["trace_id", "input_tokens", "output_tokens", "cost_usd", "cached"] {
+    for key in [
+        "trace_id",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "cached",
+    ] {
         assert!(meta.remove(key).is_some(), "{key}");
     }
     assert!(meta.is_empty());

@@ -1,6 +1,6 @@
 //! Beluga's JSON shape for events, kinds and errors, round-trip tested.
 
-use beluga_core::{Error, ErrorCode, Event, EventType, Meta};
+use beluga_core::{Error, ErrorCode, Event, EventType, Meta, MetaValue};
 use serde_json::{Value, json};
 
 fn round_trip<T>(event: &Event<T>) -> Event<T>
@@ -41,14 +41,22 @@ fn every_kind_round_trips() {
         Event::error(Error::new(ErrorCode::ToolFailed, "lookup failed").with_op("tool.lookup")),
     ];
     for ev in &events {
-        assert_eq!(&round_trip(ev), ev, "{}", serde_json::to_string(ev).unwrap());
+        assert_eq!(
+            &round_trip(ev),
+            ev,
+            "{}",
+            serde_json::to_string(ev).unwrap()
+        );
     }
     let shapes: Vec<Value> = events
         .iter()
         .map(|e| serde_json::to_value(e).unwrap())
         .collect();
     assert_eq!(shapes[4], json!({"type": "done"}));
-    assert_eq!(shapes[5], json!({"type": "done", "payload": "final answer"}));
+    assert_eq!(
+        shapes[5],
+        json!({"type": "done", "payload": "final answer"})
+    );
     assert_eq!(
         shapes[6],
         json!({"type": "error", "error": {"code": "tool_failed", "op": "tool.lookup", "message": "lookup failed"}})
@@ -70,7 +78,14 @@ fn event_type_serializes_as_its_name() {
     .collect();
     assert_eq!(
         names,
-        [json!("data"), json!("tool_call"), json!("tool_result"), json!("handoff"), json!("done"), json!("error")]
+        [
+            json!("data"),
+            json!("tool_call"),
+            json!("tool_result"),
+            json!("handoff"),
+            json!("done"),
+            json!("error")
+        ]
     );
     let back: EventType = serde_json::from_value(json!("tool_result")).unwrap();
     assert_eq!(back, EventType::ToolResult);
@@ -109,17 +124,18 @@ fn meta_is_left_out_when_empty_and_read_when_present() {
         serde_json::to_value(Event::data(1)).unwrap(),
         json!({"type": "data", "payload": 1})
     );
-    let ev: Event<u32> =
-        serde_json::from_value(json!({"type": "data", "payload": 7, "meta": {"retries": 2, "delta": -1, "cached": true}}))
-            .unwrap();
+    let ev: Event<u32> = serde_json::from_value(
+        json!({"type": "data", "payload": 7, "meta": {"retries": 2, "delta": -1, "cached": true}}),
+    )
+    .unwrap();
     assert_eq!(ev.payload(), Some(&7));
-    assert_eq!(ev.meta().get("retries").and_then(|v| v.as_u64()), Some(2));
-    assert_eq!(ev.meta().get("cached").and_then(|v| v.as_bool()), Some(true));
-    assert_eq!(ev.meta().len(), 3);
+    assert_eq!(ev.meta().get("retries").and_then(MetaValue::as_u64), Some(2));
     assert_eq!(
-        serde_json::to_value(Meta::new()).unwrap(),
-        json!({})
+        ev.meta().get("cached").and_then(MetaValue::as_bool),
+        Some(true)
     );
+    assert_eq!(ev.meta().len(), 3);
+    assert_eq!(serde_json::to_value(Meta::new()).unwrap(), json!({}));
 }
 
 #[test]
@@ -133,7 +149,11 @@ fn unit_payloads_round_trip() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
-    let err = |v: Value| serde_json::from_value::<Event<u32>>(v).unwrap_err().to_string();
+    let err = |v: Value| {
+        serde_json::from_value::<Event<u32>>(v)
+            .unwrap_err()
+            .to_string()
+    };
     assert!(err(json!({"type": "chunk", "payload": 1})).contains("unknown variant `chunk`"));
     assert!(err(json!({"type": "data"})).contains("`data` event without a `payload`"));
     assert!(err(json!({"type": "error"})).contains("`error` event without an `error`"));
@@ -143,5 +163,8 @@ fn bad_input_gets_clear_errors() {
         .to_string();
     assert!(code.contains("unknown error code `teapot`"), "{code}");
     let nested = err(json!({"type": "data", "payload": 1, "meta": {"x": {"deep": 1}}}));
-    assert!(nested.contains("a boolean, a number or a string"), "{nested}");
+    assert!(
+        nested.contains("a boolean, a number or a string"),
+        "{nested}"
+    );
 }

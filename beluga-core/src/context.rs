@@ -172,7 +172,9 @@ struct ValueEntry {
 fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
     // A panic while holding this lock cannot leave `Links` half-updated (every critical section
     // is a single slab operation or a whole `take`), so a poisoned lock is still consistent.
-    links.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    links
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Node {

@@ -417,7 +417,11 @@ impl Error {
     /// ```
     pub fn root_code(&self) -> ErrorCode {
         let mut code = self.code();
-        let mut next = self.inner.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        let mut next = self
+            .inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static));
         while let Some(err) = next {
             if let Some(ours) = err.downcast_ref::<Error>() {
                 code = ours.code();

@@ -431,7 +431,11 @@ impl<T> Event<T> {
     /// assert_eq!(ev.meta().len(), 1);
     /// ```
     #[must_use]
-    pub fn with_meta(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<MetaValue>) -> Self {
+    pub fn with_meta(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<MetaValue>,
+    ) -> Self {
         self.meta.insert(key, value);
         self
     }
@@ -552,7 +556,10 @@ impl MetaValue {
     /// use beluga_core::MetaValue;
     /// assert_eq!(MetaValue::F64(0.5).as_f64(), Some(0.5));
     /// ```
-    #[allow(clippy::cast_precision_loss, reason = "a metadata hint, not an exact amount")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a metadata hint, not an exact amount"
+    )]
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             MetaValue::F64(n) => Some(n),
@@ -809,7 +816,14 @@ mod serde_impl {
 
     impl<'de> Deserialize<'de> for EventType {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            const NAMES: &[&str] = &["data", "tool_call", "tool_result", "handoff", "done", "error"];
+            const NAMES: &[&str] = &[
+                "data",
+                "tool_call",
+                "tool_result",
+                "handoff",
+                "done",
+                "error",
+            ];
             let s = Cow::<'de, str>::deserialize(d)?;
             match &*s {
                 "data" => Ok(EventType::Data),

@@ -32,10 +32,12 @@
 //!     Some((Ok(Event::data(token.to_owned())), i + 1))
 //! });
 //!
-//! let mut stream = tokens
-//!     .filter_events(|ev| ev.payload().is_some_and(|t| t.trim() != ","))
-//!     .map_payload(|t| t.to_uppercase())
-//!     .cancellable(&ctx);
+//! let mut stream = std::pin::pin!(
+//!     tokens
+//!         .filter_events(|ev| ev.payload().is_some_and(|t| t.trim() != ","))
+//!         .map_payload(|t| t.to_uppercase())
+//!         .cancellable(&ctx)
+//! );
 //!
 //! let mut text = String::new();
 //! while let Some(item) = stream.next().await {
@@ -68,3 +70,8 @@ pub use crate::error::{Error, ErrorCode, ResultExt};
 pub use crate::event::{Event, EventKind, EventType, Meta, MetaValue};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
