@@ -632,14 +632,34 @@ pub struct Meta {
 
 impl Meta {
     /// Key of the trace id.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Meta::TRACE_ID, "trace_id");
+    /// ```
     pub const TRACE_ID: &'static str = "trace_id";
     /// Key of the span id.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Meta::SPAN_ID, "span_id");
+    /// ```
     pub const SPAN_ID: &'static str = "span_id";
     /// Key of the prompt token count.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Meta::INPUT_TOKENS, "input_tokens");
+    /// ```
     pub const INPUT_TOKENS: &'static str = "input_tokens";
     /// Key of the completion token count.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Meta::OUTPUT_TOKENS, "output_tokens");
+    /// ```
     pub const OUTPUT_TOKENS: &'static str = "output_tokens";
     /// Key of the cost hint, in US dollars.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::Meta::COST_USD, "cost_usd");
+    /// ```
     pub const COST_USD: &'static str = "cost_usd";
 
     /// Empty metadata; allocates nothing.

@@ -47,26 +47,61 @@ impl<S> Cancellable<S> {
     }
 
     /// The underlying stream, or `None` once it has ended or been dropped.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// let ctx = Context::new();
+    /// let mut s = stream::iter([1, 2]).cancellable(&ctx);
+    /// assert!(s.get_ref().is_some());
+    /// ```
     pub fn get_ref(&self) -> Option<&S> {
         self.stream.as_ref()
     }
 
     /// The underlying stream, mutably, or `None` once it has ended or been dropped.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// let ctx = Context::new();
+    /// let mut s = stream::iter([1, 2]).cancellable(&ctx);
+    /// assert!(s.get_mut().is_some());
+    /// ```
     pub fn get_mut(&mut self) -> Option<&mut S> {
         self.stream.as_mut()
     }
 
     /// The underlying stream, pinned and mutably, or `None` once it has ended or been dropped.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// let ctx = Context::new();
+    /// let mut s = stream::iter([1, 2]).cancellable(&ctx);
+    /// assert!(std::pin::Pin::new(&mut s).get_pin_mut().is_some());
+    /// ```
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
         self.project().stream.as_pin_mut()
     }
 
     /// The underlying stream, if it has not ended or been dropped.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// let ctx = Context::new();
+    /// let mut s = stream::iter([1, 2]).cancellable(&ctx);
+    /// assert!(s.into_inner().is_some());
+    /// ```
     pub fn into_inner(self) -> Option<S> {
         self.stream
     }
 
     /// The context this stream watches.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// let ctx = Context::new();
+    /// let mut s = stream::iter([1, 2]).cancellable(&ctx);
+    /// assert!(!s.context().is_cancelled());
+    /// ```
     pub fn context(&self) -> &Context {
         &self.ctx
     }

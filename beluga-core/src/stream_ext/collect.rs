@@ -29,8 +29,25 @@ use crate::{Error, Event, EventKind};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Collected<T> {
     /// Every event, in the order the stream yielded them.
+    ///
+    /// ```
+    /// use beluga_core::{Event, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let events = stream::iter([7]).collect_events().await.events;
+    /// assert_eq!(events, [Event::data(7), Event::done()]);
+    /// # }
+    /// ```
     pub events: Vec<Event<T>>,
     /// The terminal error, if the stream ended with one.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert!(stream::iter([7]).collect_events().await.error.is_none());
+    /// # }
+    /// ```
     pub error: Option<Error>,
 }
 

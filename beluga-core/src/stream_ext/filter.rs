@@ -24,21 +24,50 @@ impl<S, F> Filter<S, F> {
     }
 
     /// The underlying stream.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// use futures_util::Stream as _;
+    /// let mut s = stream::iter([1, 2]).filter_events(|_| true);
+    /// assert_eq!(s.get_ref().size_hint(), (3, Some(3)));
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
 
     /// The underlying stream, mutably. Pulling items from it directly skips the filter.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// use futures_util::Stream as _;
+    /// let mut s = stream::iter([1, 2]).filter_events(|_| true);
+    /// let _inner = s.get_mut();
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream
     }
 
     /// The underlying stream, pinned and mutably.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// use futures_util::Stream as _;
+    /// let mut s = stream::iter([1, 2]).filter_events(|_| true);
+    /// let _inner = std::pin::Pin::new(&mut s).get_pin_mut();
+    /// ```
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
         self.project().stream
     }
 
     /// The underlying stream, dropping the predicate.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// use futures_util::Stream as _;
+    /// let mut s = stream::iter([1, 2]).filter_events(|_| true);
+    /// let inner = s.into_inner();
+    /// assert_eq!(inner.size_hint(), (3, Some(3)));
+    /// ```
     pub fn into_inner(self) -> S {
         self.stream
     }
