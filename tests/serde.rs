@@ -129,7 +129,10 @@ fn meta_is_left_out_when_empty_and_read_when_present() {
     )
     .unwrap();
     assert_eq!(ev.payload(), Some(&7));
-    assert_eq!(ev.meta().get("retries").and_then(MetaValue::as_u64), Some(2));
+    assert_eq!(
+        ev.meta().get("retries").and_then(MetaValue::as_u64),
+        Some(2)
+    );
     assert_eq!(
         ev.meta().get("cached").and_then(MetaValue::as_bool),
         Some(true)
