@@ -109,6 +109,7 @@ impl<T> EventKind<T> {
     /// use beluga_core::{EventKind, EventType};
     /// assert_eq!(EventKind::<u8>::Done(None).event_type(), EventType::Done);
     /// ```
+    #[inline]
     pub fn event_type(&self) -> EventType {
         match self {
             EventKind::Data(_) => EventType::Data,
@@ -126,6 +127,7 @@ impl<T> EventKind<T> {
     /// use beluga_core::EventKind;
     /// assert_eq!(EventKind::Data(2).map(|n| n * 10), EventKind::Data(20));
     /// ```
+    #[inline]
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> EventKind<U> {
         match self {
             EventKind::Data(t) => EventKind::Data(f(t)),
@@ -166,6 +168,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert!(Event::data("Hello").is_data());
     /// ```
+    #[inline]
     pub fn data(payload: T) -> Self {
         EventKind::Data(payload).into()
     }
@@ -176,6 +179,7 @@ impl<T> Event<T> {
     /// use beluga_core::{Event, EventType};
     /// assert_eq!(Event::tool_call("lookup").event_type(), EventType::ToolCall);
     /// ```
+    #[inline]
     pub fn tool_call(payload: T) -> Self {
         EventKind::ToolCall(payload).into()
     }
@@ -186,6 +190,7 @@ impl<T> Event<T> {
     /// use beluga_core::{Event, EventType};
     /// assert_eq!(Event::tool_result("42").event_type(), EventType::ToolResult);
     /// ```
+    #[inline]
     pub fn tool_result(payload: T) -> Self {
         EventKind::ToolResult(payload).into()
     }
@@ -196,6 +201,7 @@ impl<T> Event<T> {
     /// use beluga_core::{Event, EventType};
     /// assert_eq!(Event::handoff("billing-agent").event_type(), EventType::Handoff);
     /// ```
+    #[inline]
     pub fn handoff(payload: T) -> Self {
         EventKind::Handoff(payload).into()
     }
@@ -208,6 +214,7 @@ impl<T> Event<T> {
     /// assert!(ev.is_done());
     /// assert_eq!(ev.payload(), None);
     /// ```
+    #[inline]
     pub fn done() -> Self {
         EventKind::Done(None).into()
     }
@@ -220,6 +227,7 @@ impl<T> Event<T> {
     /// assert!(ev.is_done());
     /// assert_eq!(ev.into_payload(), Some("the answer"));
     /// ```
+    #[inline]
     pub fn done_with(value: T) -> Self {
         EventKind::Done(Some(value)).into()
     }
@@ -232,6 +240,7 @@ impl<T> Event<T> {
     /// let ev = Event::<String>::error(Error::new(ErrorCode::ToolFailed, "lookup failed"));
     /// assert_eq!(ev.as_error().map(Error::code), Some(ErrorCode::ToolFailed));
     /// ```
+    #[inline]
     pub fn error(error: Error) -> Self {
         EventKind::Error(error).into()
     }
@@ -243,6 +252,7 @@ impl<T> Event<T> {
     /// let ev = Event::from_parts(EventKind::Data(1), Meta::new());
     /// assert_eq!(ev, Event::data(1));
     /// ```
+    #[inline]
     pub fn from_parts(kind: EventKind<T>, meta: Meta) -> Self {
         Event { kind, meta }
     }
@@ -256,6 +266,7 @@ impl<T> Event<T> {
     ///     _ => unreachable!(),
     /// }
     /// ```
+    #[inline]
     pub fn kind(&self) -> &EventKind<T> {
         &self.kind
     }
@@ -270,6 +281,7 @@ impl<T> Event<T> {
     /// }
     /// assert_eq!(ev.payload(), Some(&4));
     /// ```
+    #[inline]
     pub fn kind_mut(&mut self) -> &mut EventKind<T> {
         &mut self.kind
     }
@@ -280,6 +292,7 @@ impl<T> Event<T> {
     /// use beluga_core::{Event, EventKind};
     /// assert_eq!(Event::handoff("b").into_kind(), EventKind::Handoff("b"));
     /// ```
+    #[inline]
     pub fn into_kind(self) -> EventKind<T> {
         self.kind
     }
@@ -292,6 +305,7 @@ impl<T> Event<T> {
     /// assert_eq!(kind, EventKind::Data(1));
     /// assert_eq!(meta.trace_id(), Some("t"));
     /// ```
+    #[inline]
     pub fn into_parts(self) -> (EventKind<T>, Meta) {
         (self.kind, self.meta)
     }
@@ -302,6 +316,7 @@ impl<T> Event<T> {
     /// use beluga_core::{Event, EventType};
     /// assert_eq!(Event::<u8>::done().event_type(), EventType::Done);
     /// ```
+    #[inline]
     pub fn event_type(&self) -> EventType {
         self.kind.event_type()
     }
@@ -312,6 +327,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert!(Event::data(0).is_data());
     /// ```
+    #[inline]
     pub fn is_data(&self) -> bool {
         matches!(self.kind, EventKind::Data(_))
     }
@@ -322,6 +338,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert!(Event::done_with(1).is_done());
     /// ```
+    #[inline]
     pub fn is_done(&self) -> bool {
         matches!(self.kind, EventKind::Done(_))
     }
@@ -332,6 +349,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert!(Event::<u8>::error(beluga_core::Error::cancelled()).is_error());
     /// ```
+    #[inline]
     pub fn is_error(&self) -> bool {
         matches!(self.kind, EventKind::Error(_))
     }
@@ -344,6 +362,7 @@ impl<T> Event<T> {
     /// assert_eq!(Event::tool_result(7).payload(), Some(&7));
     /// assert_eq!(Event::<u8>::done().payload(), None);
     /// ```
+    #[inline]
     pub fn payload(&self) -> Option<&T> {
         match &self.kind {
             EventKind::Data(t)
@@ -361,6 +380,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert_eq!(Event::data(String::from("x")).into_payload().as_deref(), Some("x"));
     /// ```
+    #[inline]
     pub fn into_payload(self) -> Option<T> {
         match self.kind {
             EventKind::Data(t)
@@ -379,6 +399,7 @@ impl<T> Event<T> {
     /// assert!(Event::<u8>::error(Error::cancelled()).as_error().is_some());
     /// assert!(Event::data(1).as_error().is_none());
     /// ```
+    #[inline]
     pub fn as_error(&self) -> Option<&Error> {
         match &self.kind {
             EventKind::Error(e) => Some(e),
@@ -394,6 +415,7 @@ impl<T> Event<T> {
     /// assert_eq!(ev.payload(), Some(&42));
     /// assert_eq!(ev.meta().trace_id(), Some("t"));
     /// ```
+    #[inline]
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Event<U> {
         Event {
             kind: self.kind.map(f),
@@ -407,6 +429,7 @@ impl<T> Event<T> {
     /// use beluga_core::Event;
     /// assert!(Event::data(1).meta().is_empty());
     /// ```
+    #[inline]
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
@@ -419,6 +442,7 @@ impl<T> Event<T> {
     /// ev.meta_mut().insert("provider", "local");
     /// assert_eq!(ev.meta().get("provider").and_then(|v| v.as_str()), Some("local"));
     /// ```
+    #[inline]
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.meta
     }
@@ -478,6 +502,7 @@ impl<T> Event<T> {
 }
 
 impl<T> From<EventKind<T>> for Event<T> {
+    #[inline]
     fn from(kind: EventKind<T>) -> Self {
         Event {
             kind,
@@ -667,6 +692,7 @@ impl Meta {
     /// ```
     /// assert!(beluga_core::Meta::new().is_empty());
     /// ```
+    #[inline]
     pub const fn new() -> Self {
         Meta { entries: None }
     }
@@ -676,6 +702,7 @@ impl Meta {
     /// ```
     /// assert!(beluga_core::Meta::new().is_empty());
     /// ```
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.as_ref().is_none_or(|m| m.is_empty())
     }
@@ -805,6 +832,23 @@ impl Meta {
     /// ```
     pub fn cost_usd(&self) -> Option<f64> {
         self.get(Self::COST_USD)?.as_f64()
+    }
+}
+
+impl Drop for Meta {
+    /// Empty metadata is the common case: keep its drop a null check the caller can inline,
+    /// and the map's teardown out of line.
+    #[inline]
+    fn drop(&mut self) {
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::box_collection, reason = "the box is what `Meta` holds")]
+        fn drop_entries(entries: Box<BTreeMap<Cow<'static, str>, MetaValue>>) {
+            drop(entries);
+        }
+        if let Some(entries) = self.entries.take() {
+            drop_entries(entries);
+        }
     }
 }
 

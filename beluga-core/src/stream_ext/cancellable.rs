@@ -15,6 +15,7 @@ use crate::{Context, Error, Event};
 const CLOCK_EVERY: u32 = 32;
 
 pin_project! {
+    #[project = CancellableProj]
     /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method and the
     /// [`stream::cancellable`](crate::stream::cancellable) function.
     ///
@@ -29,6 +30,7 @@ pin_project! {
         // Registered only once the source returns `Pending`: the ready path is one atomic load.
         parked: Option<Cancelled>,
         until_clock: u32,
+        has_deadline: bool,
         // The source already yielded its terminal item (`done` or `Err`): a cancel after it
         // ends the stream quietly instead of adding a second terminal item.
         terminal_seen: bool,
@@ -42,6 +44,7 @@ impl<S> Cancellable<S> {
             ctx: ctx.clone(),
             parked: None,
             until_clock: CLOCK_EVERY,
+            has_deadline: ctx.deadline().is_some(),
             terminal_seen: false,
         }
     }
@@ -123,54 +126,25 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-
-        let mut ended = this.ctx.is_cancelled();
-        if !ended && this.ctx.deadline().is_some() {
-            *this.until_clock -= 1;
-            if *this.until_clock == 0 {
-                *this.until_clock = CLOCK_EVERY;
-                ended = this.ctx.check_deadline();
-            }
+        // The hot path: one atomic load, and with a deadline a countdown to the next clock read.
+        if this.ctx.is_cancelled()
+            || (*this.has_deadline && clock_due(this.until_clock) && this.ctx.check_deadline())
+        {
+            return end(this, None);
         }
-
-        let error = if ended {
-            this.ctx.error().unwrap_or_else(Error::cancelled)
-        } else {
-            match stream.poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    *this.terminal_seen = match &item {
-                        Ok(ev) => ev.is_done(),
-                        Err(_) => true,
-                    };
-                    return Poll::Ready(Some(item));
-                }
-                Poll::Ready(None) => {
-                    this.stream.set(None);
-                    *this.parked = None;
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => {
-                    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
-                    match Pin::new(parked).poll(cx) {
-                        Poll::Ready(err) => err,
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
+        match stream.poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                *this.terminal_seen = !matches!(&item, Ok(ev) if !ev.is_done());
+                Poll::Ready(Some(item))
             }
-        };
-
-        // Drop the source now, in this poll, whatever it is parked on.
-        this.stream.set(None);
-        *this.parked = None;
-        if *this.terminal_seen {
-            Poll::Ready(None)
-        } else {
-            Poll::Ready(Some(Err(error)))
+            Poll::Ready(None) => source_ended(this),
+            Poll::Pending => park(this, cx),
         }
     }
 
@@ -184,6 +158,64 @@ where
                 (0, upper.and_then(|n| n.checked_add(extra)))
             }
         }
+    }
+}
+
+/// Counts down to the next clock read; `true` when it is due.
+#[inline]
+fn clock_due(until_clock: &mut u32) -> bool {
+    *until_clock -= 1;
+    if *until_clock == 0 {
+        *until_clock = CLOCK_EVERY;
+        true
+    } else {
+        false
+    }
+}
+
+/// The context has ended: drop the source now, in this poll, whatever it is parked on, and
+/// yield the error unless the source already yielded its terminal item.
+#[cold]
+#[inline(never)]
+fn end<S, T>(
+    mut this: CancellableProj<'_, S>,
+    error: Option<Error>,
+) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    let error = error.unwrap_or_else(|| this.ctx.error().unwrap_or_else(Error::cancelled));
+    this.stream.set(None);
+    *this.parked = None;
+    if *this.terminal_seen {
+        Poll::Ready(None)
+    } else {
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+#[cold]
+fn source_ended<S, T>(mut this: CancellableProj<'_, S>) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    this.stream.set(None);
+    *this.parked = None;
+    Poll::Ready(None)
+}
+
+/// The source is pending: wait for it or for the context, whichever comes first.
+fn park<S, T>(
+    this: CancellableProj<'_, S>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
+    match Pin::new(parked).poll(cx) {
+        Poll::Ready(err) => end(this, Some(err)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
