@@ -222,10 +222,13 @@ async fn cancel_drops_a_forever_pending_source_within_the_next_poll() {
             )
         }
     });
-    while parked.load(Ordering::SeqCst) == 0 {
+    // Parked for real: the hand poll and the `.await`'s first poll have both reached the source
+    // (1 item + 2 pending polls).
+    while parked.load(Ordering::SeqCst) == 0 || polls.load(Ordering::SeqCst) < 3 {
         tokio::task::yield_now().await;
     }
     let polls_before_cancel = polls.load(Ordering::SeqCst);
+    assert_eq!(polls_before_cancel, 3);
     ctx.cancel();
     let (item, drops_at_error, terminated, after) =
         tokio::time::timeout(Duration::from_secs(5), consumer)
@@ -309,16 +312,81 @@ async fn an_already_cancelled_context_never_polls_the_source() {
 }
 
 #[tokio::test]
-async fn a_cancel_after_the_terminal_item_adds_no_second_terminal() {
-    let (source, _, dropped) = Scripted::new(vec![Ok(Event::data(1)), Ok(Event::done())]);
+async fn the_stream_ends_and_drops_the_source_right_after_its_terminal_item() {
+    let (source, polls, dropped) = Scripted::new(vec![Ok(Event::data(1)), Ok(Event::done())]);
     let ctx = Context::new();
     let mut stream = source.cancellable(&ctx);
     assert!(stream.next().await.unwrap().unwrap().is_data());
     assert!(stream.next().await.unwrap().unwrap().is_done());
-    assert!(futures_util::poll!(stream.next()).is_pending());
+    assert_eq!(drops(&dropped), 1, "the source outlived its `done`");
+    assert!(stream.is_terminated());
+    // A cancel now adds no second terminal item.
     ctx.cancel();
     assert!(stream.next().await.is_none());
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_source_that_misbehaves_after_its_error_is_cut_off() {
+    // Yields a terminal `Err`, then more items: the adapter must not pass them, nor add a
+    // second terminal item on a later cancel.
+    let items = vec![Err(rate_limit()), Ok(Event::data(1)), Ok(Event::done())];
+    let (source, polls, dropped) = Scripted::new(items);
+    let ctx = Context::new();
+    let mut stream = source.cancellable(&ctx);
+    assert_eq!(stream.next().await.unwrap().unwrap_err(), rate_limit());
+    ctx.cancel();
+    assert!(stream.next().await.is_none());
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
     assert_eq!(drops(&dropped), 1);
+}
+
+#[tokio::test]
+async fn collect_stops_at_an_error_in_a_stream_claiming_to_be_endless() {
+    // `repeat_with` says `(usize::MAX, None)`; collecting must not try to preallocate that.
+    let mut n = 0;
+    let endless = futures_util::stream::repeat_with(move || {
+        n += 1;
+        if n < 4 {
+            Ok(Event::data(n))
+        } else {
+            Err(rate_limit())
+        }
+    });
+    let collected = endless.collect_events().await;
+    assert_eq!(collected.data().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(collected.error, Some(rate_limit()));
+}
+
+#[test]
+fn a_token_cancel_reaches_a_consumer_that_never_yields() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let token = tokio_util::sync::CancellationToken::new();
+        let ctx = Context::from(token.clone());
+        let mut sent = 0_u64;
+        let source = futures_util::stream::repeat_with(move || {
+            sent += 1;
+            if sent == 1000 {
+                // Cancelled from inside the stream: no task can run in between.
+                token.cancel();
+            }
+            Ok(Event::data(sent))
+        });
+        let mut stream = source.cancellable(&ctx);
+        let mut items = 0;
+        let err = loop {
+            match stream.next().await.unwrap() {
+                Ok(_) => items += 1,
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.code(), ErrorCode::Cancelled);
+        // Seen within 32 polls of the cancel.
+        assert!((1000..1000 + 32).contains(&items), "{items}");
+    });
 }
 
 #[tokio::test]

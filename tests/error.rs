@@ -71,9 +71,33 @@ fn root_cause_is_found_through_deep_and_foreign_wrapping() {
 }
 
 #[test]
+fn an_unclassified_cause_does_not_override_a_classification() {
+    // `?` turned an unknown I/O failure into `internal`; the caller knows it is a connection
+    // problem. The deliberate classification must win.
+    let io: Error = std::io::Error::other("tls handshake").into();
+    assert_eq!(io.code(), ErrorCode::Internal);
+    let err = Error::new(ErrorCode::ProviderUnavailable, "connect failed").with_source(io);
+    assert_eq!(err.root_code(), ErrorCode::ProviderUnavailable);
+    assert!(err.is_retryable());
+    // But a classified root below an `internal` layer still decides.
+    let err = Error::new(ErrorCode::Internal, "wrapper")
+        .with_source(Error::new(ErrorCode::Auth, "bad key"));
+    assert_eq!(err.root_code(), ErrorCode::Auth);
+}
+
+#[test]
+fn a_wrapped_cancellation_is_still_a_cancellation() {
+    let err = Error::new(ErrorCode::ToolFailed, "search stopped").with_source(Error::cancelled());
+    assert!(err.is_cancellation());
+    assert!(!err.is_retryable());
+    assert!(!Error::new(ErrorCode::Timeout, "slow").is_cancellation());
+}
+
+#[test]
 fn retryable_codes_are_exactly_rate_limit_timeout_provider_unavailable() {
     let retryable: Vec<ErrorCode> = ErrorCode::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|c| c.is_retryable())
         .collect();
     assert_eq!(
@@ -225,7 +249,7 @@ async fn tokio_timeout_converts_to_timeout() {
 
 #[test]
 fn codes_round_trip_through_their_names() {
-    for code in ErrorCode::ALL {
+    for &code in ErrorCode::ALL {
         assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
         assert_eq!(code.to_string(), code.as_str());
     }

@@ -142,12 +142,41 @@ fn meta_is_left_out_when_empty_and_read_when_present() {
 }
 
 #[test]
-fn unit_payloads_round_trip() {
+fn null_payloads_round_trip_exactly() {
+    // `done_with(x)` where `x` is written as `null` must not come back as `done()`.
     for ev in [Event::data(()), Event::done_with(()), Event::<()>::done()] {
         let text = serde_json::to_string(&ev).unwrap();
         let back: Event<()> = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.event_type(), ev.event_type(), "{text}");
+        assert_eq!(back, ev, "{text}");
     }
+    for ev in [
+        Event::done_with(None),
+        Event::done_with(Some(1)),
+        Event::<Option<u8>>::done(),
+    ] {
+        assert_eq!(round_trip(&ev), ev);
+    }
+    assert_eq!(
+        round_trip(&Event::done_with(Value::Null)),
+        Event::done_with(Value::Null)
+    );
+}
+
+#[test]
+fn numeric_metadata_round_trips() {
+    let ev = Event::data(1_u8)
+        .with_meta("delta", 5_i64)
+        .with_meta("offset", -5_i64)
+        .with_meta("big", u64::MAX)
+        .with_meta("ratio", 0.5);
+    assert_eq!(round_trip(&ev), ev);
+    assert_eq!(ev.meta().get("delta").and_then(MetaValue::as_i64), Some(5));
+
+    // JSON has no NaN: it is written as `null` and skipped when read back.
+    let nan = Event::data(1_u8).with_cost_usd(f64::NAN).with_trace_id("t");
+    let back = round_trip(&nan);
+    assert_eq!(back.meta().cost_usd(), None);
+    assert_eq!(back.meta().trace_id(), Some("t"));
 }
 
 #[test]

@@ -27,32 +27,35 @@
 //!
 //! # How a deadline fires
 //!
-//! [`Context::is_cancelled`] is one atomic load: it never reads the clock. A deadline sets that
-//! flag in three ways, whichever comes first:
+//! A context spawns no task and starts no thread. [`Context::is_cancelled`] is one atomic load:
+//! it sees [`cancel`](Context::cancel) at once, and a deadline (or the cancellation of a
+//! [`CancellationToken`] the context was made from) once it has been *observed*, which happens
+//! in three places:
 //!
-//! * a timer task, spawned on the current Tokio runtime when a context with its own deadline is
-//!   created (or, for a context created outside a runtime, the first time someone awaits
-//!   [`Context::cancelled`]); the timer is aborted when the context is dropped;
-//! * [`Context::cancelled`] resolving because that timer fired;
-//! * [`Context::check_deadline`], which reads the clock once. The stream adapters in this crate
-//!   call it every few dozen items, so a deadline fires even in a consumer that never yields to
-//!   the runtime.
+//! * [`Context::check_deadline`] reads the clock (and the token) once. The stream adapters in this
+//!   crate call it every 32 items, so a deadline ends a stream even when its consumer never
+//!   yields to the runtime.
+//! * A parked [`Context::cancelled`] future arms a Tokio timer for the deadline and watches the
+//!   token, so a task waiting on a context wakes up on time.
+//! * Any of the above on an ancestor: the observation ends every descendant.
 //!
-//! Deadlines use [`tokio::time::Instant`], so tests can run them under Tokio's paused clock. Tokio
-//! timers have millisecond granularity and fire up to about 1 ms late.
+//! Code that polls `is_cancelled()` in its own loop should call `check_deadline()` now and then
+//! (it costs a clock read, about 20 ns) if its context may carry a deadline.
+//!
+//! Deadlines use [`tokio::time::Instant`], so tests can run them under Tokio's paused clock.
+//! Waiting for one needs a Tokio runtime with the time driver enabled, and Tokio timers have
+//! millisecond granularity: they fire up to about 1 ms late.
 
 mod cancelled;
 
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
 use slab::Slab;
-use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +82,16 @@ pub enum CancelReason {
     Cancelled,
     /// Its deadline (or an ancestor's) passed.
     DeadlineExceeded,
+}
+
+impl std::fmt::Display for CancelReason {
+    /// `cancelled` or `deadline_exceeded`, like the error codes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CancelReason::Cancelled => "cancelled",
+            CancelReason::DeadlineExceeded => "deadline_exceeded",
+        })
+    }
 }
 
 impl CancelReason {
@@ -138,15 +151,13 @@ struct Node {
     slot: AtomicUsize,
     /// The effective deadline: the earlier of this node's own and its parent's.
     deadline: Option<Instant>,
-    /// Whether `deadline` is this node's own (earlier than the parent's), so this node's timer
-    /// is the one that fires it.
+    /// Whether `deadline` is this node's own (earlier than the parent's): observing it cancels
+    /// this node, so every context sharing the deadline sees it.
     owns_deadline: bool,
+    /// The token this context (or an ancestor) was made from, watched like a deadline.
+    token: Option<CancellationToken>,
     links: Mutex<Links>,
     values: Values,
-    /// The deadline timer task, once spawned.
-    timer: OnceLock<AbortHandle>,
-    /// The task watching a `CancellationToken` this context was made from.
-    watcher: OnceLock<AbortHandle>,
 }
 
 /// What a cancel must reach: live children and parked waiters. Both are drained, never reused,
@@ -178,17 +189,16 @@ fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
 }
 
 impl Node {
-    fn root(values: Values) -> Arc<Node> {
+    fn root(token: Option<CancellationToken>) -> Arc<Node> {
         Arc::new(Node {
             state: AtomicU8::new(LIVE),
             parent: None,
             slot: AtomicUsize::new(NO_SLOT),
             deadline: None,
             owns_deadline: false,
+            token,
             links: Mutex::new(Links::default()),
-            values,
-            timer: OnceLock::new(),
-            watcher: OnceLock::new(),
+            values: Values::default(),
         })
     }
 
@@ -204,10 +214,9 @@ impl Node {
             slot: AtomicUsize::new(NO_SLOT),
             deadline: effective,
             owns_deadline: owns,
+            token: parent.token.clone(),
             links: Mutex::new(Links::default()),
             values,
-            timer: OnceLock::new(),
-            watcher: OnceLock::new(),
         });
         {
             // The parent's state is written under this lock, so either we see it cancelled
@@ -221,12 +230,11 @@ impl Node {
                 node.state.store(parent_state, Ordering::Release);
             }
         }
-        if owns && node.state.load(Ordering::Relaxed) == LIVE {
-            if effective.is_some_and(|d| Instant::now() >= d) {
-                node.cancel(DEADLINE);
-            } else {
-                node.ensure_timer();
-            }
+        if owns
+            && node.state.load(Ordering::Relaxed) == LIVE
+            && effective.is_some_and(|d| Instant::now() >= d)
+        {
+            node.cancel(DEADLINE);
         }
         node
     }
@@ -262,38 +270,37 @@ impl Node {
         wakers.extend(links.waiters.into_iter().map(|(_, w)| w));
     }
 
-    /// The node whose timer fires this node's deadline.
-    fn deadline_owner(self: &Arc<Node>) -> Option<&Arc<Node>> {
+    /// The node whose own deadline this node inherits: observing the deadline cancels it, so
+    /// every context that shares the deadline sees it.
+    fn deadline_owner(&self) -> Option<&Node> {
         self.deadline?;
         let mut node = self;
         while !node.owns_deadline {
-            node = node.parent.as_ref()?;
+            node = node.parent.as_deref()?;
         }
         Some(node)
     }
 
-    /// Spawns the timer that fires this node's deadline, if it has none yet and a Tokio runtime
-    /// is current.
-    fn ensure_timer(self: &Arc<Node>) {
-        let Some(owner) = self.deadline_owner() else {
-            return;
-        };
-        if owner.timer.get().is_some() || owner.state() != LIVE {
-            return;
+    /// Ends this node if its deadline has passed (one clock read) or its token was cancelled.
+    /// Returns whether the node has ended.
+    fn observe(&self) -> bool {
+        if self.state() != LIVE {
+            return true;
         }
-        let (Some(deadline), Ok(handle)) = (owner.deadline, Handle::try_current()) else {
-            return;
-        };
-        let weak = Arc::downgrade(owner);
-        let task = handle.spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            if let Some(node) = weak.upgrade() {
-                node.cancel(DEADLINE);
+        if self
+            .token
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            self.cancel(CANCELLED);
+            return true;
+        }
+        match self.deadline_owner() {
+            Some(owner) if owner.deadline.is_some_and(|d| Instant::now() >= d) => {
+                owner.cancel(DEADLINE);
+                true
             }
-        });
-        if owner.timer.set(task.abort_handle()).is_err() {
-            // Another thread spawned one first.
-            task.abort();
+            _ => false,
         }
     }
 
@@ -305,20 +312,10 @@ impl Node {
             links.children = Slab::new();
         }
     }
-
-    fn abort_tasks(&self) {
-        if let Some(timer) = self.timer.get() {
-            timer.abort();
-        }
-        if let Some(watcher) = self.watcher.get() {
-            watcher.abort();
-        }
-    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.abort_tasks();
         // Leave the parent, then release it. Done in a loop rather than by recursion so that
         // dropping the last handle to a deep chain of contexts cannot overflow the stack.
         let mut slot = *self.slot.get_mut();
@@ -350,7 +347,7 @@ impl Context {
     /// ```
     pub fn new() -> Self {
         Context {
-            node: Node::root(Values::default()),
+            node: Node::root(None),
         }
     }
 
@@ -580,8 +577,12 @@ impl Context {
         self.reason().map(CancelReason::to_error)
     }
 
-    /// Reads the clock once: if the deadline has passed, ends this context (and its children)
-    /// with `deadline_exceeded`. Returns whether the context has ended.
+    /// Reads the clock once, and checks the [`CancellationToken`] this context was made from (if
+    /// any): if the deadline has passed or the token is cancelled, ends this context and its
+    /// children. Returns whether the context has ended.
+    ///
+    /// [`is_cancelled`](Context::is_cancelled) stays one atomic load; this is the call that
+    /// notices a deadline nobody has observed yet (see the [module docs](crate::context)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -590,21 +591,19 @@ impl Context {
     /// let ctx = beluga_core::Context::new().with_timeout(Duration::from_millis(10));
     /// assert!(!ctx.check_deadline());
     /// tokio::time::advance(Duration::from_millis(10)).await;
+    /// assert!(!ctx.is_cancelled()); // nothing has looked at the clock yet
     /// assert!(ctx.check_deadline());
+    /// assert!(ctx.is_cancelled());
     /// # }
     /// ```
     pub fn check_deadline(&self) -> bool {
-        let state = self.node.state();
-        if state != LIVE {
-            return true;
-        }
-        match self.node.deadline_owner() {
-            Some(owner) if owner.deadline.is_some_and(|d| Instant::now() >= d) => {
-                owner.cancel(DEADLINE);
-                true
-            }
-            _ => false,
-        }
+        self.node.observe()
+    }
+
+    /// Whether [`check_deadline`](Context::check_deadline) can find anything that
+    /// [`is_cancelled`](Context::is_cancelled) does not see: a deadline or a token.
+    pub(crate) fn needs_observing(&self) -> bool {
+        self.node.deadline.is_some() || self.node.token.is_some()
     }
 
     /// A future that resolves, with the `cancelled` or `deadline_exceeded` error, once this
@@ -657,14 +656,12 @@ impl fmt::Debug for Context {
 }
 
 impl From<CancellationToken> for Context {
-    /// A root context that is cancelled when `token` is (and already cancelled if it is).
+    /// A root context that ends when `token` is cancelled (and starts cancelled if it already
+    /// is).
     ///
-    /// A small task watches the token; it is aborted when the context is dropped.
-    ///
-    /// # Panics
-    ///
-    /// If `token` is not cancelled yet and this is called outside a Tokio runtime, as
-    /// `tokio::spawn` does.
+    /// No task watches the token: like a deadline, its cancellation is observed by
+    /// [`Context::check_deadline`], by a parked [`Context::cancelled`] future, and by the stream
+    /// adapters of this crate (see the [module docs](crate::context)).
     ///
     /// ```
     /// use beluga_core::Context;
@@ -673,32 +670,20 @@ impl From<CancellationToken> for Context {
     /// # async fn main() {
     /// let token = CancellationToken::new();
     /// let ctx = Context::from(token.clone());
+    /// let waiter = tokio::spawn(ctx.cancelled());
     /// token.cancel();
-    /// ctx.cancelled().await;
+    /// assert!(waiter.await.unwrap().is_cancellation());
     /// assert!(ctx.is_cancelled());
     /// # }
     /// ```
     fn from(token: CancellationToken) -> Self {
-        let ctx = Context::new();
-        if token.is_cancelled() {
-            ctx.cancel();
-            return ctx;
-        }
-        let Ok(handle) = Handle::try_current() else {
-            panic!(
-                "turning a CancellationToken into a Context needs a Tokio runtime to watch the \
-                 token: call it from async code or inside `Runtime::enter`"
-            );
+        let cancelled = token.is_cancelled();
+        let ctx = Context {
+            node: Node::root(Some(token)),
         };
-        let weak = Arc::downgrade(&ctx.node);
-        let task = handle.spawn(async move {
-            token.cancelled().await;
-            if let Some(node) = weak.upgrade() {
-                node.cancel(CANCELLED);
-            }
-        });
-        // A fresh node: nobody else can have set the watcher.
-        let _ = ctx.node.watcher.set(task.abort_handle());
+        if cancelled {
+            ctx.cancel();
+        }
         ctx
     }
 }

@@ -6,8 +6,10 @@
 //! different things:
 //!
 //! * **`Err(Error)` item: terminal.** The producer has failed and the stream is over. It is the
-//!   last item the stream yields; every combinator in this crate stops at it, and
-//!   [`collect`](crate::stream::collect) reports it as *the* error.
+//!   last item a well-behaved stream yields. [`collect`](crate::stream::collect) stops at it and
+//!   reports it as *the* error, [`cancellable`](crate::EventStreamExt::cancellable) ends (and
+//!   drops its source) right after it, and the pure adapters (`map_payload`, `filter_events`)
+//!   pass it through unchanged.
 //! * **[`Event::error`](crate::Event::error) event: reported, non-terminal.** Something went wrong
 //!   that the consumer should know about (a tool call failed, a guard flagged a chunk), but the
 //!   producer carries on and more events follow. It is an ordinary event of kind
@@ -151,7 +153,7 @@ impl ErrorCode {
     /// use beluga_core::ErrorCode;
     /// assert!(ErrorCode::ALL.contains(&ErrorCode::NotFound));
     /// ```
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: &'static [ErrorCode] = &[
         ErrorCode::RateLimit,
         ErrorCode::Auth,
         ErrorCode::Timeout,
@@ -237,6 +239,31 @@ impl fmt::Display for UnknownErrorCode {
 }
 
 impl StdError for UnknownErrorCode {}
+
+/// The error returned when parsing an unknown [`EventType`](crate::EventType) name.
+///
+/// ```
+/// use beluga_core::EventType;
+/// let err = "chunk".parse::<EventType>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown event type `chunk`, expected one of: `data`, `tool_call`, `tool_result`, `handoff`, `done`, `error`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEventType(pub(crate) String);
+
+impl fmt::Display for UnknownEventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown event type `{}`, expected one of: ", self.0)?;
+        for (i, ty) in crate::EventType::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{ty}`")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for UnknownEventType {}
 
 impl FromStr for ErrorCode {
     type Err = UnknownErrorCode;
@@ -405,9 +432,13 @@ impl Error {
         &self.inner.message
     }
 
-    /// The code of the root cause: the innermost beluga [`Error`] in the chain of sources
-    /// (looking through foreign error types in between), or this error's own code if no cause
-    /// is a beluga error.
+    /// The code of the root cause: the code of the innermost beluga [`Error`] in the chain of
+    /// sources (looking through foreign error types in between) that says more than `internal`,
+    /// or this error's own code if no cause does.
+    ///
+    /// `internal` is what an unclassified error gets when converted with `?`, so it never
+    /// overrides a classification made further out: `provider_unavailable` wrapping an
+    /// `internal` I/O error stays `provider_unavailable`.
     ///
     /// ```
     /// use beluga_core::{Error, ErrorCode};
@@ -424,7 +455,9 @@ impl Error {
             .map(|e| e as &(dyn StdError + 'static));
         while let Some(err) = next {
             if let Some(ours) = err.downcast_ref::<Error>() {
-                code = ours.code();
+                if ours.code() != ErrorCode::Internal {
+                    code = ours.code();
+                }
             }
             next = err.source();
         }
@@ -445,15 +478,18 @@ impl Error {
         self.root_code().is_retryable()
     }
 
-    /// Whether this error is `cancelled` or `deadline_exceeded`: the caller stopped the work.
+    /// Whether the [root cause](Error::root_code) is `cancelled` or `deadline_exceeded`: the
+    /// caller stopped the work, however the error was wrapped on its way out.
     ///
     /// ```
-    /// use beluga_core::Error;
+    /// use beluga_core::{Error, ErrorCode};
     /// assert!(Error::deadline_exceeded().is_cancellation());
+    /// let wrapped = Error::new(ErrorCode::ToolFailed, "search stopped").with_source(Error::cancelled());
+    /// assert!(wrapped.is_cancellation());
     /// ```
     pub fn is_cancellation(&self) -> bool {
         matches!(
-            self.code(),
+            self.root_code(),
             ErrorCode::Cancelled | ErrorCode::DeadlineExceeded
         )
     }
@@ -637,14 +673,14 @@ impl From<Box<dyn StdError + Send + Sync + 'static>> for Error {
 /// ```
 pub trait ResultExt<T> {
     /// Wraps the error, if any, with `code` and `op`; the original error becomes the source.
-    fn err_code(self, code: ErrorCode, op: &'static str) -> Result<T, Error>;
+    fn err_code(self, code: ErrorCode, op: impl Into<Cow<'static, str>>) -> Result<T, Error>;
 }
 
 impl<T, E> ResultExt<T> for Result<T, E>
 where
     E: StdError + Send + Sync + 'static,
 {
-    fn err_code(self, code: ErrorCode, op: &'static str) -> Result<T, Error> {
+    fn err_code(self, code: ErrorCode, op: impl Into<Cow<'static, str>>) -> Result<T, Error> {
         self.map_err(|e| Error::from_source(code, op, e))
     }
 }

@@ -78,6 +78,20 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every kind, in declaration order.
+    ///
+    /// ```
+    /// assert_eq!(beluga_core::EventType::ALL.len(), 6);
+    /// ```
+    pub const ALL: &'static [EventType] = &[
+        EventType::Data,
+        EventType::ToolCall,
+        EventType::ToolResult,
+        EventType::Handoff,
+        EventType::Done,
+        EventType::Error,
+    ];
+
     /// The wire name: `"data"`, `"tool_call"`, `"tool_result"`, `"handoff"`, `"done"`, `"error"`.
     ///
     /// ```
@@ -93,6 +107,25 @@ impl EventType {
             EventType::Done => "done",
             EventType::Error => "error",
         }
+    }
+}
+
+impl std::str::FromStr for EventType {
+    type Err = crate::error::UnknownEventType;
+
+    /// Parses a wire name.
+    ///
+    /// ```
+    /// use beluga_core::EventType;
+    /// assert_eq!("tool_call".parse::<EventType>(), Ok(EventType::ToolCall));
+    /// assert!("chunk".parse::<EventType>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| crate::error::UnknownEventType(s.to_owned()))
     }
 }
 
@@ -536,7 +569,7 @@ impl<T: fmt::Debug> fmt::Debug for Event<T> {
 pub enum MetaValue {
     /// A flag.
     Bool(bool),
-    /// A signed integer.
+    /// A negative integer. [`Meta::insert`] stores non-negative integers as [`MetaValue::U64`].
     I64(i64),
     /// An unsigned integer (token counts).
     U64(u64),
@@ -571,6 +604,21 @@ impl MetaValue {
         match *self {
             MetaValue::U64(n) => Some(n),
             MetaValue::I64(n) => u64::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as an `i64`, if it is an integer that fits.
+    ///
+    /// ```
+    /// use beluga_core::MetaValue;
+    /// assert_eq!(MetaValue::from(-3).as_i64(), Some(-3));
+    /// assert_eq!(MetaValue::from(u64::MAX).as_i64(), None);
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            MetaValue::I64(n) => Some(n),
+            MetaValue::U64(n) => i64::try_from(n).ok(),
             _ => None,
         }
     }
@@ -620,7 +668,11 @@ macro_rules! meta_from {
 
 meta_from! {
     bool => Bool as bool,
+    i8 => I64 as i64,
+    i16 => I64 as i64,
     i32 => I64 as i64,
+    u8 => U64 as u64,
+    u16 => U64 as u64,
     i64 => I64 as i64,
     u32 => U64 as u64,
     u64 => U64 as u64,
@@ -742,9 +794,14 @@ impl Meta {
         key: impl Into<Cow<'static, str>>,
         value: impl Into<MetaValue>,
     ) -> Option<MetaValue> {
+        let value = match value.into() {
+            // One spelling per number, so that equal values compare equal (and survive JSON).
+            MetaValue::I64(n) if n >= 0 => MetaValue::U64(n.unsigned_abs()),
+            other => other,
+        };
         self.entries
             .get_or_insert_with(Box::default)
-            .insert(key.into(), value.into())
+            .insert(key.into(), value)
     }
 
     /// Removes `key`, returning its value.
@@ -862,7 +919,8 @@ impl fmt::Debug for Meta {
 mod serde_impl {
     //! Beluga's JSON shape: `{"type":"data","payload":…,"meta":{…}}`. `done` carries `payload`
     //! only with a final value, `error` carries `error` instead of `payload`, and `meta` is left
-    //! out when empty.
+    //! out when empty. The shape is a map with optional keys, so it needs a self-describing
+    //! format (JSON, CBOR, `MessagePack`, ...), not bincode or postcard.
 
     use super::{Cow, Event, EventKind, EventType, Meta, MetaValue};
     use crate::Error;
@@ -889,15 +947,7 @@ mod serde_impl {
                 "error",
             ];
             let s = Cow::<'de, str>::deserialize(d)?;
-            match &*s {
-                "data" => Ok(EventType::Data),
-                "tool_call" => Ok(EventType::ToolCall),
-                "tool_result" => Ok(EventType::ToolResult),
-                "handoff" => Ok(EventType::Handoff),
-                "done" => Ok(EventType::Done),
-                "error" => Ok(EventType::Error),
-                other => Err(de::Error::unknown_variant(other, NAMES)),
-            }
+            s.parse().map_err(|_| de::Error::unknown_variant(&s, NAMES))
         }
     }
 
@@ -956,10 +1006,13 @@ mod serde_impl {
 
     impl<'de> Deserialize<'de> for Meta {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let map = BTreeMap::<String, MetaValue>::deserialize(d)?;
+            // `null` values are skipped: it is how JSON writes a NaN or infinite cost hint.
+            let map = BTreeMap::<String, Option<MetaValue>>::deserialize(d)?;
             let mut meta = Meta::new();
             for (k, v) in map {
-                meta.insert(k, v);
+                if let Some(v) = v {
+                    meta.insert(k, v);
+                }
             }
             Ok(meta)
         }
@@ -989,7 +1042,9 @@ mod serde_impl {
     struct Repr<T> {
         #[serde(rename = "type")]
         ty: EventType,
-        #[serde(default = "Option::default")]
+        // `Some` whenever the key is present, even as `null`: `done_with(())` must not come back
+        // as `done()`.
+        #[serde(default = "Option::default", deserialize_with = "present")]
         payload: Option<T>,
         #[serde(default)]
         error: Option<Error>,
@@ -997,7 +1052,13 @@ mod serde_impl {
         meta: Meta,
     }
 
-    /// A payload that was absent or `null`: only a payload type that accepts "nothing"
+    fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
+    }
+
+    /// A payload that was absent: only a payload type that accepts "nothing"
     /// (`()`, `Option<_>`) can stand for it.
     fn unit_payload<'de, T: Deserialize<'de>, E: de::Error>(ty: EventType) -> Result<T, E> {
         T::deserialize(().into_deserializer())

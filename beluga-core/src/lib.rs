@@ -57,7 +57,6 @@
 //! ```
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod context;
 pub mod error;

@@ -95,10 +95,11 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// Ends the stream with the `cancelled` or `deadline_exceeded` error as soon as `ctx` ends,
     /// dropping the source in that same poll, even when the source is parked forever (unlike
     /// `take_until`, which keeps it alive). A deadline is noticed even by a consumer that never
-    /// yields to the runtime: the clock is read every 32 polls.
+    /// yields to the runtime.
     ///
-    /// If the source has already yielded its terminal item (`done` or `Err`), a later cancel
-    /// ends the stream without adding an error.
+    /// The stream has exactly one terminal item: it ends, dropping the source, right after the
+    /// source's `done` event or `Err` item, and a later cancel adds nothing. The deadline, or the
+    /// `CancellationToken` the context came from, is checked every 32 polls.
     ///
     /// ```
     /// use beluga_core::{Context, ErrorCode, EventStreamExt};

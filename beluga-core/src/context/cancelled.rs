@@ -5,13 +5,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use super::{CancelReason, LIVE, Node, lock};
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::{CANCELLED, CancelReason, DEADLINE, LIVE, Node, lock};
 use crate::Error;
 
 /// Future for the [`Context::cancelled`](crate::Context::cancelled) method: resolves to the
 /// `cancelled` or `deadline_exceeded` error once the context ends.
 ///
-/// It holds its own waker slot in the context while it waits and gives it back when dropped.
+/// While it waits it holds its own waker slot in the context, and if the context has a deadline
+/// (or came from a `CancellationToken`) it also waits for that, so a parked task wakes up on
+/// time. Waiting for a deadline needs a Tokio runtime with the time driver enabled.
 ///
 /// ```
 /// use beluga_core::{Context, ErrorCode};
@@ -29,8 +34,13 @@ pub struct Cancelled {
     node: Arc<Node>,
     /// Our slot in `node.links.waiters`, once registered.
     key: Option<usize>,
-    /// The waker stored in that slot, to skip the lock when the task polls again.
+    /// The waker stored in that slot, to skip the lock when the task polls again. Holding this
+    /// clone also means the slot's waker is never the last one dropped under the lock.
     waker: Option<Waker>,
+    /// The deadline timer, armed the first time the future parks.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The token watch, armed the first time the future parks.
+    token: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl Cancelled {
@@ -39,11 +49,35 @@ impl Cancelled {
             node,
             key: None,
             waker: None,
+            sleep: None,
+            token: None,
         }
     }
 
     fn ended(&self) -> Option<Error> {
         CancelReason::from_state(self.node.state()).map(CancelReason::to_error)
+    }
+
+    /// Polls the deadline timer and the token watch; ends the context if either fired.
+    fn poll_sources(&mut self, cx: &mut TaskContext<'_>) {
+        if let Some(deadline) = self.node.deadline {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.as_mut().poll(cx).is_ready() {
+                if let Some(owner) = self.node.deadline_owner() {
+                    owner.cancel(DEADLINE);
+                }
+            }
+        }
+        if let Some(token) = &self.node.token {
+            let watch = self
+                .token
+                .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
+            if watch.as_mut().poll(cx).is_ready() {
+                self.node.cancel(CANCELLED);
+            }
+        }
     }
 }
 
@@ -55,8 +89,10 @@ impl Future for Cancelled {
         if let Some(err) = this.ended() {
             return Poll::Ready(err);
         }
-        // Outside a runtime at creation, the deadline timer could not be spawned: do it now.
-        this.node.ensure_timer();
+        this.poll_sources(cx);
+        if let Some(err) = this.ended() {
+            return Poll::Ready(err);
+        }
         if this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             // Registered with this very waker, and the flag was re-checked above.
             return Poll::Pending;
@@ -83,7 +119,12 @@ impl Drop for Cancelled {
         if let Some(key) = self.key {
             // After a cancel the slab was drained and nothing is inserted again, so the key can
             // only name our own slot.
-            lock(&self.node.links).waiters.try_remove(key);
+            let mut links = lock(&self.node.links);
+            links.waiters.try_remove(key);
+            if links.waiters.is_empty() && links.waiters.capacity() > 64 {
+                // After a burst of waiters, give the memory back.
+                links.waiters = slab::Slab::new();
+            }
         }
     }
 }

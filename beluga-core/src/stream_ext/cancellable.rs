@@ -30,10 +30,8 @@ pin_project! {
         // Registered only once the source returns `Pending`: the ready path is one atomic load.
         parked: Option<Cancelled>,
         until_clock: u32,
-        has_deadline: bool,
-        // The source already yielded its terminal item (`done` or `Err`): a cancel after it
-        // ends the stream quietly instead of adding a second terminal item.
-        terminal_seen: bool,
+        // The context has a deadline or a token: read them every `CLOCK_EVERY` polls.
+        observe: bool,
     }
 }
 
@@ -44,8 +42,7 @@ impl<S> Cancellable<S> {
             ctx: ctx.clone(),
             parked: None,
             until_clock: CLOCK_EVERY,
-            has_deadline: ctx.deadline().is_some(),
-            terminal_seen: false,
+            observe: ctx.needs_observing(),
         }
     }
 
@@ -115,7 +112,6 @@ impl<S: fmt::Debug> fmt::Debug for Cancellable<S> {
         f.debug_struct("Cancellable")
             .field("stream", &self.stream)
             .field("ctx", &self.ctx)
-            .field("terminal_seen", &self.terminal_seen)
             .finish_non_exhaustive()
     }
 }
@@ -134,15 +130,13 @@ where
         };
         // The hot path: one atomic load, and with a deadline a countdown to the next clock read.
         if this.ctx.is_cancelled()
-            || (*this.has_deadline && clock_due(this.until_clock) && this.ctx.check_deadline())
+            || (*this.observe && clock_due(this.until_clock) && this.ctx.check_deadline())
         {
             return end(this, None);
         }
         match stream.poll_next(cx) {
-            Poll::Ready(Some(item)) => {
-                *this.terminal_seen = !matches!(&item, Ok(ev) if !ev.is_done());
-                Poll::Ready(Some(item))
-            }
+            Poll::Ready(Some(Ok(ev))) if !ev.is_done() => Poll::Ready(Some(Ok(ev))),
+            Poll::Ready(Some(terminal)) => after_terminal(this, terminal),
             Poll::Ready(None) => source_ended(this),
             Poll::Pending => park(this, cx),
         }
@@ -154,8 +148,7 @@ where
             Some(stream) => {
                 // Cancellation can cut the stream short at any point, and may add one error.
                 let (_, upper) = stream.size_hint();
-                let extra = usize::from(!self.terminal_seen);
-                (0, upper.and_then(|n| n.checked_add(extra)))
+                (0, upper.and_then(|n| n.checked_add(1)))
             }
         }
     }
@@ -174,7 +167,7 @@ fn clock_due(until_clock: &mut u32) -> bool {
 }
 
 /// The context has ended: drop the source now, in this poll, whatever it is parked on, and
-/// yield the error unless the source already yielded its terminal item.
+/// end with the context's error.
 #[cold]
 #[inline(never)]
 fn end<S, T>(
@@ -187,11 +180,22 @@ where
     let error = error.unwrap_or_else(|| this.ctx.error().unwrap_or_else(Error::cancelled));
     this.stream.set(None);
     *this.parked = None;
-    if *this.terminal_seen {
-        Poll::Ready(None)
-    } else {
-        Poll::Ready(Some(Err(error)))
-    }
+    Poll::Ready(Some(Err(error)))
+}
+
+/// The source yielded its terminal item (`done` or `Err`): pass it on and drop the source, so
+/// the stream has exactly one terminal item whatever the source does next.
+#[cold]
+fn after_terminal<S, T>(
+    mut this: CancellableProj<'_, S>,
+    terminal: Result<Event<T>, Error>,
+) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    this.stream.set(None);
+    *this.parked = None;
+    Poll::Ready(Some(terminal))
 }
 
 #[cold]

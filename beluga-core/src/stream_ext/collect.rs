@@ -101,7 +101,9 @@ pin_project! {
 
 impl<S: Stream, T> Collect<S, T> {
     pub(crate) fn new(stream: S) -> Self {
-        let capacity = stream.size_hint().0;
+        // Trust the lower bound only so far: a stream may claim to be endless and still end
+        // early at a terminal error.
+        let capacity = stream.size_hint().0.min(1024);
         Collect {
             stream,
             events: Vec::with_capacity(capacity),
