@@ -186,6 +186,7 @@ where
 /// The source yielded its terminal item (`done` or `Err`): pass it on and drop the source, so
 /// the stream has exactly one terminal item whatever the source does next.
 #[cold]
+#[inline(never)]
 fn after_terminal<S, T>(
     mut this: CancellableProj<'_, S>,
     terminal: Result<Event<T>, Error>,
@@ -199,6 +200,7 @@ where
 }
 
 #[cold]
+#[inline(never)]
 fn source_ended<S, T>(mut this: CancellableProj<'_, S>) -> Poll<Option<Result<Event<T>, Error>>>
 where
     S: Stream<Item = Result<Event<T>, Error>>,
@@ -208,7 +210,9 @@ where
     Poll::Ready(None)
 }
 
-/// The source is pending: wait for it or for the context, whichever comes first.
+/// The source is pending: wait for it or for the context, whichever comes first. Kept out of
+/// line so the ready path stays small enough to inline into the consumer.
+#[inline(never)]
 fn park<S, T>(
     this: CancellableProj<'_, S>,
     cx: &mut TaskContext<'_>,
