@@ -375,6 +375,7 @@ impl Context {
     }
 
     /// A child context that also ends at `deadline` (or at the parent's, if that is earlier).
+    /// Takes a [`tokio::time::Instant`] or a [`std::time::Instant`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -387,8 +388,8 @@ impl Context {
     /// # }
     /// ```
     #[must_use]
-    pub fn with_deadline(&self, deadline: Instant) -> Self {
-        self.derive(Some(deadline), self.node.values.clone())
+    pub fn with_deadline(&self, deadline: impl Into<Instant>) -> Self {
+        self.derive(Some(deadline.into()), self.node.values.clone())
     }
 
     /// A child context that ends `timeout` from now (or at the parent's deadline, if earlier).

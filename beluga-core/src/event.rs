@@ -682,6 +682,16 @@ meta_from! {
     &str => Str as String,
 }
 
+impl From<usize> for MetaValue {
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "usize is at most 64 bits on every target Rust supports"
+    )]
+    fn from(v: usize) -> Self {
+        MetaValue::U64(v as u64)
+    }
+}
+
 /// Event metadata: trace ids, token counts, cost hints, and any other observational key.
 ///
 /// Empty metadata is a null pointer: no allocation until the first entry is inserted. Keys are
