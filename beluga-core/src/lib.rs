@@ -58,6 +58,8 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+#[doc(hidden)]
+pub mod __private;
 pub mod context;
 pub mod error;
 pub mod event;
@@ -69,6 +71,7 @@ pub use crate::error::{Error, ErrorCode, ResultExt};
 pub use crate::event::{Event, EventKind, EventType, Meta, MetaValue};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
+pub use beluga_macros::stream_producer;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[doc = include_str!("../../README.md")]

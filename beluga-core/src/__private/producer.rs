@@ -1,0 +1,352 @@
+//! The stream behind `#[stream_producer]`: a pinned stream that owns a slot and the body, and
+//! hands the body a [`Yielder`] pointing at that slot.
+//!
+//! How one item travels: the body calls `yielder.value(x).await`, which puts `x` in the slot and
+//! returns `Pending` once. [`Producer::poll_next`] sees the body pending with a full slot, takes
+//! the payload out and returns it as `Event::data(x)`; the next poll resumes the body. No
+//! thread-local, no waker trick, no allocation per item: the slot lives inside the pinned stream.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::marker::{PhantomData, PhantomPinned};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::context::Cancelled;
+use crate::{Context, Error, Event};
+
+/// How many polls pass between two clock reads when the context has a deadline or a token.
+const CLOCK_EVERY: u32 = 32;
+
+pin_project! {
+    /// Where an emitted value waits for `poll_next`. `!Unpin`, so that a `&mut Producer` never
+    /// asserts uniqueness over it while the body holds a pointer to it.
+    struct Slot<T> {
+        data: Cell<Option<T>>,
+        event: Cell<Option<Event<T>>>,
+        #[pin]
+        _pinned: PhantomPinned,
+    }
+}
+
+/// The body's handle to its producer's slot.
+///
+/// The code `#[stream_producer]` generates owns it inside the body future under a name user code
+/// cannot spell, and only ever lends it out as a `&mut` borrow of that local. So it can never
+/// leave the body (a borrow cannot outlive it, even when moved into a nested `async move`), and
+/// at most one [`Yield`] exists at a time (each holds the exclusive borrow), so the slot is
+/// never touched from two places at once.
+pub struct Yielder<T> {
+    slot: *const Slot<T>,
+    // Invariant in `T`: a `Yielder<&'static str>` must never accept a `&'short str`
+    // (the shape of async-stream issue #107).
+    _invariant: PhantomData<fn(T) -> T>,
+}
+
+// SAFETY: a `Yielder` is a pointer to its producer's slot, used only through `&mut` by the body
+// future, and the body is only polled from `Producer::poll_next`, which has exclusive access to
+// the producer. Sending the body to another thread sends the producer (and the slot) with it,
+// and the slot is never accessed from two threads at once. It is deliberately not `Sync`.
+unsafe impl<T: Send> Send for Yielder<T> {}
+
+impl<T> Yielder<T> {
+    /// Emits `value`: a payload becomes a `data` event, an `Event<T>` goes out as it is.
+    #[inline]
+    pub fn value<V: Yieldable<T>>(&mut self, value: V) -> Yield<'_, T> {
+        Yield {
+            yielder: self,
+            value: Some(value.into_yielded()),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Yielder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yielder").finish_non_exhaustive()
+    }
+}
+
+/// A value on its way into the slot.
+#[derive(Debug)]
+pub enum Yielded<T> {
+    /// A payload, sent as a `data` event.
+    Data(T),
+    /// An event, sent as it is.
+    Event(Event<T>),
+}
+
+/// What `emit!` accepts: the payload type `T`, or a whole `Event<T>`.
+#[diagnostic::on_unimplemented(
+    message = "cannot emit `{Self}` from a producer of `{T}` events",
+    label = "expected `{T}` or `Event<{T}>`",
+    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is"
+)]
+pub trait Yieldable<T> {
+    /// Wraps `self` for the slot.
+    fn into_yielded(self) -> Yielded<T>;
+}
+
+impl<T> Yieldable<T> for T {
+    #[inline]
+    fn into_yielded(self) -> Yielded<T> {
+        Yielded::Data(self)
+    }
+}
+
+impl<T> Yieldable<T> for Event<T> {
+    #[inline]
+    fn into_yielded(self) -> Yielded<T> {
+        Yielded::Event(self)
+    }
+}
+
+/// The future of one `emit!`: places the value in the slot and is pending once (handing control
+/// back to `poll_next`, which takes the value out), then ready.
+#[must_use = "an emit does nothing unless awaited"]
+pub struct Yield<'a, T> {
+    yielder: &'a mut Yielder<T>,
+    value: Option<Yielded<T>>,
+}
+
+impl<T> Unpin for Yield<'_, T> {}
+
+impl<T> Future for Yield<'_, T> {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<()> {
+        let Some(value) = self.value.take() else {
+            return Poll::Ready(());
+        };
+        // SAFETY: `Producer::new`'s contract: the yielder never outlives the body, the body
+        // never outlives the producer, and the producer is pinned, so the slot is alive and has
+        // not moved. This `Yield` holds the only access to the yielder (`&mut`), and the body is
+        // being polled by `poll_next`, which does not touch the slot meanwhile.
+        let slot = unsafe { &*self.yielder.slot };
+        match value {
+            Yielded::Data(payload) => slot.data.set(Some(payload)),
+            Yielded::Event(event) => slot.event.set(Some(event)),
+        }
+        // No waker is registered on purpose: the body returns `Pending` with the slot full,
+        // `poll_next` takes the value and returns `Ready`, and the consumer polls again without
+        // being woken.
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for Yield<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yield").finish_non_exhaustive()
+    }
+}
+
+/// Turns the value a body ends with into the final value of its `done` event: `()` means a
+/// plain `done()`, a `T` means `done_with(value)`.
+#[derive(Debug)]
+pub struct Final<V>(pub V);
+
+impl Final<()> {
+    /// A body that ends with `()` has no final value.
+    #[inline]
+    pub fn into_final<T>(self) -> Option<T> {
+        None
+    }
+}
+
+/// The `T` case of [`Final`]; an inherent method on `Final<()>` takes precedence for `()`.
+pub trait IntoFinal<T> {
+    /// The final value.
+    fn into_final(self) -> Option<T>;
+}
+
+impl<T> IntoFinal<T> for Final<T> {
+    #[inline]
+    fn into_final(self) -> Option<T> {
+        Some(self.0)
+    }
+}
+
+pin_project! {
+    #[project = ProducerProj]
+    /// The stream `#[stream_producer]` returns.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Producer<T, F, Fut> {
+        // The body, created on the first poll (the slot's address is fixed only once pinned).
+        // Declared before the slot so that it is dropped first: nothing the body owns may
+        // outlive the slot its yielder points at.
+        init: Option<F>,
+        #[pin]
+        body: Option<Fut>,
+        #[pin]
+        slot: Slot<T>,
+        ctx: Context,
+        parked: Option<Cancelled>,
+        until_clock: u32,
+        observe: bool,
+        finished: bool,
+    }
+}
+
+impl<T, F, Fut> Producer<T, F, Fut>
+where
+    F: FnOnce(Yielder<T>) -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    /// A producer that runs `body` and watches `ctx`.
+    ///
+    /// # Safety
+    ///
+    /// The [`Yielder`] passed to `body` must only be used by the future `body` returns, and
+    /// must not be moved out of it or outlive it. `#[stream_producer]` guarantees this by giving
+    /// the yielder a name user code cannot spell.
+    pub unsafe fn new(ctx: Context, body: F) -> Self {
+        Producer {
+            slot: Slot {
+                data: Cell::new(None),
+                event: Cell::new(None),
+                _pinned: PhantomPinned,
+            },
+            init: Some(body),
+            body: None,
+            observe: ctx.needs_observing(),
+            ctx,
+            parked: None,
+            until_clock: CLOCK_EVERY,
+            finished: false,
+        }
+    }
+}
+
+impl<T, F, Fut> Stream for Producer<T, F, Fut>
+where
+    F: FnOnce(Yielder<T>) -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    type Item = Result<Event<T>, Error>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(None);
+        }
+        // Before every resumption of the body: one atomic load, and now and then the clock.
+        if this.ctx.is_cancelled()
+            || (*this.observe && clock_due(this.until_clock) && this.ctx.check_deadline())
+        {
+            return finish(this, Err(None));
+        }
+        let slot: &Slot<T> = this.slot.as_ref().get_ref();
+        if let Some(init) = this.init.take() {
+            let yielder = Yielder {
+                slot: std::ptr::from_ref(slot),
+                _invariant: PhantomData,
+            };
+            this.body.set(Some(init(yielder)));
+        }
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            return finish(this, Err(None));
+        };
+        match body.poll(cx) {
+            Poll::Pending => {
+                if let Some(payload) = slot.data.take() {
+                    return Poll::Ready(Some(Ok(Event::data(payload))));
+                }
+                if let Some(event) = slot.event.take() {
+                    if event.is_done() {
+                        // An emitted `done` ends the producer: exactly one terminal item.
+                        return finish(this, Ok(Some(event)));
+                    }
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                park(this, cx)
+            }
+            Poll::Ready(Ok(value)) => {
+                let done = match value {
+                    Some(value) => Event::done_with(value),
+                    None => Event::done(),
+                };
+                finish(this, Ok(Some(done)))
+            }
+            Poll::Ready(Err(err)) => finish(this, Err(Some(err))),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            (0, Some(0))
+        } else {
+            (0, None)
+        }
+    }
+}
+
+impl<T, F, Fut> FusedStream for Producer<T, F, Fut>
+where
+    F: FnOnce(Yielder<T>) -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.finished
+    }
+}
+
+impl<T, F, Fut> fmt::Debug for Producer<T, F, Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("started", &self.init.is_none())
+            .field("finished", &self.finished)
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+#[inline]
+fn clock_due(until_clock: &mut u32) -> bool {
+    *until_clock -= 1;
+    if *until_clock == 0 {
+        *until_clock = CLOCK_EVERY;
+        true
+    } else {
+        false
+    }
+}
+
+/// Ends the stream: drops the body (running its destructors) and the slot's leftovers, and
+/// yields the terminal item. `Ok(event)` is a `done` event; `Err(None)` means the context ended.
+#[cold]
+#[inline(never)]
+fn finish<T, F, Fut>(
+    mut this: ProducerProj<'_, T, F, Fut>,
+    terminal: Result<Option<Event<T>>, Option<Error>>,
+) -> Poll<Option<Result<Event<T>, Error>>> {
+    this.body.set(None);
+    *this.init = None;
+    *this.parked = None;
+    *this.finished = true;
+    let slot = this.slot.as_ref().get_ref();
+    drop(slot.data.take());
+    drop(slot.event.take());
+    Poll::Ready(match terminal {
+        Ok(done) => done.map(Ok),
+        Err(Some(err)) => Some(Err(err)),
+        Err(None) => Some(Err(this.ctx.error().unwrap_or_else(Error::cancelled))),
+    })
+}
+
+/// The body is parked in an `.await` without yielding: wait for it or for the context.
+#[inline(never)]
+fn park<T, F, Fut>(
+    this: ProducerProj<'_, T, F, Fut>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<Result<Event<T>, Error>>> {
+    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
+    match Pin::new(parked).poll(cx) {
+        Poll::Ready(err) => finish(this, Err(Some(err))),
+        Poll::Pending => Poll::Pending,
+    }
+}

@@ -1,0 +1,16 @@
+//! Procedural macros for beluga. Use them through `beluga-core`, which re-exports them and
+//! documents them: the expansions call into `beluga_core::__private`.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod error;
+mod stream_producer;
+
+use proc_macro::TokenStream;
+
+/// Turns a function whose body `yield`s into one that returns an event stream. See
+/// `beluga_core::stream_producer` for the documentation.
+#[proc_macro_attribute]
+pub fn stream_producer(args: TokenStream, item: TokenStream) -> TokenStream {
+    stream_producer::expand(args.into(), item.into()).into()
+}

@@ -1,0 +1,439 @@
+//! `#[stream_producer]`: body semantics, cancellation, drop, delegation, supported shapes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use beluga_core::{
+    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, EventStreamExt,
+    stream_producer,
+};
+use beluga_tests::{DropGuard, drops};
+use futures_util::{Stream, StreamExt};
+
+#[stream_producer]
+fn count(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    for i in 0..n {
+        emit!(i);
+    }
+}
+
+#[tokio::test]
+async fn emits_data_then_done() {
+    let events = count(Context::new(), 3).collect_events().await;
+    assert_eq!(events.error, None);
+    assert_eq!(
+        events.events,
+        [
+            Event::data(0),
+            Event::data(1),
+            Event::data(2),
+            Event::done()
+        ]
+    );
+}
+
+#[stream_producer]
+fn with_final(ctx: &Context) -> impl Stream<Item = EventResult<String>> {
+    emit!("partial".to_owned());
+    emit!(Event::tool_call("lookup".to_owned()));
+    emit!(Event::error(Error::new(
+        ErrorCode::ToolFailed,
+        "lookup failed"
+    )));
+    emit!("after the reported error".to_owned());
+    "final".to_owned()
+}
+
+#[tokio::test]
+async fn events_pass_as_they_are_and_a_tail_value_is_done_with() {
+    let ctx = Context::new();
+    let events = with_final(&ctx).collect_events().await;
+    assert_eq!(
+        events.events,
+        [
+            Event::data("partial".to_owned()),
+            Event::tool_call("lookup".to_owned()),
+            Event::error(Error::new(ErrorCode::ToolFailed, "lookup failed")),
+            Event::data("after the reported error".to_owned()),
+            Event::done_with("final".to_owned())
+        ]
+    );
+    assert_eq!(events.error, None);
+}
+
+#[stream_producer]
+fn returns(ctx: Context, how: u8) -> impl Stream<Item = EventResult<u32>> {
+    emit!(1);
+    match how {
+        0 => return,
+        1 => return 7,
+        2 => return Err(Error::new(ErrorCode::Auth, "denied")),
+        3 => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow")),
+        4 => {
+            let n: u32 = "not a number"
+                .parse()
+                .map_err(|_| Error::new(ErrorCode::InvalidInput, "bad number"))?;
+            emit!(n);
+        }
+        5 => {
+            std::fs::read("/this/path/does/not/exist")?;
+        }
+        _ => {}
+    }
+    emit!(2);
+}
+
+async fn outcome(how: u8) -> (Vec<Event<u32>>, Option<ErrorCode>) {
+    let collected = returns(Context::new(), how).collect_events().await;
+    (collected.events, collected.error.map(|e| e.code()))
+}
+
+#[tokio::test]
+async fn return_and_question_mark_end_the_stream() {
+    assert_eq!(
+        outcome(0).await,
+        (vec![Event::data(1), Event::done()], None)
+    );
+    assert_eq!(
+        outcome(1).await,
+        (vec![Event::data(1), Event::done_with(7)], None)
+    );
+    assert_eq!(
+        outcome(2).await,
+        (vec![Event::data(1)], Some(ErrorCode::Auth))
+    );
+    assert_eq!(
+        outcome(3).await,
+        (vec![Event::data(1)], Some(ErrorCode::Timeout))
+    );
+    assert_eq!(
+        outcome(4).await,
+        (vec![Event::data(1)], Some(ErrorCode::InvalidInput))
+    );
+    assert_eq!(
+        outcome(5).await,
+        (vec![Event::data(1)], Some(ErrorCode::NotFound))
+    );
+    assert_eq!(
+        outcome(6).await,
+        (vec![Event::data(1), Event::data(2), Event::done()], None)
+    );
+}
+
+#[tokio::test]
+async fn exactly_one_terminal_item_then_none_forever() {
+    for how in 0..7 {
+        let mut stream = Box::pin(returns(Context::new(), how));
+        let mut terminals = 0;
+        while let Some(item) = stream.next().await {
+            if !matches!(&item, Ok(ev) if !ev.is_done()) {
+                terminals += 1;
+            }
+        }
+        assert_eq!(terminals, 1, "case {how}");
+        assert_eq!(stream.size_hint(), (0, Some(0)));
+        for _ in 0..3 {
+            assert!(
+                stream.next().await.is_none(),
+                "case {how}: polled after the end"
+            );
+        }
+    }
+}
+
+#[stream_producer]
+fn emits_done_early(
+    ctx: Context,
+    ran_after: Arc<AtomicUsize>,
+) -> impl Stream<Item = EventResult<u8>> {
+    emit!(1);
+    emit!(Event::done_with(2));
+    ran_after.fetch_add(1, Ordering::SeqCst);
+    emit!(3);
+}
+
+#[tokio::test]
+async fn an_emitted_done_ends_the_producer() {
+    let ran_after = Arc::new(AtomicUsize::new(0));
+    let events = emits_done_early(Context::new(), Arc::clone(&ran_after))
+        .collect_events()
+        .await;
+    assert_eq!(events.events, [Event::data(1), Event::done_with(2)]);
+    assert_eq!(ran_after.load(Ordering::SeqCst), 0);
+}
+
+#[stream_producer]
+fn guarded_forever(ctx: Context, guard: DropGuard) -> impl Stream<Item = EventResult<u8>> {
+    let _guard = guard;
+    emit!(1);
+    std::future::pending::<()>().await;
+    emit!(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_drops_a_body_parked_forever_within_the_next_poll() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    let mut stream = Box::pin(guarded_forever(ctx.clone(), guard));
+    assert_eq!(stream.next().await.unwrap().unwrap(), Event::data(1));
+    let consumer = tokio::spawn(async move {
+        let item = stream.next().await;
+        (item, drops(&dropped), stream.next().await)
+    });
+    // Let the consumer park on the body's `pending()`.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!consumer.is_finished());
+    ctx.cancel();
+    let (item, drops_at_error, after) = tokio::time::timeout(Duration::from_secs(5), consumer)
+        .await
+        .expect("the parked consumer was never woken")
+        .unwrap();
+    assert_eq!(item.unwrap().unwrap_err().code(), ErrorCode::Cancelled);
+    assert_eq!(
+        drops_at_error, 1,
+        "the body was alive when the error came out"
+    );
+    assert!(after.is_none());
+}
+
+#[tokio::test]
+async fn dropping_the_stream_drops_the_body_inside_drop() {
+    let (guard, dropped) = DropGuard::new();
+    let mut stream = Box::pin(guarded_forever(Context::new(), guard));
+    assert!(stream.next().await.is_some());
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    assert_eq!(drops(&dropped), 0);
+    drop(stream);
+    assert_eq!(drops(&dropped), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_between_items_ends_before_the_next_emit() {
+    let ctx = Context::new();
+    let mut stream = Box::pin(count(ctx.clone(), 1_000));
+    assert_eq!(stream.next().await.unwrap().unwrap(), Event::data(0));
+    ctx.cancel();
+    assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_cancelled_context_never_starts_the_body() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    ctx.cancel();
+    let collected = guarded_forever(ctx, guard).collect_events().await;
+    assert!(collected.events.is_empty());
+    assert_eq!(
+        collected.error.map(|e| e.code()),
+        Some(ErrorCode::Cancelled)
+    );
+    assert_eq!(drops(&dropped), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_ends_a_parked_body_on_time() {
+    let (guard, dropped) = DropGuard::new();
+    let start = tokio::time::Instant::now();
+    let ctx = Context::new().with_timeout(Duration::from_millis(50));
+    let collected = guarded_forever(ctx, guard).collect_events().await;
+    assert_eq!(collected.events, [Event::data(1)]);
+    assert_eq!(
+        collected.error.map(|e| e.code()),
+        Some(ErrorCode::DeadlineExceeded)
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    assert_eq!(drops(&dropped), 1);
+}
+
+#[stream_producer]
+fn busy(ctx: Context) -> impl Stream<Item = EventResult<u64>> {
+    let mut i = 0;
+    loop {
+        i += 1;
+        emit!(i);
+    }
+}
+
+#[test]
+fn a_deadline_fires_when_the_body_never_parks_and_the_consumer_never_yields() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ctx = Context::new().with_timeout(Duration::from_millis(20));
+        let mut stream = Box::pin(busy(ctx));
+        let started = std::time::Instant::now();
+        let mut items = 0_u64;
+        let err = loop {
+            match stream.next().await.unwrap() {
+                Ok(_) => {
+                    items += 1;
+                    if items % 1024 == 0 {
+                        assert!(started.elapsed() < Duration::from_secs(10), "never fired");
+                    }
+                }
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.code(), ErrorCode::DeadlineExceeded);
+        assert!(items > 0);
+    });
+}
+
+#[stream_producer(ctx = watched)]
+fn two_contexts(watched: Context, other: Context) -> impl Stream<Item = EventResult<&'static str>> {
+    let _ = other;
+    emit!("one");
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn the_named_context_is_the_one_watched() {
+    let watched = Context::new();
+    let other = Context::new();
+    let mut stream = Box::pin(two_contexts(watched.clone(), other.clone()));
+    assert!(stream.next().await.is_some());
+    other.cancel();
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    watched.cancel();
+    assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
+}
+
+#[stream_producer]
+fn inner(ctx: Context, fail: bool) -> impl Stream<Item = EventResult<String>> {
+    emit!("a".to_owned());
+    emit!(Event::tool_call("t".to_owned()));
+    if fail {
+        return Err(Error::new(ErrorCode::RateLimit, "429"));
+    }
+    "inner final".to_owned()
+}
+
+#[stream_producer]
+fn outer(ctx: Context, fail: bool) -> impl Stream<Item = EventResult<String>> {
+    emit!("before".to_owned());
+    let inner_final = emit_all!(inner(ctx.clone(), fail));
+    emit!(format!("inner said {inner_final:?}"));
+}
+
+#[tokio::test]
+async fn emit_all_forwards_events_and_returns_the_final_value() {
+    let ok = outer(Context::new(), false).collect_events().await;
+    assert_eq!(
+        ok.events,
+        [
+            Event::data("before".to_owned()),
+            Event::data("a".to_owned()),
+            Event::tool_call("t".to_owned()),
+            Event::data("inner said Some(\"inner final\")".to_owned()),
+            Event::done()
+        ]
+    );
+    let failed = outer(Context::new(), true).collect_events().await;
+    assert_eq!(failed.events.len(), 3);
+    assert_eq!(failed.error.map(|e| e.code()), Some(ErrorCode::RateLimit));
+}
+
+#[stream_producer]
+fn delegate_forever(ctx: Context, guard: DropGuard) -> impl Stream<Item = EventResult<u8>> {
+    emit_all!(guarded_forever(Context::new(), guard));
+}
+
+#[tokio::test]
+async fn cancellation_is_checked_while_delegating() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    let mut stream = Box::pin(delegate_forever(ctx.clone(), guard));
+    assert_eq!(stream.next().await.unwrap().unwrap(), Event::data(1));
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    ctx.cancel();
+    assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
+    assert_eq!(drops(&dropped), 1);
+}
+
+struct Model {
+    words: Vec<&'static str>,
+}
+
+impl Model {
+    #[stream_producer]
+    fn words<'a>(
+        &'a self,
+        ctx: &Context,
+        prefix: &'a str,
+    ) -> impl Stream<Item = EventResult<String>> + 'a {
+        for word in &self.words {
+            emit!(format!("{prefix}{word}"));
+        }
+    }
+}
+
+trait Provider {
+    fn stream(&self, ctx: Context) -> EventStream<'_, u32>;
+}
+
+struct Fixed(u32);
+
+impl Provider for Fixed {
+    #[stream_producer]
+    fn stream(&self, ctx: Context) -> EventStream<'_, u32> {
+        emit!(self.0);
+        self.0 + 1
+    }
+}
+
+#[stream_producer]
+fn generic<T: Clone + Send + 'static>(
+    ctx: Context,
+    items: impl IntoIterator<Item = T>,
+) -> impl Stream<Item = EventResult<T>> {
+    for item in items {
+        emit!(item);
+    }
+}
+
+#[tokio::test]
+async fn methods_trait_methods_generics_and_borrowed_arguments() {
+    let model = Model {
+        words: vec!["a", "b"],
+    };
+    let ctx = Context::new();
+    let prefix = String::from("> ");
+    let words = model.words(&ctx, &prefix).collect_events().await;
+    assert_eq!(words.data().cloned().collect::<Vec<_>>(), ["> a", "> b"]);
+
+    let provider: Box<dyn Provider> = Box::new(Fixed(41));
+    let events = provider.stream(Context::new()).collect_events().await;
+    assert_eq!(events.events, [Event::data(41), Event::done_with(42)]);
+
+    let generic = generic(Context::new(), vec!['x', 'y'])
+        .collect_events()
+        .await;
+    assert_eq!(generic.data().copied().collect::<String>(), "xy");
+}
+
+#[test]
+fn producers_are_send_when_their_bodies_are() {
+    fn assert_send<S: Send>(_: &S) {}
+    assert_send(&count(Context::new(), 1));
+    assert_send(&generic(Context::new(), [1_u8]));
+}
+
+#[tokio::test]
+async fn a_producer_is_an_ordinary_stream() {
+    let kinds: Vec<EventKind<u64>> = count(Context::new(), 2)
+        .map(|item| item.unwrap().into_kind())
+        .collect()
+        .await;
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Data(0),
+            EventKind::Data(1),
+            EventKind::Done(None)
+        ]
+    );
+}
