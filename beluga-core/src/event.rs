@@ -558,6 +558,57 @@ impl<T: fmt::Debug> fmt::Debug for Event<T> {
     }
 }
 
+/// What `emit!` accepts in a [`stream_producer`](crate::stream_producer) of `T` events: a
+/// payload `T`, sent as [`Event::data`], or a whole `Event<T>`, sent as it is.
+///
+/// ```
+/// use beluga_core::{Event, IntoEvent};
+/// assert_eq!(IntoEvent::<u8>::into_event(7), Event::data(7));
+/// assert_eq!(Event::tool_call(7).into_event(), Event::tool_call(7));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "cannot emit `{Self}` from a producer of `{T}` events",
+    label = "expected `{T}` or `Event<{T}>`",
+    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is"
+)]
+pub trait IntoEvent<T> {
+    /// The event this value stands for.
+    fn into_event(self) -> Event<T>;
+
+    /// How `emit!` hands the value to its stream: payloads travel without their event.
+    #[doc(hidden)]
+    fn __into_yielded(self) -> crate::__private::Yielded<T>
+    where
+        Self: Sized,
+    {
+        crate::__private::Yielded::Event(self.into_event())
+    }
+}
+
+impl<T> IntoEvent<T> for T {
+    #[inline]
+    fn into_event(self) -> Event<T> {
+        Event::data(self)
+    }
+
+    #[inline]
+    fn __into_yielded(self) -> crate::__private::Yielded<T> {
+        crate::__private::Yielded::Data(self)
+    }
+}
+
+impl<T> IntoEvent<T> for Event<T> {
+    #[inline]
+    fn into_event(self) -> Event<T> {
+        self
+    }
+
+    #[inline]
+    fn __into_yielded(self) -> crate::__private::Yielded<T> {
+        crate::__private::Yielded::Event(self)
+    }
+}
+
 /// A metadata value: a string, a number or a flag.
 ///
 /// ```

@@ -68,7 +68,7 @@ mod stream_ext;
 
 pub use crate::context::{CancelReason, Context};
 pub use crate::error::{Error, ErrorCode, ResultExt};
-pub use crate::event::{Event, EventKind, EventType, Meta, MetaValue};
+pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
 pub use beluga_macros::stream_producer;

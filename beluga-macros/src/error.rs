@@ -37,3 +37,23 @@ pub(crate) fn with_errors(mut tokens: TokenStream, error: &syn::Error) -> TokenS
     tokens.extend(error.to_compile_error());
     tokens
 }
+
+/// `tokens` with every token given `span`, so that an expression built from them (say, a call
+/// through the `beluga_core` path) is reported at `span` rather than at the attribute.
+pub(crate) fn respan(tokens: impl quote::ToTokens, span: proc_macro2::Span) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_token_stream()
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(group) = &tt {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                tt = TokenTree::Group(respanned);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}

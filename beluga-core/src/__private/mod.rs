@@ -6,7 +6,7 @@ mod producer;
 use std::future::poll_fn;
 use std::pin::pin;
 
-pub use self::producer::{Final, IntoFinal, Producer, Yield, Yieldable, Yielded, Yielder};
+pub use self::producer::{Final, IntoFinal, Producer, Yield, Yielded, Yielder};
 pub use crate::{Context, Error, Event, EventStream};
 pub use futures_core::Stream;
 
@@ -21,7 +21,7 @@ where
     while let Some(item) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         match item {
             Ok(event) if event.is_done() => return Ok(event.into_payload()),
-            Ok(event) => yielder.value(event).await,
+            Ok(event) => yielder.value(Yielded::Event(event)).await,
             Err(err) => return Err(err),
         }
     }
@@ -68,6 +68,6 @@ impl<T> Stream for Fallback<T> {
         self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        std::task::Poll::Ready(None)
+        unreachable!("a `#[stream_producer]` with compile errors cannot run")
     }
 }

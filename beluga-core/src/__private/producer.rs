@@ -54,12 +54,12 @@ pub struct Yielder<T> {
 unsafe impl<T: Send> Send for Yielder<T> {}
 
 impl<T> Yielder<T> {
-    /// Emits `value`: a payload becomes a `data` event, an `Event<T>` goes out as it is.
+    /// Emits `value` (see [`IntoEvent`](crate::IntoEvent)).
     #[inline]
-    pub fn value<V: Yieldable<T>>(&mut self, value: V) -> Yield<'_, T> {
+    pub fn value(&mut self, value: Yielded<T>) -> Yield<'_, T> {
         Yield {
             yielder: self,
-            value: Some(value.into_yielded()),
+            value: Some(value),
         }
     }
 }
@@ -77,31 +77,6 @@ pub enum Yielded<T> {
     Data(T),
     /// An event, sent as it is.
     Event(Event<T>),
-}
-
-/// What `emit!` accepts: the payload type `T`, or a whole `Event<T>`.
-#[diagnostic::on_unimplemented(
-    message = "cannot emit `{Self}` from a producer of `{T}` events",
-    label = "expected `{T}` or `Event<{T}>`",
-    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is"
-)]
-pub trait Yieldable<T> {
-    /// Wraps `self` for the slot.
-    fn into_yielded(self) -> Yielded<T>;
-}
-
-impl<T> Yieldable<T> for T {
-    #[inline]
-    fn into_yielded(self) -> Yielded<T> {
-        Yielded::Data(self)
-    }
-}
-
-impl<T> Yieldable<T> for Event<T> {
-    #[inline]
-    fn into_yielded(self) -> Yielded<T> {
-        Yielded::Event(self)
-    }
 }
 
 /// The future of one `emit!`: places the value in the slot and is pending once (handing control

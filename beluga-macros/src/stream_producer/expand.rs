@@ -1,33 +1,35 @@
 //! Generating the function: the body becomes a producer stream.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Ident, Stmt};
 
 use super::parse::{Output, Producer, RawFn};
+use super::visitor::final_value;
 
 /// The expansion of a correct producer.
 ///
 /// From
 /// ```text
-/// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> { body }
+/// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> { body; tail }
 /// ```
 /// into
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
-///     let ctx2 = ctx.clone();
+///     let watched = Context::clone(&ctx);
 ///     let body = move |mut yielder: Yielder<T>| async move {
 ///         let y = &mut yielder;
-///         let value = { body, with `emit!(x)` as `Yielder::value(&mut *y, x).await` };
-///         Ok(final value of `value`)
+///         let value: Option<T> = { body; final value of tail };   // `emit!(x)` rewritten to
+///         Ok(value)                                               // `y.value(x).await`
 ///     };
-///     unsafe { Producer::new(ctx2, body) }
+///     unsafe { Producer::new(watched, body) }
 /// }
 /// ```
 pub(crate) fn producer(
     raw: &RawFn,
     producer: &Producer,
-    stmts: &[Stmt],
+    mut stmts: Vec<Stmt>,
     krate: &syn::Path,
     yielder: &Ident,
 ) -> TokenStream {
@@ -35,6 +37,16 @@ pub(crate) fn producer(
         attrs, vis, sig, ..
     } = raw;
     let Producer { item, output, ctx } = producer;
+    // The body's value: its tail expression turned into the final value in place, so that a
+    // tail of the wrong type is pointed at; `None` when the body has no tail.
+    let tail = match stmts.pop() {
+        Some(Stmt::Expr(tail, None)) => final_value(krate, item, &tail),
+        Some(other) => {
+            stmts.push(other);
+            quote!(::core::option::Option::None)
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
     let (watched, body, owner, value, stream) = (
         hidden("__beluga_ctx"),
@@ -45,7 +57,15 @@ pub(crate) fn producer(
     );
     let returned = match output {
         Output::Unboxed => quote!(#stream),
-        Output::Boxed => quote!(#krate::__private::boxed(#stream)),
+        Output::Boxed => {
+            // Spanned on the declared type: a body that is not `Send` is reported there.
+            let span = match &sig.output {
+                syn::ReturnType::Type(_, ty) => ty.span(),
+                syn::ReturnType::Default => Span::call_site(),
+            };
+            let krate = crate::error::respan(krate, span);
+            quote_spanned!(span=> #krate::__private::boxed(#stream))
+        }
     };
     quote! {
         #(#attrs)*
@@ -55,11 +75,7 @@ pub(crate) fn producer(
                 let #yielder = &mut #owner;
                 #[allow(unreachable_code, clippy::diverging_sub_expression)]
                 {
-                    let #value = { #(#stmts)* };
-                    #[allow(unused_imports)]
-                    use #krate::__private::IntoFinal as _;
-                    let #value: ::core::option::Option<#item> =
-                        #krate::__private::Final(#value).into_final();
+                    let #value: ::core::option::Option<#item> = { #(#stmts)* #tail };
                     ::core::result::Result::Ok::<_, #krate::__private::Error>(#value)
                 }
             };
@@ -82,15 +98,21 @@ pub(crate) fn fallback(
     let RawFn {
         attrs, vis, sig, ..
     } = raw;
+    // Without the qualifiers a producer cannot have, so that they cause no error of their own.
+    let mut sig = sig.clone();
+    sig.constness = None;
+    sig.asyncness = None;
+    sig.abi = None;
     let body = match item {
         Some((item, Output::Unboxed)) => quote!(#krate::__private::Fallback::<#item>::new()),
         Some((item, Output::Boxed)) => {
             quote!(#krate::__private::boxed(#krate::__private::Fallback::<#item>::new()))
         }
-        None => match &sig.output {
-            syn::ReturnType::Default => quote!(),
-            syn::ReturnType::Type(..) => quote!(::core::unreachable!()),
-        },
+        None => {
+            // An unusable return type (already reported): return nothing instead.
+            sig.output = syn::ReturnType::Default;
+            quote!()
+        }
     };
     quote! {
         #(#attrs)*

@@ -19,7 +19,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let error = syn::Error::new(
             Span::call_site(),
             "`#[stream_producer]` goes on a function with a body (a free function, an inherent \
-             method or a trait-impl method) that `yield`s its items",
+             method or a trait-impl method) that sends its items with `emit!`",
         );
         return with_errors(item, &error);
     };
@@ -42,14 +42,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             None
         }
     };
-    let mut stmts = match parse::parse_body(raw.body.clone()) {
-        Ok(stmts) => stmts,
-        Err(e) => {
-            // A syntax error in the body: that error alone, and the signature for the IDE.
-            let item = parse::return_item(&raw.sig).ok();
-            let fallback = expand::fallback(&raw, item.as_ref().map(|(t, o)| (t, o)), &args.krate);
-            return with_errors(fallback, &e);
-        }
+    let Ok(mut stmts) = parse::parse_body(raw.body.clone()) else {
+        // A syntax error in the body. rustc has already reported it while parsing the item for
+        // this attribute: add no second error, just the signature for the IDE.
+        let item = parse::return_item(&raw.sig).ok();
+        return expand::fallback(&raw, item.as_ref().map(|(t, o)| (t, o)), &args.krate);
     };
 
     let yielder = Ident::new("__beluga_yield", Span::mixed_site());
@@ -64,9 +61,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 
     match (errors.finish(), producer) {
-        (Ok(()), Some(producer)) => {
-            expand::producer(&raw, &producer, &stmts, &args.krate, &yielder)
-        }
+        (Ok(()), Some(producer)) => expand::producer(&raw, &producer, stmts, &args.krate, &yielder),
         (Err(error), producer) => {
             let item = producer
                 .map(|p| (p.item, p.output))

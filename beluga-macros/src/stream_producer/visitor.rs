@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, ExprMacro, ExprReturn, ExprYield, Item, Macro, Stmt};
 
-use crate::error::Errors;
+use crate::error::{Errors, respan};
 
 /// Where the visitor is: only the body itself may `yield` or `return` from the producer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,12 +56,12 @@ impl<'a> Visitor<'a> {
     fn misplaced(&mut self, tokens: impl quote::ToTokens, what: &str) {
         let message = match self.scope {
             Scope::Closure => format!(
-                "{what} inside a closure cannot yield from the producer: move it out of the \
-                 closure, or have the closure return the value and yield it in the body"
+                "{what} inside a closure cannot emit from the producer: move it out of the \
+                 closure, or have the closure return the value and emit it in the body"
             ),
             Scope::Async => format!(
-                "{what} inside an `async` block cannot yield from the producer: `.await` the \
-                 block in the body and yield its result there"
+                "{what} inside an `async` block cannot emit from the producer: `.await` the \
+                 block in the body and emit its result there"
             ),
             Scope::Body => unreachable!("allowed in the body"),
         };
@@ -76,14 +76,17 @@ impl<'a> Visitor<'a> {
         let span = mac.span();
         if let Ok(value) = mac.parse_body::<Expr>() {
             let value_span = value.span();
-            let krate = self.krate;
+            let (krate, item) = (respan(self.krate, value_span), self.item);
             let call = quote_spanned! {value_span=>
-                #krate::__private::Yielder::value(&mut *#yielder, #value)
+                #krate::__private::Yielder::value(
+                    &mut *#yielder,
+                    #krate::IntoEvent::<#item>::__into_yielded(#value),
+                )
             };
             syn::parse_quote_spanned! {span=> #call.await }
         } else {
             self.errors.push_spanned(
-                &mac.tokens,
+                mac,
                 "`emit!` takes one value: `emit!(payload)` or `emit!(event)`",
             );
             syn::parse_quote_spanned! {span=> () }
@@ -106,14 +109,9 @@ impl<'a> Visitor<'a> {
                         return ::core::result::Result::Err(#krate::__private::into_error(#err))
                     }
                 } else {
+                    let value = final_value(krate, item, value);
                     syn::parse_quote_spanned! {span=>
-                        return ::core::result::Result::Ok({
-                            #[allow(unused_imports)]
-                            use #krate::__private::IntoFinal as _;
-                            let value: ::core::option::Option<#item> =
-                                #krate::__private::Final(#value).into_final();
-                            value
-                        })
+                        return ::core::result::Result::Ok(#value)
                     }
                 }
             }
@@ -127,7 +125,7 @@ impl<'a> Visitor<'a> {
         let span = mac.span();
         let Ok(stream) = mac.parse_body::<Expr>() else {
             self.errors.push_spanned(
-                &mac.tokens,
+                mac,
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`",
             );
             return syn::parse_quote_spanned! {span=> () };
@@ -162,10 +160,15 @@ impl<'a> Visitor<'a> {
                     match iter.next() {
                         Some(TokenTree::Group(args)) => {
                             let value = self.rewrite_tokens(args.stream());
-                            let (yielder, krate) = (self.yielder, self.krate);
                             let span = args.span();
+                            let (yielder, krate, item) =
+                                (self.yielder, respan(self.krate, span), self.item);
                             out.extend(quote_spanned! {span=>
-                                #krate::__private::Yielder::value(&mut *#yielder, #value).await
+                                #krate::__private::Yielder::value(
+                                    &mut *#yielder,
+                                    #krate::IntoEvent::<#item>::__into_yielded(#value),
+                                )
+                                .await
                             });
                         }
                         other => {
@@ -185,6 +188,22 @@ impl<'a> Visitor<'a> {
             }
         }
         out
+    }
+}
+
+/// The final value of a body that ends with `value`: `None` for `()`, `Some(value)` for a `T`.
+/// Spanned on `value`, so that a value of the wrong type is pointed at.
+pub(crate) fn final_value(krate: &syn::Path, item: &syn::Type, value: &Expr) -> TokenStream {
+    let span = value.span();
+    let krate = respan(krate, span);
+    quote_spanned! {span=>
+        {
+            #[allow(unused_imports)]
+            use #krate::__private::IntoFinal as _;
+            ::core::convert::identity::<::core::option::Option<#item>>(
+                #krate::__private::Final(#value).into_final(),
+            )
+        }
     }
 }
 

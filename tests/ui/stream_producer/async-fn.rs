@@ -1,0 +1,9 @@
+use beluga_core::{stream_producer, Context, Error, Event};
+use futures_util::Stream;
+
+#[stream_producer]
+async fn count(ctx: Context) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    emit!(1);
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use beluga_core::{stream_producer, Context, Error, Event};
+use futures_util::Stream;
+
+#[stream_producer]
+fn count(ctx: Context) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    let x = ;
+    emit!(x);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use beluga_core::stream_producer;
+
+#[stream_producer]
+struct Tokens;
+
+fn main() {}

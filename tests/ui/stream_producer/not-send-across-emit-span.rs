@@ -1,0 +1,12 @@
+use std::rc::Rc;
+
+use beluga_core::{stream_producer, Context, EventStream};
+
+#[stream_producer]
+fn shared(ctx: Context) -> EventStream<'static, u64> {
+    let counter = Rc::new(1);
+    emit!(*counter);
+    emit!(*counter + 1);
+}
+
+fn main() {}

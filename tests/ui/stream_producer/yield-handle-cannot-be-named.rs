@@ -1,0 +1,11 @@
+use beluga_core::{stream_producer, Context, Error, Event};
+use futures_util::Stream;
+
+#[stream_producer]
+fn count(ctx: Context) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    emit!(1);
+    let stolen = __beluga_yield;
+    drop(stolen);
+}
+
+fn main() {}
