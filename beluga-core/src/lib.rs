@@ -71,6 +71,118 @@ pub use crate::error::{Error, ErrorCode, ResultExt};
 pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
+
+/// Turns a function whose body `emit!`s values into one that returns an event stream.
+///
+/// Write the body as a generator: `emit!(value)` sends a value, `.await` works anywhere, `?`
+/// works on any error that converts into [`Error`], and the function returns its stream at once.
+/// The attribute takes care of the rest:
+///
+/// * `emit!(payload)` sends [`Event::data`]`(payload)`; `emit!(event)` sends an `Event<T>` as it
+///   is (an [`Event::error`] is reported and the stream goes on; an emitted `done` ends it).
+/// * `?` and `return Err(e)` end the stream with `Err(e.into())`.
+/// * `return value`, or a tail expression of the payload type, ends it with
+///   [`Event::done_with`]`(value)`; `return;` or the end of the body with [`Event::done`].
+///   Exactly one terminal item (`done` or `Err`) comes out, then `None` forever.
+/// * Cancellation: the function's [`Context`] argument (found by its type, or named with
+///   `#[stream_producer(ctx = name)]`) is checked before the body resumes, every time (one
+///   atomic load; the clock every 32 items when the context has a deadline), and while the body
+///   is parked in an `.await`. When the context is cancelled or its deadline passes, the next
+///   poll yields `Err` with `cancelled` / `deadline_exceeded`, drops the body (running its
+///   destructors) and ends, even if the body was parked forever.
+/// * Dropping the stream drops the body at once, inside `drop`.
+/// * `emit_all!(other_stream)` forwards every event of another event stream (cancellation still
+///   checked), ends this one with its error if it fails, and evaluates to its final value.
+///
+/// The return type says what the stream carries: `impl Stream<Item = Result<Event<T>, Error>>`
+/// (or `EventResult<T>`), which allocates nothing per item and nothing per stream beyond the
+/// body itself, or [`EventStream<'_, T>`](EventStream), boxed, for trait objects (the body must
+/// then be `Send`). Free functions, inherent and trait-impl methods, generics, borrowed and
+/// `impl Trait` arguments all work. `emit!` cannot be used inside a closure or a nested `async`
+/// block (it would not be the producer's): that is a compile error saying what to do instead.
+///
+/// Why `emit!` and not the `yield` keyword: stable Rust rejects `yield` as unstable syntax while
+/// parsing the function, before any attribute can rewrite it. `emit!` needs no import.
+///
+/// Options: `ctx = name` picks the context argument when there are several; `crate = "path"`
+/// names `beluga_core` when it is renamed or re-exported.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use beluga_core::{stream_producer, Context, Error, ErrorCode, Event, EventStreamExt};
+/// use futures_util::Stream;
+///
+/// #[stream_producer]
+/// fn tokens(ctx: Context, prompt: &str) -> impl Stream<Item = Result<Event<String>, Error>> + '_ {
+///     if prompt.is_empty() {
+///         return Err(Error::new(ErrorCode::InvalidInput, "empty prompt"));
+///     }
+///     for word in prompt.split(' ') {
+///         tokio::time::sleep(Duration::from_millis(10)).await; // the model thinks
+///         emit!(word.to_uppercase());
+///     }
+///     emit!(Event::tool_call("lookup".to_owned()));
+///     "final answer".to_owned() // becomes `done_with("final answer")`
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let collected = tokens(Context::new(), "hello world").collect_events().await;
+/// assert_eq!(collected.data().cloned().collect::<Vec<_>>(), ["HELLO", "WORLD"]);
+/// assert_eq!(collected.events.last(), Some(&Event::done_with("final answer".to_owned())));
+///
+/// // A deadline ends the stream while the body is parked in `sleep`.
+/// let ctx = Context::new().with_timeout(Duration::from_millis(15));
+/// let cut = tokens(ctx, "one two three").collect_events().await;
+/// assert_eq!(cut.events.len(), 1);
+/// assert_eq!(cut.error.unwrap().code(), ErrorCode::DeadlineExceeded);
+/// # }
+/// ```
+///
+/// # Without the macro
+///
+/// The same producer written by hand is a state machine like the one below (the generated code
+/// differs: it keeps the body as an `async` block and hands it a slot to emit into, so `.await`,
+/// `?` and loops work as written):
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context as TaskContext, Poll};
+/// use beluga_core::{Context, Error, Event};
+/// use futures_util::Stream;
+///
+/// struct Tokens {
+///     ctx: Context,
+///     words: Vec<String>,
+///     next: usize,
+///     done: bool,
+/// }
+///
+/// impl Stream for Tokens {
+///     type Item = Result<Event<String>, Error>;
+///
+///     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+///         if self.done {
+///             return Poll::Ready(None);
+///         }
+///         if let Some(err) = self.ctx.error() {
+///             self.done = true;
+///             return Poll::Ready(Some(Err(err)));
+///         }
+///         // ... and park on `self.ctx.cancelled()` whenever the work itself is pending.
+///         if self.next < self.words.len() {
+///             let word = self.words[self.next].to_uppercase();
+///             self.next += 1;
+///             return Poll::Ready(Some(Ok(Event::data(word))));
+///         }
+///         self.done = true;
+///         Poll::Ready(Some(Ok(Event::done_with("final answer".to_owned()))))
+///     }
+/// }
+/// # let _ = Tokens { ctx: Context::new(), words: vec![], next: 0, done: false };
+/// ```
 pub use beluga_macros::stream_producer;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.

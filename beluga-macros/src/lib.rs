@@ -8,8 +8,7 @@ mod stream_producer;
 
 use proc_macro::TokenStream;
 
-/// Turns a function whose body `yield`s into one that returns an event stream. See
-/// `beluga_core::stream_producer` for the documentation.
+/// (The attribute's implementation; `beluga_core::stream_producer` documents it.)
 #[proc_macro_attribute]
 pub fn stream_producer(args: TokenStream, item: TokenStream) -> TokenStream {
     stream_producer::expand(args.into(), item.into()).into()
