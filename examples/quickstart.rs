@@ -1,12 +1,15 @@
-//! Quickstart: stream tokens from a simulated model, clean them up with `filter_events` and
-//! `map_payload`, and cut the answer off with a deadline, printing each token as it arrives.
+//! Quickstart: a simulated model written as a `#[stream_producer]` streams tokens; the consumer
+//! cleans them up with `filter_events` and `map_payload` and prints each one as it arrives,
+//! until the caller's deadline cuts the answer off.
 //!
 //! Run it with `cargo run --example quickstart`. No network: the model is a script.
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use beluga_core::{Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt};
+use beluga_core::{
+    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt, stream_producer,
+};
 use futures_util::{Stream, StreamExt};
 
 /// A stand-in for an LLM provider: replays a scripted answer, one token every 60 ms, the way a
@@ -33,22 +36,32 @@ impl SimulatedModel {
             "Your order **#4471** qualifies, so I have started the refund. It should reach \
              your card in 3 to 5 business days.",
         ));
-        script.push(Event::done());
         SimulatedModel {
             script,
             token_delay: Duration::from_millis(60),
         }
     }
 
-    /// The model's answer as an event stream. It knows nothing about deadlines: the caller's
-    /// `Context` cuts it off from outside.
-    fn stream(&self, prompt: &str) -> impl Stream<Item = EventResult<String>> + use<> {
-        assert!(!prompt.is_empty(), "the model needs a prompt");
-        let delay = self.token_delay;
-        futures_util::stream::iter(self.script.clone()).then(move |event| async move {
-            tokio::time::sleep(delay).await;
-            Ok::<_, Error>(event)
-        })
+    /// The model's answer as an event stream, written as a producer: it `emit!`s each chunk
+    /// after a delay, and knows nothing about deadlines. The `Context` argument does: the
+    /// stream ends with `deadline_exceeded` (and this body is dropped, mid-`sleep`) the moment
+    /// the caller's time is up.
+    #[stream_producer]
+    fn stream<'a>(
+        &'a self,
+        ctx: &Context,
+        prompt: &'a str,
+    ) -> impl Stream<Item = EventResult<String>> + 'a {
+        if prompt.is_empty() {
+            return Err(Error::new(
+                ErrorCode::InvalidInput,
+                "the model needs a prompt",
+            ));
+        }
+        for event in &self.script {
+            tokio::time::sleep(self.token_delay).await;
+            emit!(event.clone());
+        }
     }
 }
 
@@ -61,13 +74,11 @@ async fn main() {
         .with_timeout(Duration::from_millis(1500));
 
     let answer = model
-        .stream("What is the refund policy?")
+        .stream(&ctx, "What is the refund policy?")
         // Drop keep-alive padding...
         .filter_events(|ev| !matches!(ev.kind(), EventKind::Data(t) if t.is_empty()))
-        // ...strip markdown emphasis...
-        .map_payload(|token| token.replace("**", ""))
-        // ...and end the stream, dropping the model, the moment the deadline passes.
-        .cancellable(&ctx);
+        // ...and strip markdown emphasis.
+        .map_payload(|token| token.replace("**", ""));
     let mut answer = std::pin::pin!(answer);
 
     println!("request {}:", ctx.request_id().unwrap_or("-"));
