@@ -77,7 +77,8 @@ fn returns(ctx: Context, how: u8) -> impl Stream<Item = EventResult<u32>> {
             emit!(n);
         }
         5 => {
-            std::fs::read("/this/path/does/not/exist")?;
+            let missing: Result<(), std::io::Error> = Err(std::io::ErrorKind::NotFound.into());
+            missing?;
         }
         _ => {}
     }

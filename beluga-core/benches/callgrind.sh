@@ -1,29 +1,56 @@
 #!/usr/bin/env bash
-# Instructions per item (or per call) for every case of benches/pipeline.rs, under callgrind.
+# Instructions per item (or per call) for every case of one bench in benches/, under callgrind.
 #
 # Each case runs twice, on N and 2N items; (Ir(2N) - Ir(N)) / (units(2N) - units(N)) cancels
 # process start-up, runtime construction and any other fixed cost. Instruction counts are the
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
-# Usage: bash beluga-core/benches/callgrind.sh [N]   (default N = 1000000)
+# Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
+#   BENCH: pipeline (default) or producer; N: items (default 1000000).
+#   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
+# KEEP=DIR keeps the callgrind.out files of the N runs in DIR, for callgrind_annotate.
 set -euo pipefail
 
+bench=pipeline
+if [ $# -gt 0 ] && ! [[ "$1" =~ ^[0-9_]+$ ]]; then
+    bench="$1"
+    shift
+fi
 items="${1:-1000000}"
+items="${items//_/}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+
+# The cases of each bench, in table order; the first is the baseline of the ratios.
+case "$bench" in
+    pipeline)
+        cases=(baseline bare_u64 inline_map_filter_map beluga_map_filter_map
+            futures_map_filter_map baseline_checked baseline_cancellable
+            baseline_cancellable_deadline is_cancelled is_cancelled_token)
+        ;;
+    producer)
+        cases=(baseline_checked baseline_outlined producer baseline_question producer_question
+            async_stream_try baseline_bare async_stream_bare baseline_map_filter_map
+            producer_map_filter_map producer_deadline)
+        ;;
+    *)
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline or producer)" >&2
+        exit 1
+        ;;
+esac
 
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p beluga-core --bench pipeline --no-run
-bin="$(cargo bench -p beluga-core --bench pipeline --no-run --message-format=json 2>/dev/null \
+cargo bench -p beluga-core --bench "$bench" --no-run
+bin="$(cargo bench -p beluga-core --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
-    | grep '"name":"pipeline"' \
+    | grep "\"name\":\"$bench\"" \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' \
     | tail -n 1 || true)"
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
-    echo "callgrind.sh: could not locate the pipeline bench binary" >&2
+    echo "callgrind.sh: could not locate the $bench bench binary" >&2
     exit 1
 fi
 
@@ -44,16 +71,17 @@ measure() {
         cat "$out.stdout" "$out.stderr" >&2
         exit 1
     fi
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        cp "$out.cg" "$KEEP/callgrind.out.$bench.$case"
+    fi
     echo "$ir $units"
 }
-
-cases=(baseline bare_u64 inline_map_filter_map beluga_map_filter_map futures_map_filter_map
-    baseline_checked baseline_cancellable baseline_cancellable_deadline is_cancelled is_cancelled_token)
 
 echo "binary: $bin"
 echo "N = $items and $((2 * items)) items; instructions per unit = (Ir(2N) - Ir(N)) / units"
 echo
-echo "| case | unit | instructions/unit | vs baseline |"
+echo "| case | unit | instructions/unit | vs ${cases[0]} |"
 echo "|---|---|---:|---:|"
 base=""
 declare -A per
@@ -76,9 +104,35 @@ for case in "${cases[@]}"; do
     echo "| $case | $unit | $value | $ratio |"
 done
 echo
-awk -v o="${per[beluga_map_filter_map]}" -v f="${per[futures_map_filter_map]}" \
-    'BEGIN { printf "beluga map->filter->map / futures-util: %.2fx (target <= 1.10x)\n", o / f }'
-awk -v o="${per[beluga_map_filter_map]}" -v i="${per[inline_map_filter_map]}" \
-    'BEGIN { printf "beluga map->filter->map / the same steps written inline: %.2fx\n", o / i }'
-awk -v o="${per[is_cancelled]}" -v t="${per[is_cancelled_token]}" \
-    'BEGIN { printf "Context::is_cancelled / CancellationToken::is_cancelled: %.2fx\n", o / t }'
+
+# A ratio of two cases' instructions per unit, with an optional budget.
+ratio() {
+    local what="$1" ours="$2" theirs="$3" budget="${4:-}"
+    awk -v o="${per[$ours]}" -v t="${per[$theirs]}" -v what="$what" -v b="$budget" 'BEGIN {
+        r = o / t
+        if (b == "") { printf "%s: %.2fx\n", what, r }
+        else { printf "%s: %.2fx (budget <= %.2fx: %s)\n", what, r, b, (r <= b ? "met" : "MISSED") }
+    }'
+}
+
+case "$bench" in
+    pipeline)
+        awk -v o="${per[beluga_map_filter_map]}" -v f="${per[futures_map_filter_map]}" \
+            'BEGIN { printf "beluga map->filter->map / futures-util: %.2fx (target <= 1.10x)\n", o / f }'
+        ratio "beluga map->filter->map / the same steps written inline" \
+            beluga_map_filter_map inline_map_filter_map
+        ratio "Context::is_cancelled / CancellationToken::is_cancelled" \
+            is_cancelled is_cancelled_token
+        ;;
+    producer)
+        ratio "producer / baseline_checked" producer baseline_checked 1.5
+        ratio "producer / async_stream_try" producer async_stream_try 0.35
+        ratio "producer_question / baseline_checked" producer_question baseline_checked 1.6
+        ratio "producer_map_filter_map / baseline_map_filter_map" \
+            producer_map_filter_map baseline_map_filter_map 1.5
+        ratio "producer_deadline / baseline_checked" producer_deadline baseline_checked 1.5
+        ratio "baseline_question / baseline_checked" baseline_question baseline_checked
+        ratio "producer_question / baseline_question" producer_question baseline_question
+        ratio "async_stream_bare / baseline_bare" async_stream_bare baseline_bare
+        ;;
+esac
