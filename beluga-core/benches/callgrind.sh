@@ -131,6 +131,8 @@ case "$bench" in
         ratio "producer_map_filter_map / baseline_map_filter_map" \
             producer_map_filter_map baseline_map_filter_map 1.5
         ratio "producer_deadline / baseline_checked" producer_deadline baseline_checked 1.5
+        ratio "producer / baseline_outlined" producer baseline_outlined
+        ratio "async_stream_try / baseline_outlined" async_stream_try baseline_outlined
         ratio "baseline_question / baseline_checked" baseline_question baseline_checked
         ratio "producer_question / baseline_question" producer_question baseline_question
         ratio "async_stream_bare / baseline_bare" async_stream_bare baseline_bare

@@ -1,0 +1,584 @@
+//! Per-item cost of `#[stream_producer]` against a hand-written stream and async-stream.
+//!
+//! The same custom harness as `benches/pipeline.rs` (no criterion): every case drives `N` items
+//! (default 1,000,000) through a consumer that does `while let Some(item) = stream.next().await`
+//! on a Tokio `current_thread` runtime and sums the `u64` payloads. Cases run round-robin,
+//! `--rounds` times (default 15), after one warm-up round; the table reports the median per item
+//! and its ratio to `baseline_checked`, a hand-written `impl Stream` of the same
+//! `Result<Event<u64>, Error>` items that checks the `Context` on every poll, as the producer
+//! does, measured in the same run.
+//!
+//! ```text
+//! cargo bench -p beluga-core --bench producer                  # the full table
+//! cargo bench -p beluga-core --bench producer -- --items 2000000 --rounds 21
+//! <bench binary> --case producer --items 1000000               # one case, once (callgrind.sh)
+//! ```
+//!
+//! Without `--bench` (which `cargo bench` passes) and without `--case`, the binary only runs
+//! every case once on a few items and checks the sums: that is what `cargo test --all-targets`
+//! does with it, so benchmarks never run as part of the tests. Unknown flags are ignored.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::process::ExitCode;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use async_stream::{stream, try_stream};
+use beluga_core::{Context, Error, Event, EventStreamExt, stream_producer};
+use futures_core::Stream;
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+
+/// The limit: a hand-written state machine yielding `data(0..n)`, then `done`, then `None`,
+/// checking its [`Context`] before every item as a producer does.
+struct CheckedCounter {
+    next: u64,
+    end: u64,
+    done: bool,
+    ctx: Context,
+}
+
+impl CheckedCounter {
+    fn new(ctx: Context, n: u64) -> Self {
+        CheckedCounter {
+            next: 0,
+            end: black_box(n),
+            done: false,
+            ctx,
+        }
+    }
+}
+
+impl Stream for CheckedCounter {
+    type Item = Result<Event<u64>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.ctx.is_cancelled() {
+            this.done = true;
+            return Poll::Ready(Some(Err(Error::cancelled())));
+        }
+        if this.next < this.end {
+            let i = this.next;
+            this.next += 1;
+            Poll::Ready(Some(Ok(Event::data(i))))
+        } else {
+            this.done = true;
+            Poll::Ready(Some(Ok(Event::done())))
+        }
+    }
+}
+
+/// The limit with `?` on every item: the checked counter, passing each item through
+/// [`checked`] and ending with its error, as `let x = checked(i)?;` does in a producer.
+struct QuestionCounter {
+    counter: CheckedCounter,
+}
+
+impl Stream for QuestionCounter {
+    type Item = Result<Event<u64>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut self.get_mut().counter;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.ctx.is_cancelled() {
+            this.done = true;
+            return Poll::Ready(Some(Err(Error::cancelled())));
+        }
+        if this.next < this.end {
+            let i = this.next;
+            this.next += 1;
+            match checked(i) {
+                Ok(x) => Poll::Ready(Some(Ok(Event::data(x)))),
+                Err(err) => {
+                    this.done = true;
+                    Poll::Ready(Some(Err(err)))
+                }
+            }
+        } else {
+            this.done = true;
+            Poll::Ready(Some(Ok(Event::done())))
+        }
+    }
+}
+
+/// For reference: any stream behind a call the optimizer may not inline. The hand-written
+/// baselines compile into the consumer's loop; a stream that does not pays for the call, and
+/// for returning its item through memory.
+struct Outlined<S> {
+    inner: S,
+}
+
+impl<S: Stream + Unpin> Stream for Outlined<S> {
+    type Item = S::Item;
+
+    #[inline(never)]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
+    }
+}
+
+/// For reference beside `async_stream_bare`: a hand-written stream of bare `u64`s, no event, no
+/// `Result`, no context.
+struct BareCounter {
+    next: u64,
+    end: u64,
+}
+
+impl Stream for BareCounter {
+    type Item = u64;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<u64>> {
+        let this = self.get_mut();
+        if this.next < this.end {
+            let i = this.next;
+            this.next += 1;
+            Poll::Ready(Some(i))
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// A fallible step the optimizer cannot see through: out of line, and whether it failed opaque.
+#[inline(never)]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "the `Err` the optimizer cannot rule out is the point"
+)]
+fn checked(i: u64) -> Result<u64, Error> {
+    black_box(Ok(i))
+}
+
+#[stream_producer]
+fn count(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    for i in 0..n {
+        emit!(i);
+    }
+}
+
+#[stream_producer]
+fn count_question(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    for i in 0..n {
+        let x = checked(i)?;
+        emit!(x);
+    }
+}
+
+/// async-stream with the producer's semantics: the same items, the same check before each.
+fn async_stream_try(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> {
+    try_stream! {
+        for i in 0..n {
+            if ctx.is_cancelled() {
+                Err(Error::cancelled())?;
+            }
+            yield Event::data(i);
+        }
+        yield Event::done();
+    }
+}
+
+/// async-stream at its cheapest, for reference: bare `u64`s, no check.
+fn async_stream_bare(n: u64) -> impl Stream<Item = u64> {
+    stream! {
+        for i in 0..n {
+            yield i;
+        }
+    }
+}
+
+// The pipeline's three steps, as in `benches/pipeline.rs`.
+fn triple(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+fn keep_even(ev: &Event<u64>) -> bool {
+    ev.payload().is_some_and(|x| x % 2 == 0)
+}
+
+fn increment(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+/// The consumer every event case shares: sums the `data` payloads.
+async fn consume<S>(stream: S) -> u64
+where
+    S: Stream<Item = Result<Event<u64>, Error>>,
+{
+    let mut stream = pin!(stream);
+    let mut sum = 0_u64;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ev) => {
+                if let Some(x) = ev.into_payload() {
+                    sum = sum.wrapping_add(x);
+                }
+            }
+            Err(err) => panic!("the benchmark stream failed: {err}"),
+        }
+    }
+    sum
+}
+
+async fn consume_bare<S: Stream<Item = u64>>(stream: S) -> u64 {
+    let mut stream = pin!(stream);
+    let mut sum = 0_u64;
+    while let Some(x) = stream.next().await {
+        sum = sum.wrapping_add(x);
+    }
+    sum
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    BaselineChecked,
+    BaselineOutlined,
+    Producer,
+    BaselineQuestion,
+    ProducerQuestion,
+    AsyncStreamTry,
+    BaselineBare,
+    AsyncStreamBare,
+    BaselineMapFilterMap,
+    ProducerMapFilterMap,
+    ProducerDeadline,
+}
+
+impl Case {
+    const ALL: [Case; 11] = [
+        Case::BaselineChecked,
+        Case::BaselineOutlined,
+        Case::Producer,
+        Case::BaselineQuestion,
+        Case::ProducerQuestion,
+        Case::AsyncStreamTry,
+        Case::BaselineBare,
+        Case::AsyncStreamBare,
+        Case::BaselineMapFilterMap,
+        Case::ProducerMapFilterMap,
+        Case::ProducerDeadline,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Case::BaselineChecked => "baseline_checked",
+            Case::BaselineOutlined => "baseline_outlined",
+            Case::Producer => "producer",
+            Case::BaselineQuestion => "baseline_question",
+            Case::ProducerQuestion => "producer_question",
+            Case::AsyncStreamTry => "async_stream_try",
+            Case::BaselineBare => "baseline_bare",
+            Case::AsyncStreamBare => "async_stream_bare",
+            Case::BaselineMapFilterMap => "baseline_map_filter_map",
+            Case::ProducerMapFilterMap => "producer_map_filter_map",
+            Case::ProducerDeadline => "producer_deadline",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|case| case.name() == name)
+    }
+
+    /// The sum a correct run of `n` items returns.
+    fn expected(self, n: u64) -> u64 {
+        match self {
+            Case::BaselineMapFilterMap | Case::ProducerMapFilterMap => (0..n)
+                .map(triple)
+                .filter(|x| x % 2 == 0)
+                .map(increment)
+                .fold(0, u64::wrapping_add),
+            _ => (0..n).fold(0, u64::wrapping_add),
+        }
+    }
+
+    /// Runs the case once on `n` items; returns the time spent and the checksum. Contexts and
+    /// streams are built before the clock starts.
+    fn run(self, rt: &Runtime, n: u64) -> (Duration, u64) {
+        let n = black_box(n);
+        match self {
+            Case::BaselineChecked => time(rt, consume(CheckedCounter::new(Context::new(), n))),
+            Case::BaselineOutlined => {
+                let inner = CheckedCounter::new(Context::new(), n);
+                time(rt, consume(Outlined { inner }))
+            }
+            Case::Producer => time(rt, consume(count(Context::new(), n))),
+            Case::BaselineQuestion => {
+                let counter = CheckedCounter::new(Context::new(), n);
+                time(rt, consume(QuestionCounter { counter }))
+            }
+            Case::ProducerQuestion => time(rt, consume(count_question(Context::new(), n))),
+            Case::AsyncStreamTry => time(rt, consume(async_stream_try(Context::new(), n))),
+            Case::BaselineBare => time(rt, consume_bare(BareCounter { next: 0, end: n })),
+            Case::AsyncStreamBare => time(rt, consume_bare(async_stream_bare(n))),
+            Case::BaselineMapFilterMap => {
+                let pipeline = CheckedCounter::new(Context::new(), n)
+                    .map_payload(triple)
+                    .filter_events(keep_even)
+                    .map_payload(increment);
+                time(rt, consume(pipeline))
+            }
+            Case::ProducerMapFilterMap => {
+                let pipeline = count(Context::new(), n)
+                    .map_payload(triple)
+                    .filter_events(keep_even)
+                    .map_payload(increment);
+                time(rt, consume(pipeline))
+            }
+            Case::ProducerDeadline => {
+                // `with_timeout` reads Tokio's clock, so it is created inside the runtime.
+                let ctx = {
+                    let _guard = rt.enter();
+                    Context::new().with_timeout(Duration::from_secs(3600))
+                };
+                time(rt, consume(count(ctx, n)))
+            }
+        }
+    }
+}
+
+fn time(rt: &Runtime, consumer: impl Future<Output = u64>) -> (Duration, u64) {
+    let start = Instant::now();
+    let sum = rt.block_on(consumer);
+    (start.elapsed(), black_box(sum))
+}
+
+fn check(case: Case, n: u64, sum: u64) -> Result<(), String> {
+    let expected = case.expected(n);
+    if sum == expected {
+        Ok(())
+    } else {
+        Err(format!("{}: sum {sum}, expected {expected}", case.name()))
+    }
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "nanosecond counts stay far below 2^52"
+)]
+fn ns_per_item(elapsed: Duration, items: u64) -> f64 {
+    elapsed.as_nanos() as f64 / items as f64
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        f64::midpoint(samples[mid - 1], samples[mid])
+    }
+}
+
+struct Args {
+    case: Option<Case>,
+    items: u64,
+    rounds: usize,
+    bench: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        case: None,
+        items: 1_000_000,
+        rounds: 15,
+        bench: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--case" => {
+                let name = value("--case")?;
+                let names = Case::ALL.map(Case::name).join(", ");
+                args.case =
+                    Some(Case::from_name(&name).ok_or_else(|| {
+                        format!("unknown case `{name}`, expected one of: {names}")
+                    })?);
+            }
+            "--items" => {
+                let raw = value("--items")?.replace('_', "");
+                args.items = raw.parse().map_err(|e| format!("--items: {e}"))?;
+            }
+            "--rounds" => {
+                args.rounds = value("--rounds")?
+                    .parse()
+                    .map_err(|e| format!("--rounds: {e}"))?;
+            }
+            "--bench" => args.bench = true,
+            // Flags cargo or a test runner may pass: ignored.
+            _ => {}
+        }
+    }
+    if args.items == 0 || args.rounds == 0 {
+        return Err("--items and --rounds must be at least 1".to_owned());
+    }
+    Ok(args)
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building the Tokio runtime")
+}
+
+/// `--case NAME`: one run, one line, for callgrind.sh.
+fn run_one(rt: &Runtime, case: Case, n: u64) -> Result<(), String> {
+    let (elapsed, sum) = case.run(rt, n);
+    check(case, n, sum)?;
+    println!(
+        "case={} units={n} ns_per_item={:.3} checksum={sum}",
+        case.name(),
+        ns_per_item(elapsed, n),
+    );
+    Ok(())
+}
+
+/// No `--bench`: every case once on a few items, sums checked, nothing timed.
+fn smoke(rt: &Runtime) -> Result<(), String> {
+    for case in Case::ALL {
+        for n in [1, 1_000] {
+            let (_, sum) = case.run(rt, n);
+            check(case, n, sum)?;
+        }
+    }
+    println!("producer: every case checked on small inputs; `cargo bench` runs the benchmark");
+    Ok(())
+}
+
+/// The budgets of DESIGN.md: `(what, numerator, denominator, budget)`, a ratio of medians.
+const BUDGETS: [(&str, Case, Case, f64); 5] = [
+    (
+        "producer / baseline_checked",
+        Case::Producer,
+        Case::BaselineChecked,
+        1.5,
+    ),
+    (
+        "producer / async_stream_try",
+        Case::Producer,
+        Case::AsyncStreamTry,
+        0.35,
+    ),
+    (
+        "producer_question / baseline_checked",
+        Case::ProducerQuestion,
+        Case::BaselineChecked,
+        1.6,
+    ),
+    (
+        "producer_map_filter_map / baseline_map_filter_map",
+        Case::ProducerMapFilterMap,
+        Case::BaselineMapFilterMap,
+        1.5,
+    ),
+    (
+        "producer_deadline / baseline_checked",
+        Case::ProducerDeadline,
+        Case::BaselineChecked,
+        1.5,
+    ),
+];
+
+fn run_all(rt: &Runtime, n: u64, rounds: usize) -> Result<String, String> {
+    let mut samples = vec![Vec::with_capacity(rounds); Case::ALL.len()];
+    // One warm-up round, not recorded, then the rounds, interleaved.
+    for round in 0..=rounds {
+        for (i, case) in Case::ALL.into_iter().enumerate() {
+            let (elapsed, sum) = case.run(rt, n);
+            check(case, n, sum)?;
+            if round > 0 {
+                samples[i].push(ns_per_item(elapsed, n));
+            }
+        }
+    }
+    let stats: Vec<(f64, f64, f64)> = samples
+        .iter_mut()
+        .map(|s| {
+            let med = median(s);
+            (med, s[0], s[s.len() - 1])
+        })
+        .collect();
+    let of = |case: Case| stats[Case::ALL.iter().position(|c| *c == case).unwrap()].0;
+    let baseline = of(Case::BaselineChecked);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{n} items, {rounds} rounds (median, min and max per item; ratios of medians)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| case | median ns | min ns | max ns | vs baseline_checked |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    for (case, (med, min, max)) in Case::ALL.into_iter().zip(&stats) {
+        let _ = writeln!(
+            out,
+            "| {} | {med:.2} | {min:.2} | {max:.2} | {:.2}x |",
+            case.name(),
+            med / baseline
+        );
+    }
+    let _ = writeln!(out);
+    for (what, ours, theirs, budget) in BUDGETS {
+        let ratio = of(ours) / of(theirs);
+        let verdict = if ratio <= budget { "met" } else { "MISSED" };
+        let _ = writeln!(
+            out,
+            "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
+        );
+    }
+    let outlined = of(Case::BaselineOutlined);
+    let _ = writeln!(
+        out,
+        "producer / baseline_outlined: {:.2}x",
+        of(Case::Producer) / outlined
+    );
+    let _ = writeln!(
+        out,
+        "async_stream_try / baseline_outlined: {:.2}x (DESIGN.md's anchor for async-stream: 6.6x)",
+        of(Case::AsyncStreamTry) / outlined
+    );
+    let _ = writeln!(
+        out,
+        "baseline_question / baseline_checked: {:.2}x",
+        of(Case::BaselineQuestion) / baseline
+    );
+    let _ = writeln!(
+        out,
+        "producer_question / baseline_question: {:.2}x",
+        of(Case::ProducerQuestion) / of(Case::BaselineQuestion)
+    );
+    let _ = writeln!(
+        out,
+        "async_stream_bare / baseline_bare: {:.2}x",
+        of(Case::AsyncStreamBare) / of(Case::BaselineBare)
+    );
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let result = parse_args().and_then(|args| {
+        let rt = runtime();
+        match args.case {
+            Some(case) => run_one(&rt, case, args.items),
+            None if args.bench => run_all(&rt, args.items, args.rounds).map(|t| print!("{t}")),
+            None => smoke(&rt),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("producer: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
