@@ -1,8 +1,8 @@
 //! The stream behind `#[stream_producer]`: a pinned stream that owns a slot and the body, and
 //! hands the body a [`Yielder`] pointing at that slot.
 //!
-//! How one item travels: the body calls `yielder.value(x).await`, which puts `x` in the slot and
-//! returns `Pending` once. [`Producer::poll_next`] sees the body pending with a full slot, takes
+//! How one item travels: the body calls `yielder.value(x).await`; `value` puts `x` in the slot
+//! and the returned future is `Pending` once. [`Producer::poll_next`] sees the body pending with a full slot, takes
 //! the payload out and returns it as `Event::data(x)`; the next poll resumes the body. No
 //! thread-local, no waker trick, no allocation per item: the slot lives inside the pinned stream.
 
@@ -21,6 +21,8 @@ use crate::{Context, Error, Event};
 
 /// How many polls pass between two clock reads when the context has a deadline or a token.
 const CLOCK_EVERY: u32 = 32;
+const UNSTARTED: u8 = 2;
+const FINISHED: u8 = 4;
 
 pin_project! {
     /// Where an emitted value waits for `poll_next`. `!Unpin`, so that a `&mut Producer` never
@@ -57,9 +59,16 @@ impl<T> Yielder<T> {
     /// Emits `value` (see [`IntoEvent`](crate::IntoEvent)).
     #[inline]
     pub fn value(&mut self, value: Yielded<T>) -> Yield<'_, T> {
+        // SAFETY: `Producer::new`'s contract: the slot is alive and pinned, and while the body
+        // runs (it is the caller) `poll_next` does not touch the slot.
+        let slot = unsafe { &*self.slot };
+        match value {
+            Yielded::Data(payload) => slot.data.set(Some(payload)),
+            Yielded::Event(event) => slot.event.set(Some(event)),
+        }
         Yield {
-            yielder: self,
-            value: Some(value),
+            _yielder: PhantomData,
+            polled: false,
         }
     }
 }
@@ -79,12 +88,14 @@ pub enum Yielded<T> {
     Event(Event<T>),
 }
 
-/// The future of one `emit!`: places the value in the slot and is pending once (handing control
-/// back to `poll_next`, which takes the value out), then ready.
+/// The future of one `emit!`: [`Yielder::value`] has already put the value in the slot; this
+/// is pending once (handing control back to `poll_next`, which takes the value out), then
+/// ready. It holds the yielder's exclusive borrow, so no second value can be put in the slot
+/// before `poll_next` has taken the first.
 #[must_use = "an emit does nothing unless awaited"]
 pub struct Yield<'a, T> {
-    yielder: &'a mut Yielder<T>,
-    value: Option<Yielded<T>>,
+    _yielder: PhantomData<&'a mut Yielder<T>>,
+    polled: bool,
 }
 
 impl<T> Unpin for Yield<'_, T> {}
@@ -94,22 +105,15 @@ impl<T> Future for Yield<'_, T> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<()> {
-        let Some(value) = self.value.take() else {
-            return Poll::Ready(());
-        };
-        // SAFETY: `Producer::new`'s contract: the yielder never outlives the body, the body
-        // never outlives the producer, and the producer is pinned, so the slot is alive and has
-        // not moved. This `Yield` holds the only access to the yielder (`&mut`), and the body is
-        // being polled by `poll_next`, which does not touch the slot meanwhile.
-        let slot = unsafe { &*self.yielder.slot };
-        match value {
-            Yielded::Data(payload) => slot.data.set(Some(payload)),
-            Yielded::Event(event) => slot.event.set(Some(event)),
+        if self.polled {
+            Poll::Ready(())
+        } else {
+            // No waker is registered on purpose: the body returns `Pending` with the slot full,
+            // `poll_next` takes the value and returns `Ready`, and the consumer polls again
+            // without being woken.
+            self.polled = true;
+            Poll::Pending
         }
-        // No waker is registered on purpose: the body returns `Pending` with the slot full,
-        // `poll_next` takes the value and returns `Ready`, and the consumer polls again without
-        // being woken.
-        Poll::Pending
     }
 }
 
@@ -162,7 +166,7 @@ pin_project! {
         parked: Option<Cancelled>,
         until_clock: u32,
         observe: bool,
-        finished: bool,
+        mode: u8,
     }
 }
 
@@ -188,10 +192,10 @@ where
             init: Some(body),
             body: None,
             observe: ctx.needs_observing(),
+            mode: UNSTARTED,
             ctx,
             parked: None,
             until_clock: CLOCK_EVERY,
-            finished: false,
         }
     }
 }
@@ -204,55 +208,16 @@ where
     type Item = Result<Event<T>, Error>;
 
     #[inline]
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        if *this.finished {
-            return Poll::Ready(None);
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.as_mut().project();
+        if *this.mode != 0 || this.ctx.is_cancelled() || countdown(this.until_clock) {
+            return poll_slow(self, cx);
         }
-        // Before every resumption of the body: one atomic load, and now and then the clock.
-        if this.ctx.is_cancelled()
-            || (*this.observe && clock_due(this.until_clock) && this.ctx.check_deadline())
-        {
-            return finish(this, Err(None));
-        }
-        let slot: &Slot<T> = this.slot.as_ref().get_ref();
-        if let Some(init) = this.init.take() {
-            let yielder = Yielder {
-                slot: std::ptr::from_ref(slot),
-                _invariant: PhantomData,
-            };
-            this.body.set(Some(init(yielder)));
-        }
-        let Some(body) = this.body.as_mut().as_pin_mut() else {
-            return finish(this, Err(None));
-        };
-        match body.poll(cx) {
-            Poll::Pending => {
-                if let Some(payload) = slot.data.take() {
-                    return Poll::Ready(Some(Ok(Event::data(payload))));
-                }
-                if let Some(event) = slot.event.take() {
-                    if event.is_done() {
-                        // An emitted `done` ends the producer: exactly one terminal item.
-                        return finish(this, Ok(Some(event)));
-                    }
-                    return Poll::Ready(Some(Ok(event)));
-                }
-                park(this, cx)
-            }
-            Poll::Ready(Ok(value)) => {
-                let done = match value {
-                    Some(value) => Event::done_with(value),
-                    None => Event::done(),
-                };
-                finish(this, Ok(Some(done)))
-            }
-            Poll::Ready(Err(err)) => finish(this, Err(Some(err))),
-        }
+        resume(self, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.finished {
+        if self.mode & FINISHED != 0 {
             (0, Some(0))
         } else {
             (0, None)
@@ -266,7 +231,7 @@ where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     fn is_terminated(&self) -> bool {
-        self.finished
+        self.mode & FINISHED != 0
     }
 }
 
@@ -274,35 +239,146 @@ impl<T, F, Fut> fmt::Debug for Producer<T, F, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("started", &self.init.is_none())
-            .field("finished", &self.finished)
+            .field("finished", &(self.mode & FINISHED != 0))
             .field("ctx", &self.ctx)
             .finish_non_exhaustive()
     }
 }
 
-#[inline]
-fn clock_due(until_clock: &mut u32) -> bool {
-    *until_clock -= 1;
-    if *until_clock == 0 {
-        *until_clock = CLOCK_EVERY;
-        true
-    } else {
-        false
+/// Counts a poll down; true when the clock is due (or, without a deadline, every 2^32 polls).
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "the per-item fast path; measured in benches/producer.rs"
+)]
+fn countdown(until_clock: &mut u32) -> bool {
+    *until_clock = until_clock.wrapping_sub(1);
+    *until_clock == 0
+}
+
+/// Everything but the steady state: not started, finished, a deadline to watch, cancelled.
+#[inline(never)]
+fn poll_slow<T, F, Fut>(
+    mut this: Pin<&mut Producer<T, F, Fut>>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    F: FnOnce(Yielder<T>) -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    let mut proj = this.as_mut().project();
+    if *proj.mode & FINISHED != 0 {
+        return Poll::Ready(None);
     }
+    if *proj.until_clock == 0 {
+        *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
+        if *proj.observe && proj.ctx.check_deadline() {
+            return finish(this, Err(None));
+        }
+    }
+    if proj.ctx.is_cancelled() {
+        return finish(this, Err(None));
+    }
+    if *proj.mode & UNSTARTED != 0 {
+        *proj.mode &= !UNSTARTED;
+        *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
+        let slot: &Slot<T> = proj.slot.as_ref().get_ref();
+        if let Some(init) = proj.init.take() {
+            let yielder = Yielder {
+                slot: std::ptr::from_ref(slot),
+                _invariant: PhantomData,
+            };
+            proj.body.set(Some(init(yielder)));
+        }
+    }
+    resume(this, cx)
+}
+
+/// The steady state: resume the body, hand out what it emitted.
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "the per-item fast path; measured in benches/producer.rs"
+)]
+fn resume<T, F, Fut>(
+    mut this: Pin<&mut Producer<T, F, Fut>>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<Result<Event<T>, Error>>>
+where
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    let proj = this.as_mut().project();
+    let slot: &Slot<T> = proj.slot.as_ref().get_ref();
+    let Some(body) = proj.body.as_pin_mut() else {
+        return ended(this);
+    };
+    match body.poll(cx) {
+        Poll::Pending => {
+            if let Some(payload) = slot.data.take() {
+                return Poll::Ready(Some(Ok(Event::data(payload))));
+            }
+            pending_slow(this, cx)
+        }
+        Poll::Ready(result) => complete(this, result),
+    }
+}
+
+#[inline(never)]
+fn pending_slow<T, F, Fut>(
+    this: Pin<&mut Producer<T, F, Fut>>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<Result<Event<T>, Error>>> {
+    let proj = this.project();
+    let slot = proj.slot.as_ref().get_ref();
+    if let Some(event) = slot.event.take() {
+        if event.is_done() {
+            return finish_proj(proj, Ok(Some(event)));
+        }
+        return Poll::Ready(Some(Ok(event)));
+    }
+    park(proj, cx)
+}
+
+#[cold]
+#[inline(never)]
+fn ended<T, F, Fut>(this: Pin<&mut Producer<T, F, Fut>>) -> Poll<Option<Result<Event<T>, Error>>> {
+    finish_proj(this.project(), Err(None))
+}
+
+#[cold]
+#[inline(never)]
+fn complete<T, F, Fut>(
+    this: Pin<&mut Producer<T, F, Fut>>,
+    result: Result<Option<T>, Error>,
+) -> Poll<Option<Result<Event<T>, Error>>> {
+    let terminal = match result {
+        Ok(Some(value)) => Ok(Some(Event::done_with(value))),
+        Ok(None) => Ok(Some(Event::done())),
+        Err(err) => Err(Some(err)),
+    };
+    finish_proj(this.project(), terminal)
+}
+
+#[cold]
+#[inline(never)]
+fn finish<T, F, Fut>(
+    this: Pin<&mut Producer<T, F, Fut>>,
+    terminal: Result<Option<Event<T>>, Option<Error>>,
+) -> Poll<Option<Result<Event<T>, Error>>> {
+    finish_proj(this.project(), terminal)
 }
 
 /// Ends the stream: drops the body (running its destructors) and the slot's leftovers, and
 /// yields the terminal item. `Ok(event)` is a `done` event; `Err(None)` means the context ended.
-#[cold]
-#[inline(never)]
-fn finish<T, F, Fut>(
+#[inline]
+fn finish_proj<T, F, Fut>(
     mut this: ProducerProj<'_, T, F, Fut>,
     terminal: Result<Option<Event<T>>, Option<Error>>,
 ) -> Poll<Option<Result<Event<T>, Error>>> {
     this.body.set(None);
     *this.init = None;
     *this.parked = None;
-    *this.finished = true;
+    *this.mode = FINISHED;
     let slot = this.slot.as_ref().get_ref();
     drop(slot.data.take());
     drop(slot.event.take());
@@ -321,7 +397,7 @@ fn park<T, F, Fut>(
 ) -> Poll<Option<Result<Event<T>, Error>>> {
     let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
     match Pin::new(parked).poll(cx) {
-        Poll::Ready(err) => finish(this, Err(Some(err))),
+        Poll::Ready(err) => finish_proj(this, Err(Some(err))),
         Poll::Pending => Poll::Pending,
     }
 }
