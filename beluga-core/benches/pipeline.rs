@@ -1,10 +1,11 @@
 //! Per-item cost of beluga's combinators against a hand-written stream and futures-util.
 //!
-//! A custom harness (no criterion): every case drives `N` items (default 1,000,000) through a
-//! consumer that does `while let Some(item) = stream.next().await` on a Tokio `current_thread`
-//! runtime and sums the `u64` payloads. Cases run round-robin, `--rounds` times (default 15), so
-//! machine noise spreads over all of them; the table reports the median per item and its ratio to
-//! `baseline`, a hand-written `impl Stream` of the same items, measured in the same run.
+//! A custom harness (no criterion; `benches/support`, shared with `benches/producer.rs`): every
+//! case drives `N` items (default 1,000,000) through a consumer that does
+//! `while let Some(item) = stream.next().await` on a Tokio `current_thread` runtime and sums the
+//! `u64` payloads. Cases run round-robin, `--rounds` times (default 15), so machine noise spreads
+//! over all of them; the table reports the median per item and its ratio to `baseline`, a
+//! hand-written `impl Stream` of the same items, measured in the same run.
 //!
 //! ```text
 //! cargo bench -p beluga-core --bench pipeline                  # the full table
@@ -29,6 +30,10 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
+
+use support::time;
+
+mod support;
 
 /// The limit: a hand-written state machine yielding `data(0..n)`, then `done`, then `None`.
 struct Counter {
@@ -191,7 +196,14 @@ enum Case {
 const CALLS_PER_ITEM: u64 = 10;
 
 impl Case {
-    const ALL: [Case; 10] = [
+    fn is_call_loop(self) -> bool {
+        matches!(self, Case::IsCancelled | Case::IsCancelledToken)
+    }
+}
+
+impl support::Case for Case {
+    const BENCH: &'static str = "pipeline";
+    const ALL: &'static [Case] = &[
         Case::Baseline,
         Case::BareU64,
         Case::InlineMapFilterMap,
@@ -203,6 +215,7 @@ impl Case {
         Case::IsCancelled,
         Case::IsCancelledToken,
     ];
+    const BASELINE: Case = Case::Baseline;
 
     fn name(self) -> &'static str {
         match self {
@@ -217,14 +230,6 @@ impl Case {
             Case::IsCancelled => "is_cancelled",
             Case::IsCancelledToken => "is_cancelled_token",
         }
-    }
-
-    fn from_name(name: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|case| case.name() == name)
-    }
-
-    fn is_call_loop(self) -> bool {
-        matches!(self, Case::IsCancelled | Case::IsCancelledToken)
     }
 
     /// The unit a figure is given per: stream items, or `is_cancelled` calls.
@@ -333,199 +338,28 @@ impl Case {
             }
         }
     }
-}
 
-fn time(rt: &Runtime, consumer: impl Future<Output = u64>) -> (Duration, u64) {
-    let start = Instant::now();
-    let sum = rt.block_on(consumer);
-    (start.elapsed(), black_box(sum))
-}
-
-fn check(case: Case, n: u64, sum: u64) -> Result<(), String> {
-    let expected = case.expected(n);
-    if sum == expected {
-        Ok(())
-    } else {
-        Err(format!("{}: sum {sum}, expected {expected}", case.name()))
-    }
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "nanosecond counts stay far below 2^52"
-)]
-fn ns_per_unit(elapsed: Duration, units: u64) -> f64 {
-    elapsed.as_nanos() as f64 / units as f64
-}
-
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        f64::midpoint(samples[mid - 1], samples[mid])
-    }
-}
-
-struct Args {
-    case: Option<Case>,
-    items: u64,
-    rounds: usize,
-    bench: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        case: None,
-        items: 1_000_000,
-        rounds: 15,
-        bench: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match arg.as_str() {
-            "--case" => {
-                let name = value("--case")?;
-                let names = Case::ALL.map(Case::name).join(", ");
-                args.case =
-                    Some(Case::from_name(&name).ok_or_else(|| {
-                        format!("unknown case `{name}`, expected one of: {names}")
-                    })?);
-            }
-            "--items" => {
-                let raw = value("--items")?.replace('_', "");
-                args.items = raw.parse().map_err(|e| format!("--items: {e}"))?;
-            }
-            "--rounds" => {
-                args.rounds = value("--rounds")?
-                    .parse()
-                    .map_err(|e| format!("--rounds: {e}"))?;
-            }
-            "--bench" => args.bench = true,
-            // Flags cargo or a test runner may pass: ignored.
-            _ => {}
-        }
-    }
-    if args.items == 0 || args.rounds == 0 {
-        return Err("--items and --rounds must be at least 1".to_owned());
-    }
-    Ok(args)
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the Tokio runtime")
-}
-
-/// `--case NAME`: one run, one line, for callgrind.sh.
-fn run_one(rt: &Runtime, case: Case, n: u64) -> Result<(), String> {
-    let (elapsed, sum) = case.run(rt, n);
-    check(case, n, sum)?;
-    let units = case.units(n);
-    println!(
-        "case={} units={units} ns_per_{}={:.3} checksum={sum}",
-        case.name(),
-        case.unit(),
-        ns_per_unit(elapsed, units),
-    );
-    Ok(())
-}
-
-/// No `--bench`: every case once on a few items, sums checked, nothing timed.
-fn smoke(rt: &Runtime) -> Result<(), String> {
-    for case in Case::ALL {
-        for n in [1, 1_000] {
-            let (_, sum) = case.run(rt, n);
-            check(case, n, sum)?;
-        }
-    }
-    println!("pipeline: every case checked on small inputs; `cargo bench` runs the benchmark");
-    Ok(())
-}
-
-fn run_all(rt: &Runtime, n: u64, rounds: usize) -> Result<String, String> {
-    let mut samples = vec![Vec::with_capacity(rounds); Case::ALL.len()];
-    // One warm-up round, not recorded, then the rounds, interleaved.
-    for round in 0..=rounds {
-        for (i, case) in Case::ALL.into_iter().enumerate() {
-            let (elapsed, sum) = case.run(rt, n);
-            check(case, n, sum)?;
-            if round > 0 {
-                samples[i].push(ns_per_unit(elapsed, case.units(n)));
-            }
-        }
-    }
-    let stats: Vec<(f64, f64, f64)> = samples
-        .iter_mut()
-        .map(|s| {
-            let med = median(s);
-            (med, s[0], s[s.len() - 1])
-        })
-        .collect();
-    let of = |case: Case| stats[Case::ALL.iter().position(|c| *c == case).unwrap()].0;
-    let baseline = of(Case::Baseline);
-
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{n} items, {rounds} rounds (median, min and max per unit; ratios of medians)\n"
-    );
-    let _ = writeln!(
-        out,
-        "| case | unit | median ns | min ns | max ns | vs baseline |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
-    for (case, (med, min, max)) in Case::ALL.into_iter().zip(&stats) {
-        let ratio = if case.is_call_loop() {
-            "-".to_owned()
-        } else {
-            format!("{:.2}x", med / baseline)
-        };
+    fn summary(of: &dyn Fn(Case) -> f64, out: &mut String) {
+        let ours = of(Case::BelugaMapFilterMap);
+        let theirs = of(Case::FuturesMapFilterMap);
         let _ = writeln!(
             out,
-            "| {} | {} | {med:.2} | {min:.2} | {max:.2} | {ratio} |",
-            case.name(),
-            case.unit()
+            "beluga map->filter->map / futures-util: {:.2}x (target <= 1.10x)",
+            ours / theirs
+        );
+        let _ = writeln!(
+            out,
+            "beluga map->filter->map / the same steps written inline: {:.2}x",
+            ours / of(Case::InlineMapFilterMap)
+        );
+        let _ = writeln!(
+            out,
+            "Context::is_cancelled / CancellationToken::is_cancelled: {:.2}x",
+            of(Case::IsCancelled) / of(Case::IsCancelledToken)
         );
     }
-    let ours = of(Case::BelugaMapFilterMap);
-    let theirs = of(Case::FuturesMapFilterMap);
-    let _ = writeln!(
-        out,
-        "\nbeluga map->filter->map / futures-util: {:.2}x (target <= 1.10x)",
-        ours / theirs
-    );
-    let _ = writeln!(
-        out,
-        "beluga map->filter->map / the same steps written inline: {:.2}x",
-        ours / of(Case::InlineMapFilterMap)
-    );
-    let _ = writeln!(
-        out,
-        "Context::is_cancelled / CancellationToken::is_cancelled: {:.2}x",
-        of(Case::IsCancelled) / of(Case::IsCancelledToken)
-    );
-    Ok(out)
 }
 
 fn main() -> ExitCode {
-    let result = parse_args().and_then(|args| {
-        let rt = runtime();
-        match args.case {
-            Some(case) => run_one(&rt, case, args.items),
-            None if args.bench => run_all(&rt, args.items, args.rounds).map(|t| print!("{t}")),
-            None => smoke(&rt),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("pipeline: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main::<Case>()
 }

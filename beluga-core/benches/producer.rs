@@ -1,12 +1,12 @@
 //! Per-item cost of `#[stream_producer]` against a hand-written stream and async-stream.
 //!
-//! The same custom harness as `benches/pipeline.rs` (no criterion): every case drives `N` items
-//! (default 1,000,000) through a consumer that does `while let Some(item) = stream.next().await`
-//! on a Tokio `current_thread` runtime and sums the `u64` payloads. Cases run round-robin,
-//! `--rounds` times (default 15), after one warm-up round; the table reports the median per item
-//! and its ratio to `baseline_checked`, a hand-written `impl Stream` of the same
-//! `Result<Event<u64>, Error>` items that checks the `Context` on every poll, as the producer
-//! does, measured in the same run.
+//! The same custom harness as `benches/pipeline.rs`, in `benches/support` (no criterion): every
+//! case drives `N` items (default 1,000,000) through a consumer that does
+//! `while let Some(item) = stream.next().await` on a Tokio `current_thread` runtime and sums the
+//! `u64` payloads. Cases run round-robin, `--rounds` times (default 15), after one warm-up round;
+//! the table reports the median per item and its ratio to `baseline_checked`, a hand-written
+//! `impl Stream` of the same `Result<Event<u64>, Error>` items that checks the `Context` on every
+//! poll, as the producer does, measured in the same run.
 //!
 //! ```text
 //! cargo bench -p beluga-core --bench producer                  # the full table
@@ -23,13 +23,17 @@ use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_stream::{stream, try_stream};
 use beluga_core::{Context, Error, Event, EventStreamExt, stream_producer};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
+
+use support::time;
+
+mod support;
 
 /// The limit: a hand-written state machine yielding `data(0..n)`, then `done`, then `None`,
 /// checking its [`Context`] before every item as a producer does.
@@ -49,28 +53,43 @@ impl CheckedCounter {
             ctx,
         }
     }
+
+    /// One poll: ends after `done` or an error, checks the context, then passes the next number
+    /// through `step` and yields its payload, or its error as the last item.
+    #[inline]
+    fn poll_with(
+        &mut self,
+        step: impl FnOnce(u64) -> Result<u64, Error>,
+    ) -> Poll<Option<Result<Event<u64>, Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.ctx.is_cancelled() {
+            self.done = true;
+            return Poll::Ready(Some(Err(Error::cancelled())));
+        }
+        if self.next < self.end {
+            let i = self.next;
+            self.next += 1;
+            match step(i) {
+                Ok(x) => Poll::Ready(Some(Ok(Event::data(x)))),
+                Err(err) => {
+                    self.done = true;
+                    Poll::Ready(Some(Err(err)))
+                }
+            }
+        } else {
+            self.done = true;
+            Poll::Ready(Some(Ok(Event::done())))
+        }
+    }
 }
 
 impl Stream for CheckedCounter {
     type Item = Result<Event<u64>, Error>;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if this.ctx.is_cancelled() {
-            this.done = true;
-            return Poll::Ready(Some(Err(Error::cancelled())));
-        }
-        if this.next < this.end {
-            let i = this.next;
-            this.next += 1;
-            Poll::Ready(Some(Ok(Event::data(i))))
-        } else {
-            this.done = true;
-            Poll::Ready(Some(Ok(Event::done())))
-        }
+        self.get_mut().poll_with(Ok)
     }
 }
 
@@ -84,28 +103,7 @@ impl Stream for QuestionCounter {
     type Item = Result<Event<u64>, Error>;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut self.get_mut().counter;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if this.ctx.is_cancelled() {
-            this.done = true;
-            return Poll::Ready(Some(Err(Error::cancelled())));
-        }
-        if this.next < this.end {
-            let i = this.next;
-            this.next += 1;
-            match checked(i) {
-                Ok(x) => Poll::Ready(Some(Ok(Event::data(x)))),
-                Err(err) => {
-                    this.done = true;
-                    Poll::Ready(Some(Err(err)))
-                }
-            }
-        } else {
-            this.done = true;
-            Poll::Ready(Some(Ok(Event::done())))
-        }
+        self.get_mut().counter.poll_with(checked)
     }
 }
 
@@ -251,8 +249,9 @@ enum Case {
     ProducerDeadline,
 }
 
-impl Case {
-    const ALL: [Case; 11] = [
+impl support::Case for Case {
+    const BENCH: &'static str = "producer";
+    const ALL: &'static [Case] = &[
         Case::BaselineChecked,
         Case::BaselineOutlined,
         Case::Producer,
@@ -265,6 +264,7 @@ impl Case {
         Case::ProducerMapFilterMap,
         Case::ProducerDeadline,
     ];
+    const BASELINE: Case = Case::BaselineChecked;
 
     fn name(self) -> &'static str {
         match self {
@@ -280,10 +280,6 @@ impl Case {
             Case::ProducerMapFilterMap => "producer_map_filter_map",
             Case::ProducerDeadline => "producer_deadline",
         }
-    }
-
-    fn from_name(name: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|case| case.name() == name)
     }
 
     /// The sum a correct run of `n` items returns.
@@ -341,116 +337,43 @@ impl Case {
             }
         }
     }
-}
 
-fn time(rt: &Runtime, consumer: impl Future<Output = u64>) -> (Duration, u64) {
-    let start = Instant::now();
-    let sum = rt.block_on(consumer);
-    (start.elapsed(), black_box(sum))
-}
-
-fn check(case: Case, n: u64, sum: u64) -> Result<(), String> {
-    let expected = case.expected(n);
-    if sum == expected {
-        Ok(())
-    } else {
-        Err(format!("{}: sum {sum}, expected {expected}", case.name()))
-    }
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "nanosecond counts stay far below 2^52"
-)]
-fn ns_per_item(elapsed: Duration, items: u64) -> f64 {
-    elapsed.as_nanos() as f64 / items as f64
-}
-
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        f64::midpoint(samples[mid - 1], samples[mid])
-    }
-}
-
-struct Args {
-    case: Option<Case>,
-    items: u64,
-    rounds: usize,
-    bench: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        case: None,
-        items: 1_000_000,
-        rounds: 15,
-        bench: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match arg.as_str() {
-            "--case" => {
-                let name = value("--case")?;
-                let names = Case::ALL.map(Case::name).join(", ");
-                args.case =
-                    Some(Case::from_name(&name).ok_or_else(|| {
-                        format!("unknown case `{name}`, expected one of: {names}")
-                    })?);
-            }
-            "--items" => {
-                let raw = value("--items")?.replace('_', "");
-                args.items = raw.parse().map_err(|e| format!("--items: {e}"))?;
-            }
-            "--rounds" => {
-                args.rounds = value("--rounds")?
-                    .parse()
-                    .map_err(|e| format!("--rounds: {e}"))?;
-            }
-            "--bench" => args.bench = true,
-            // Flags cargo or a test runner may pass: ignored.
-            _ => {}
+    fn summary(of: &dyn Fn(Case) -> f64, out: &mut String) {
+        for (what, ours, theirs, budget) in BUDGETS {
+            let ratio = of(ours) / of(theirs);
+            let verdict = if ratio <= budget { "met" } else { "MISSED" };
+            let _ = writeln!(
+                out,
+                "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
+            );
         }
+        let outlined = of(Case::BaselineOutlined);
+        let _ = writeln!(
+            out,
+            "producer / baseline_outlined: {:.2}x",
+            of(Case::Producer) / outlined
+        );
+        let _ = writeln!(
+            out,
+            "async_stream_try / baseline_outlined: {:.2}x (DESIGN.md's anchor for async-stream: 6.6x)",
+            of(Case::AsyncStreamTry) / outlined
+        );
+        let _ = writeln!(
+            out,
+            "baseline_question / baseline_checked: {:.2}x",
+            of(Case::BaselineQuestion) / of(Case::BaselineChecked)
+        );
+        let _ = writeln!(
+            out,
+            "producer_question / baseline_question: {:.2}x",
+            of(Case::ProducerQuestion) / of(Case::BaselineQuestion)
+        );
+        let _ = writeln!(
+            out,
+            "async_stream_bare / baseline_bare: {:.2}x",
+            of(Case::AsyncStreamBare) / of(Case::BaselineBare)
+        );
     }
-    if args.items == 0 || args.rounds == 0 {
-        return Err("--items and --rounds must be at least 1".to_owned());
-    }
-    Ok(args)
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the Tokio runtime")
-}
-
-/// `--case NAME`: one run, one line, for callgrind.sh.
-fn run_one(rt: &Runtime, case: Case, n: u64) -> Result<(), String> {
-    let (elapsed, sum) = case.run(rt, n);
-    check(case, n, sum)?;
-    println!(
-        "case={} units={n} ns_per_item={:.3} checksum={sum}",
-        case.name(),
-        ns_per_item(elapsed, n),
-    );
-    Ok(())
-}
-
-/// No `--bench`: every case once on a few items, sums checked, nothing timed.
-fn smoke(rt: &Runtime) -> Result<(), String> {
-    for case in Case::ALL {
-        for n in [1, 1_000] {
-            let (_, sum) = case.run(rt, n);
-            check(case, n, sum)?;
-        }
-    }
-    println!("producer: every case checked on small inputs; `cargo bench` runs the benchmark");
-    Ok(())
 }
 
 /// The budgets of DESIGN.md: `(what, numerator, denominator, budget)`, a ratio of medians.
@@ -487,98 +410,6 @@ const BUDGETS: [(&str, Case, Case, f64); 5] = [
     ),
 ];
 
-fn run_all(rt: &Runtime, n: u64, rounds: usize) -> Result<String, String> {
-    let mut samples = vec![Vec::with_capacity(rounds); Case::ALL.len()];
-    // One warm-up round, not recorded, then the rounds, interleaved.
-    for round in 0..=rounds {
-        for (i, case) in Case::ALL.into_iter().enumerate() {
-            let (elapsed, sum) = case.run(rt, n);
-            check(case, n, sum)?;
-            if round > 0 {
-                samples[i].push(ns_per_item(elapsed, n));
-            }
-        }
-    }
-    let stats: Vec<(f64, f64, f64)> = samples
-        .iter_mut()
-        .map(|s| {
-            let med = median(s);
-            (med, s[0], s[s.len() - 1])
-        })
-        .collect();
-    let of = |case: Case| stats[Case::ALL.iter().position(|c| *c == case).unwrap()].0;
-    let baseline = of(Case::BaselineChecked);
-
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{n} items, {rounds} rounds (median, min and max per item; ratios of medians)\n"
-    );
-    let _ = writeln!(
-        out,
-        "| case | median ns | min ns | max ns | vs baseline_checked |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-    for (case, (med, min, max)) in Case::ALL.into_iter().zip(&stats) {
-        let _ = writeln!(
-            out,
-            "| {} | {med:.2} | {min:.2} | {max:.2} | {:.2}x |",
-            case.name(),
-            med / baseline
-        );
-    }
-    let _ = writeln!(out);
-    for (what, ours, theirs, budget) in BUDGETS {
-        let ratio = of(ours) / of(theirs);
-        let verdict = if ratio <= budget { "met" } else { "MISSED" };
-        let _ = writeln!(
-            out,
-            "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
-        );
-    }
-    let outlined = of(Case::BaselineOutlined);
-    let _ = writeln!(
-        out,
-        "producer / baseline_outlined: {:.2}x",
-        of(Case::Producer) / outlined
-    );
-    let _ = writeln!(
-        out,
-        "async_stream_try / baseline_outlined: {:.2}x (DESIGN.md's anchor for async-stream: 6.6x)",
-        of(Case::AsyncStreamTry) / outlined
-    );
-    let _ = writeln!(
-        out,
-        "baseline_question / baseline_checked: {:.2}x",
-        of(Case::BaselineQuestion) / baseline
-    );
-    let _ = writeln!(
-        out,
-        "producer_question / baseline_question: {:.2}x",
-        of(Case::ProducerQuestion) / of(Case::BaselineQuestion)
-    );
-    let _ = writeln!(
-        out,
-        "async_stream_bare / baseline_bare: {:.2}x",
-        of(Case::AsyncStreamBare) / of(Case::BaselineBare)
-    );
-    Ok(out)
-}
-
 fn main() -> ExitCode {
-    let result = parse_args().and_then(|args| {
-        let rt = runtime();
-        match args.case {
-            Some(case) => run_one(&rt, case, args.items),
-            None if args.bench => run_all(&rt, args.items, args.rounds).map(|t| print!("{t}")),
-            None => smoke(&rt),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("producer: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main::<Case>()
 }
