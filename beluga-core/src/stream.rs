@@ -8,7 +8,9 @@ use std::pin::Pin;
 
 use futures_core::Stream;
 
-pub use crate::stream_ext::{Cancellable, Collect, Collected, Filter, Map};
+pub use crate::stream_ext::{
+    Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
+};
 use crate::{Context, Error, Event};
 
 /// One item of an event stream: an event, or the terminal error.
@@ -128,4 +130,49 @@ where
     S: Stream<Item = EventResult<T>>,
 {
     Cancellable::new(stream, ctx)
+}
+
+/// Merges event streams into one, in arrival order (Beluga's `MergeStreams`); see [`Merge`] and
+/// [`EventStreamExt::merge_with`](crate::EventStreamExt::merge_with).
+///
+/// ```
+/// use beluga_core::{EventStream, EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let inputs: Vec<EventStream<'static, u8>> = vec![
+///     stream::iter([1]).boxed_events(),
+///     stream::iter([2, 3]).boxed_events(),
+/// ];
+/// let collected = stream::merge(inputs).collect_events().await;
+/// assert_eq!(collected.events.len(), 4); // three data events and one `done`
+/// # }
+/// ```
+pub fn merge<I, S, T>(inputs: I) -> Merge<S>
+where
+    I: IntoIterator<Item = S>,
+    S: Stream<Item = EventResult<T>> + Unpin,
+{
+    Merge::new(inputs)
+}
+
+/// Splits `source` into `n` consumers that each see every item, in order, with a buffer of
+/// `capacity` items (Beluga's `FanOut`); see [`FanOut`] and
+/// [`EventStreamExt::fan_out`](crate::EventStreamExt::fan_out).
+///
+/// ```
+/// use beluga_core::{EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let consumers = stream::fan_out(stream::iter([1, 2]), 3, 8).unwrap();
+/// for consumer in consumers {
+///     assert_eq!(consumer.collect_events().await.events.len(), 3);
+/// }
+/// # }
+/// ```
+pub fn fan_out<S, T>(source: S, n: usize, capacity: usize) -> Result<Vec<FanOut<S>>, Error>
+where
+    S: Stream<Item = EventResult<T>>,
+    T: Clone,
+{
+    crate::stream_ext::fan_out_impl(source, n, capacity)
 }

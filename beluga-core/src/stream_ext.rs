@@ -2,15 +2,20 @@
 
 mod cancellable;
 mod collect;
+mod fan_out;
 mod filter;
 mod map;
+mod merge;
 
 use futures_core::Stream;
 
 pub use self::cancellable::Cancellable;
 pub use self::collect::{Collect, Collected};
+pub(crate) use self::fan_out::fan_out as fan_out_impl;
+pub use self::fan_out::{DEFAULT_FAN_OUT_CAPACITY, FanOut};
 pub use self::filter::Filter;
 pub use self::map::Map;
+pub use self::merge::Merge;
 use crate::stream::EventStream;
 use crate::{Context, Error, Event};
 
@@ -121,6 +126,77 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         Self: Sized,
     {
         Cancellable::new(self, ctx)
+    }
+
+    /// Merges this stream with `others` into one, in arrival order (see [`Merge`]): polled from
+    /// the consumer's task, fair, one `done` when all inputs are done, ended (dropping every
+    /// input) by the first `Err`. No task is spawned and nothing is allocated per item.
+    ///
+    /// Inputs must be `Unpin`; box a producer (`boxed_events`, or `Box::pin`) to merge it.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let merged = stream::iter([1, 2]).merge_with([stream::iter([10, 20])]);
+    /// let mut data: Vec<u32> = merged.collect_events().await.data().copied().collect();
+    /// data.sort_unstable();
+    /// assert_eq!(data, [1, 2, 10, 20]);
+    /// # }
+    /// ```
+    fn merge_with<I>(self, others: I) -> Merge<Self>
+    where
+        Self: Sized,
+        I: IntoIterator<Item = Self>,
+    {
+        Merge::new(std::iter::once(self).chain(others))
+    }
+
+    /// Splits the stream into `n` consumers that each see every item, in order (Beluga's
+    /// `FanOut`), with a buffer of [`DEFAULT_FAN_OUT_CAPACITY`] items; see [`FanOut`].
+    ///
+    /// Lossless: the source is pulled only as fast as the slowest live consumer reads. No task
+    /// is spawned; whichever consumer needs the next item pulls it. A dropped consumer stops
+    /// counting, and when all are dropped the source is dropped. `n = 0` is an `invalid_input`
+    /// error.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut consumers = stream::iter(["a", "b"]).fan_out(2).unwrap();
+    /// let second = consumers.pop().unwrap();
+    /// let first = consumers.pop().unwrap();
+    /// let (x, y) = tokio::join!(first.collect_events(), second.collect_events());
+    /// assert_eq!(x.events, y.events);
+    /// assert_eq!(x.data().copied().collect::<String>(), "ab");
+    /// # }
+    /// ```
+    fn fan_out(self, n: usize) -> Result<Vec<FanOut<Self>>, Error>
+    where
+        Self: Sized,
+        T: Clone,
+    {
+        fan_out::fan_out(self, n, DEFAULT_FAN_OUT_CAPACITY)
+    }
+
+    /// [`fan_out`](EventStreamExt::fan_out) with a buffer of `capacity` items: the source never
+    /// runs more than `capacity` items ahead of the slowest live consumer. `n = 0` or
+    /// `capacity = 0` is an `invalid_input` error.
+    ///
+    /// ```
+    /// use beluga_core::{ErrorCode, EventStreamExt, stream};
+    /// let consumers = stream::iter([1]).fan_out_with_capacity(3, 1).unwrap();
+    /// assert_eq!(consumers.len(), 3);
+    /// let err = stream::iter([1]).fan_out_with_capacity(3, 0).unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::InvalidInput);
+    /// ```
+    fn fan_out_with_capacity(self, n: usize, capacity: usize) -> Result<Vec<FanOut<Self>>, Error>
+    where
+        Self: Sized,
+        T: Clone,
+    {
+        fan_out::fan_out(self, n, capacity)
     }
 
     /// Boxes the stream into an [`EventStream`], for trait objects and struct fields.

@@ -1,0 +1,394 @@
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use futures_core::{FusedStream, Stream};
+
+#[cfg(beluga_loom)]
+use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(beluga_loom))]
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::{Error, ErrorCode, Event};
+
+/// The per-consumer buffer [`fan_out`](crate::EventStreamExt::fan_out) uses.
+pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
+
+/// One of the streams [`fan_out`](crate::EventStreamExt::fan_out) returns: sees every item of
+/// the source, in order.
+///
+/// No task is spawned: whichever consumer needs the next item pulls it from the source, and the
+/// item is kept until every live consumer has read it. The source runs at most `capacity` items
+/// ahead of the slowest live consumer. Dropping a consumer stops it counting; dropping the last
+/// one drops the source.
+#[must_use = "streams do nothing unless polled"]
+pub struct FanOut<S: Stream> {
+    inner: Arc<Inner<S>>,
+    index: usize,
+    terminated: bool,
+    /// Wakers to wake after the lock is released, kept between polls so that waking allocates
+    /// nothing.
+    to_wake: Vec<Waker>,
+}
+
+struct Inner<S: Stream> {
+    state: Mutex<State<S>>,
+    /// Consumers waiting for an item or for room. Its own lock, never held while taking
+    /// `state`'s, so that a source waking its waker inside `poll_next` cannot deadlock. (A
+    /// standard `Arc`: it is also the source's waker.)
+    waiters: std::sync::Arc<Waiters>,
+}
+
+struct State<S: Stream> {
+    source: Option<Pin<Box<S>>>,
+    /// Items some live consumer has yet to read; `buffer[0]` has sequence number `base`.
+    buffer: VecDeque<S::Item>,
+    base: u64,
+    capacity: usize,
+    /// The next sequence number each consumer reads, or `None` once it is dropped.
+    cursors: Vec<Option<u64>>,
+    live: usize,
+    /// The source has yielded its last item.
+    ended: bool,
+}
+
+/// The consumers' wakers, and the waker the source is polled with: waking it wakes every
+/// waiting consumer, so none depends on another one's task to be polled.
+struct Waiters {
+    waiting: AtomicUsize,
+    /// Set by every wake, so that a wake that comes while the source is being polled (before
+    /// anyone is registered) is not lost.
+    notified: AtomicBool,
+    wakers: Mutex<Vec<Option<Waker>>>,
+}
+
+impl Waiters {
+    fn register(&self, index: usize, waker: &Waker) {
+        let mut wakers = lock(&self.wakers);
+        match &mut wakers[index] {
+            Some(w) if w.will_wake(waker) => {}
+            slot => {
+                if slot.is_none() {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                }
+                *slot = Some(waker.clone());
+            }
+        }
+    }
+
+    /// Registers a consumer whose source poll came back `Pending`; if the source woke during
+    /// that poll, wakes it at once instead.
+    fn register_after_poll(&self, index: usize, waker: &Waker) {
+        self.register(index, waker);
+        if self.notified.swap(false, Ordering::SeqCst) {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn forget(&self, index: usize) {
+        let mut wakers = lock(&self.wakers);
+        if wakers[index].take().is_some() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Moves every registered waker into `out`, to be woken once no lock is held.
+    fn drain_into(&self, out: &mut Vec<Waker>) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut wakers = lock(&self.wakers);
+        for slot in wakers.iter_mut() {
+            if let Some(waker) = slot.take() {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                out.push(waker);
+            }
+        }
+    }
+}
+
+impl Wake for Waiters {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.notified.store(true, Ordering::SeqCst);
+        let mut woken = Vec::new();
+        self.drain_into(&mut woken);
+        for waker in woken {
+            waker.wake();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the state consistent before anything can panic (the only
+    // user code run under the lock is the source's `poll_next`, after which the state is
+    // updated in one step), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Splits `source` into `n` consumers; see [`EventStreamExt::fan_out`](crate::EventStreamExt::fan_out).
+pub(crate) fn fan_out<S, T>(source: S, n: usize, capacity: usize) -> Result<Vec<FanOut<S>>, Error>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    T: Clone,
+{
+    if n == 0 {
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            "fan_out needs at least one consumer (n = 0)",
+        )
+        .with_op("fan_out"));
+    }
+    if capacity == 0 {
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            "fan_out needs a buffer of at least one item (capacity = 0)",
+        )
+        .with_op("fan_out"));
+    }
+    let waiters = std::sync::Arc::new(Waiters {
+        waiting: AtomicUsize::new(0),
+        notified: AtomicBool::new(false),
+        wakers: Mutex::new(vec![None; n]),
+    });
+    let inner = Arc::new(Inner {
+        state: Mutex::new(State {
+            source: Some(Box::pin(source)),
+            buffer: VecDeque::with_capacity(capacity),
+            base: 0,
+            capacity,
+            cursors: vec![Some(0); n],
+            live: n,
+            ended: false,
+        }),
+        waiters,
+    });
+    Ok((0..n)
+        .map(|index| FanOut {
+            inner: Arc::clone(&inner),
+            index,
+            terminated: false,
+            to_wake: Vec::new(),
+        })
+        .collect())
+}
+
+impl<S: Stream> FanOut<S> {
+    /// Which consumer this is, from `0` to `n - 1`.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// let consumers = stream::iter([1]).fan_out(2).unwrap();
+    /// assert_eq!(consumers[1].index(), 1);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many items this consumer has yet to read from the shared buffer.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// let consumers = stream::iter([1]).fan_out(2).unwrap();
+    /// assert_eq!(consumers[0].len(), 0); // nothing pulled yet
+    /// ```
+    pub fn len(&self) -> usize {
+        let state = lock(&self.inner.state);
+        let end = state.base + state.buffer.len() as u64;
+        state.cursors[self.index].map_or(0, |c| usize::try_from(end - c).unwrap_or(usize::MAX))
+    }
+
+    /// Whether this consumer has nothing buffered.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// let consumers = stream::iter([1]).fan_out(2).unwrap();
+    /// assert!(consumers[0].is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most items the source may run ahead of the slowest live consumer.
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// let consumers = stream::iter([1]).fan_out_with_capacity(2, 4).unwrap();
+    /// assert_eq!(consumers[0].capacity(), 4);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        lock(&self.inner.state).capacity
+    }
+
+    fn wake_collected(&mut self) {
+        for waker in self.to_wake.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl<S: Stream> fmt::Debug for FanOut<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FanOut")
+            .field("index", &self.index)
+            .field("terminated", &self.terminated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `item` ends its stream: a `done` event or an `Err`.
+fn is_terminal<T>(item: &Result<Event<T>, Error>) -> bool {
+    !matches!(item, Ok(event) if !event.is_done())
+}
+
+impl<S, T> Stream for FanOut<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    T: Clone,
+{
+    type Item = Result<Event<T>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        let i = this.index;
+        let inner = &*this.inner;
+        let mut state = lock(&inner.state);
+        let result = loop {
+            let state = &mut *state;
+            let cursor = state.cursors[i].expect("a live consumer has a cursor");
+            let end = state.base + state.buffer.len() as u64;
+            if cursor < end {
+                state.cursors[i] = Some(cursor + 1);
+                let others_need_it = state
+                    .cursors
+                    .iter()
+                    .enumerate()
+                    .any(|(j, c)| j != i && *c == Some(cursor));
+                let item = if cursor == state.base && !others_need_it {
+                    // The last reader of the oldest item takes it: room for one more.
+                    state.base += 1;
+                    let item = state.buffer.pop_front().expect("cursor < end");
+                    inner.waiters.drain_into(&mut this.to_wake);
+                    item
+                } else {
+                    let offset = usize::try_from(cursor - state.base).expect("within capacity");
+                    state.buffer[offset].clone()
+                };
+                break Poll::Ready(Some(item));
+            }
+            if state.ended {
+                this.terminated = true;
+                break Poll::Ready(None);
+            }
+            if state.buffer.len() >= state.capacity {
+                // Full: wait for the slowest consumer to read.
+                inner.waiters.register(i, cx.waker());
+                break Poll::Pending;
+            }
+            let Some(source) = state.source.as_mut() else {
+                state.ended = true;
+                continue;
+            };
+            let source_waker = Waker::from(std::sync::Arc::clone(&inner.waiters));
+            let mut source_cx = TaskContext::from_waker(&source_waker);
+            inner.waiters.notified.store(false, Ordering::SeqCst);
+            match source.as_mut().poll_next(&mut source_cx) {
+                Poll::Ready(Some(item)) => {
+                    let last = is_terminal(&item);
+                    state.buffer.push_back(item);
+                    if last {
+                        state.ended = true;
+                        state.source = None;
+                    }
+                    inner.waiters.drain_into(&mut this.to_wake);
+                }
+                Poll::Ready(None) => {
+                    state.ended = true;
+                    state.source = None;
+                    inner.waiters.drain_into(&mut this.to_wake);
+                }
+                Poll::Pending => {
+                    inner.waiters.register_after_poll(i, cx.waker());
+                    break Poll::Pending;
+                }
+            }
+        };
+        drop(state);
+        this.wake_collected();
+        result
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.terminated {
+            return (0, Some(0));
+        }
+        let state = lock(&self.inner.state);
+        let buffered = state.cursors[self.index].map_or(0, |c| {
+            usize::try_from(state.base + state.buffer.len() as u64 - c).unwrap_or(usize::MAX)
+        });
+        match &state.source {
+            None => (buffered, Some(buffered)),
+            Some(source) => {
+                let (lower, upper) = source.size_hint();
+                (
+                    buffered.saturating_add(lower),
+                    upper.and_then(|u| u.checked_add(buffered)),
+                )
+            }
+        }
+    }
+}
+
+impl<S, T> FusedStream for FanOut<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    T: Clone,
+{
+    fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+}
+
+impl<S: Stream> Drop for FanOut<S> {
+    fn drop(&mut self) {
+        let i = self.index;
+        let inner = &*self.inner;
+        inner.waiters.forget(i);
+        let mut state = lock(&inner.state);
+        state.cursors[i] = None;
+        state.live -= 1;
+        let mut dropped_source = None;
+        let mut dropped_items = VecDeque::new();
+        if state.live == 0 {
+            // The last consumer: drop the source (after unlocking: its destructor is user code).
+            dropped_source = state.source.take();
+            dropped_items = std::mem::take(&mut state.buffer);
+        } else {
+            // This consumer no longer holds items back.
+            let min = state.cursors.iter().flatten().copied().min();
+            if let Some(min) = min {
+                while state.base < min && !state.buffer.is_empty() {
+                    state.buffer.pop_front();
+                    state.base += 1;
+                }
+            }
+            // Room may have been made, and if this consumer was the one the source would have
+            // woken, someone else must poll it now: wake everyone waiting.
+            inner.waiters.drain_into(&mut self.to_wake);
+        }
+        drop(state);
+        drop(dropped_source);
+        drop(dropped_items);
+        self.wake_collected();
+    }
+}

@@ -1,0 +1,163 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_core::{FusedStream, Stream};
+
+use crate::{Error, Event};
+
+/// Stream for the [`merge_with`](crate::EventStreamExt::merge_with) method and the
+/// [`stream::merge`](crate::stream::merge) function.
+///
+/// Polls every input from the consumer's task, starting each time after the input that yielded
+/// last, so an input that is always ready cannot starve the others. Each input's `done` event
+/// marks that input finished; the merged stream yields one `done` when all have finished. The
+/// first `Err` from any input is yielded and ends the stream, dropping every input at once.
+#[must_use = "streams do nothing unless polled"]
+pub struct Merge<S> {
+    inputs: Vec<Option<S>>,
+    /// Where the next poll starts: just after the input that yielded last.
+    next: usize,
+    live: usize,
+    finished: bool,
+}
+
+impl<S> Merge<S> {
+    pub(crate) fn new(inputs: impl IntoIterator<Item = S>) -> Self {
+        let inputs: Vec<Option<S>> = inputs.into_iter().map(Some).collect();
+        let live = inputs.len();
+        Merge {
+            inputs,
+            next: 0,
+            live,
+            finished: false,
+        }
+    }
+
+    /// How many inputs have not finished yet.
+    ///
+    /// ```
+    /// use beluga_core::stream;
+    /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
+    /// assert_eq!(merged.live(), 2);
+    /// ```
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The inputs that have not finished yet.
+    ///
+    /// ```
+    /// use beluga_core::stream;
+    /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
+    /// assert_eq!(merged.get_ref().count(), 2);
+    /// ```
+    pub fn get_ref(&self) -> impl Iterator<Item = &S> {
+        self.inputs.iter().flatten()
+    }
+
+    /// The inputs that have not finished yet, mutably. Pulling items from them directly skips
+    /// the merge.
+    ///
+    /// ```
+    /// use beluga_core::stream;
+    /// let mut merged = stream::merge([stream::iter([1]), stream::iter([2])]);
+    /// assert_eq!(merged.get_mut().count(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> impl Iterator<Item = &mut S> {
+        self.inputs.iter_mut().flatten()
+    }
+
+    /// The inputs that have not finished yet.
+    ///
+    /// ```
+    /// use beluga_core::stream;
+    /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
+    /// assert_eq!(merged.into_inner().len(), 2);
+    /// ```
+    pub fn into_inner(self) -> Vec<S> {
+        self.inputs.into_iter().flatten().collect()
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        self.live = 0;
+        // Drop every input at once, in this poll.
+        self.inputs.clear();
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Merge<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merge")
+            .field("inputs", &self.inputs)
+            .field("live", &self.live)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T> Stream for Merge<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+{
+    type Item = Result<Event<T>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let n = this.inputs.len();
+        let mut i = this.next;
+        for _ in 0..n {
+            if i >= n {
+                i = 0;
+            }
+            if let Some(input) = &mut this.inputs[i] {
+                match Pin::new(input).poll_next(cx) {
+                    Poll::Ready(Some(Ok(event))) if !event.is_done() => {
+                        this.next = i + 1;
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    // This input is finished: its `done` (or its plain end) is not the merge's.
+                    Poll::Ready(Some(Ok(_)) | None) => {
+                        this.inputs[i] = None;
+                        this.live -= 1;
+                    }
+                    Poll::Ready(Some(Err(err))) => {
+                        this.end();
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            i += 1;
+        }
+        if this.live == 0 {
+            this.end();
+            return Poll::Ready(Some(Ok(Event::done())));
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            return (0, Some(0));
+        }
+        // An error can end the merge at any point; each input's `done` is replaced by one.
+        let upper = self.inputs.iter().flatten().try_fold(1_usize, |sum, s| {
+            s.size_hint().1.and_then(|u| sum.checked_add(u))
+        });
+        (0, upper)
+    }
+}
+
+impl<S, T> FusedStream for Merge<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+{
+    fn is_terminated(&self) -> bool {
+        self.finished
+    }
+}

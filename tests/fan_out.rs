@@ -1,0 +1,151 @@
+//! `fan_out`: every consumer sees every item in order, bounded memory, drops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use beluga_core::{Error, ErrorCode, Event, EventResult, EventStreamExt, stream};
+use beluga_tests::{DropGuard, drops};
+use futures_util::StreamExt;
+
+#[tokio::test]
+async fn every_consumer_sees_every_item_in_order() {
+    let consumers = stream::iter(0..100_u32)
+        .fan_out_with_capacity(4, 3)
+        .unwrap();
+    let results =
+        futures_util::future::join_all(consumers.into_iter().map(EventStreamExt::collect_events))
+            .await;
+    let expected: Vec<Event<u32>> = (0..100).map(Event::data).chain([Event::done()]).collect();
+    for collected in results {
+        assert_eq!(collected.events, expected);
+        assert_eq!(collected.error, None);
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_error_reaches_every_consumer() {
+    let items: Vec<EventResult<u8>> = vec![
+        Ok(Event::data(1)),
+        Err(Error::new(ErrorCode::RateLimit, "429")),
+    ];
+    let consumers = futures_util::stream::iter(items).fan_out(3).unwrap();
+    for consumer in consumers {
+        let collected = consumer.collect_events().await;
+        assert_eq!(collected.events, [Event::data(1)]);
+        assert_eq!(
+            collected.error.map(|e| e.code()),
+            Some(ErrorCode::RateLimit)
+        );
+    }
+}
+
+#[test]
+fn zero_consumers_or_zero_capacity_is_a_clear_error() {
+    let err = stream::iter([1]).fan_out(0).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("n = 0"), "{err}");
+    let err = stream::iter([1]).fan_out_with_capacity(2, 0).unwrap_err();
+    assert!(err.to_string().contains("capacity = 0"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_consumer_holds_the_source_at_most_capacity_ahead() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let produced = Arc::clone(&produced);
+        futures_util::stream::iter(0..1_000_u32).map(move |i| {
+            produced.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(Event::data(i))
+        })
+    };
+    let capacity = 5;
+    let mut consumers = source.fan_out_with_capacity(2, capacity).unwrap();
+    let _stalled = consumers.pop().unwrap(); // never polled
+    let mut fast = consumers.pop().unwrap();
+    let mut read = 0;
+    // The fast consumer reads until it has to wait for the stalled one.
+    while let Some(item) = tokio::time::timeout(Duration::from_millis(50), fast.next())
+        .await
+        .ok()
+        .flatten()
+    {
+        item.unwrap();
+        read += 1;
+    }
+    assert_eq!(read, capacity);
+    assert!(
+        produced.load(Ordering::SeqCst) <= capacity + 1,
+        "the source ran {} items ahead",
+        produced.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_slow_consumer_releases_the_fast_one() {
+    let mut consumers = stream::iter(0..50_u32).fan_out_with_capacity(2, 2).unwrap();
+    let slow = consumers.pop().unwrap();
+    let fast = consumers.pop().unwrap();
+    let reader = tokio::spawn(fast.collect_events());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !reader.is_finished(),
+        "the fast consumer should be waiting for the slow one"
+    );
+    drop(slow);
+    let collected = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the fast consumer was never released")
+        .unwrap();
+    assert_eq!(collected.events.len(), 51);
+}
+
+#[tokio::test]
+async fn dropping_every_consumer_drops_the_source() {
+    let (guard, dropped) = DropGuard::new();
+    let source = futures_util::stream::iter(0..10_u32).map(move |i| {
+        let _keep = &guard;
+        Ok::<_, Error>(Event::data(i))
+    });
+    let mut consumers = source.fan_out(3).unwrap();
+    assert!(consumers[0].next().await.is_some());
+    let last = consumers.pop().unwrap();
+    drop(consumers);
+    assert_eq!(drops(&dropped), 0, "a live consumer still needs the source");
+    drop(last);
+    assert_eq!(drops(&dropped), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_on_different_threads_with_a_pending_source() {
+    let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1);
+    let source = tokio_stream_like(rx);
+    let consumers = source.fan_out_with_capacity(3, 1).unwrap();
+    let tasks: Vec<_> = consumers
+        .into_iter()
+        .map(|c| tokio::spawn(c.collect_events()))
+        .collect();
+    for i in 0..200 {
+        tx.send(i).await.unwrap();
+    }
+    drop(tx);
+    for task in tasks {
+        let collected = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a consumer hung")
+            .unwrap();
+        assert_eq!(
+            collected.data().copied().collect::<Vec<_>>(),
+            (0..200).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// A receiver as an event stream whose items arrive later (the source is often pending).
+fn tokio_stream_like(
+    rx: tokio::sync::mpsc::Receiver<u32>,
+) -> impl futures_util::Stream<Item = EventResult<u32>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|v| (Ok(Event::data(v)), rx))
+    })
+}
