@@ -1,13 +1,18 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
 use futures_core::{FusedStream, Stream};
 
+// The shared state's primitives, swapped for loom's when model checking (`--cfg beluga_loom`).
+#[cfg(beluga_loom)]
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
 #[cfg(beluga_loom)]
 use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(beluga_loom))]
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 #[cfg(not(beluga_loom))]
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -390,5 +395,45 @@ impl<S: Stream> Drop for FanOut<S> {
         drop(dropped_source);
         drop(dropped_items);
         self.wake_collected();
+    }
+}
+
+/// Model checks of the shared state with loom: run with
+/// `RUSTFLAGS="--cfg beluga_loom" cargo test -p beluga-core --lib --release fan_out_loom`.
+#[cfg(all(test, beluga_loom))]
+mod fan_out_loom {
+    use crate::{Event, EventStreamExt, stream};
+
+    /// A fast and a slow consumer on two threads, a buffer of one: every interleaving delivers
+    /// every item to both, in order, and nobody waits forever (loom reports a deadlock if all
+    /// threads block).
+    #[test]
+    fn fast_and_slow_consumer_never_lose_a_wakeup() {
+        loom::model(|| {
+            let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(2, 1).unwrap();
+            let slow = consumers.pop().unwrap();
+            let fast = consumers.pop().unwrap();
+            let other =
+                loom::thread::spawn(move || loom::future::block_on(slow.collect_events()).events);
+            let mine = loom::future::block_on(fast.collect_events()).events;
+            let theirs = other.join().unwrap();
+            let expected = [Event::data(1), Event::data(2), Event::done()];
+            assert_eq!(mine, expected);
+            assert_eq!(theirs, expected);
+        });
+    }
+
+    /// A consumer dropped while the other waits for room: the waiting one is released.
+    #[test]
+    fn dropping_the_slow_consumer_releases_the_waiting_one() {
+        loom::model(|| {
+            let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(2, 1).unwrap();
+            let slow = consumers.pop().unwrap();
+            let fast = consumers.pop().unwrap();
+            let dropper = loom::thread::spawn(move || drop(slow));
+            let mine = loom::future::block_on(fast.collect_events()).events;
+            dropper.join().unwrap();
+            assert_eq!(mine.len(), 3);
+        });
     }
 }
