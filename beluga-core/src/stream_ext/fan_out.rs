@@ -404,12 +404,22 @@ impl<S: Stream> Drop for FanOut<S> {
 mod fan_out_loom {
     use crate::{Event, EventStreamExt, stream};
 
+    /// Every interleaving with up to three preemptions (tokio model-checks with two), unless
+    /// `LOOM_MAX_PREEMPTIONS` says otherwise.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
     /// A fast and a slow consumer on two threads, a buffer of one: every interleaving delivers
     /// every item to both, in order, and nobody waits forever (loom reports a deadlock if all
     /// threads block).
     #[test]
     fn fast_and_slow_consumer_never_lose_a_wakeup() {
-        loom::model(|| {
+        model(|| {
             let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(2, 1).unwrap();
             let slow = consumers.pop().unwrap();
             let fast = consumers.pop().unwrap();
@@ -426,7 +436,7 @@ mod fan_out_loom {
     /// A consumer dropped while the other waits for room: the waiting one is released.
     #[test]
     fn dropping_the_slow_consumer_releases_the_waiting_one() {
-        loom::model(|| {
+        model(|| {
             let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(2, 1).unwrap();
             let slow = consumers.pop().unwrap();
             let fast = consumers.pop().unwrap();
