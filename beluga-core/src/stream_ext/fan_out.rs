@@ -446,4 +446,27 @@ mod fan_out_loom {
             assert_eq!(mine.len(), 3);
         });
     }
+
+    /// The slow consumer reads one item and then stops reading (without being dropped) until
+    /// the fast one is done: only that read makes room, so only its wake-up can release the
+    /// fast consumer.
+    #[test]
+    fn the_read_that_makes_room_wakes_the_waiting_consumer() {
+        model(|| {
+            let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(2, 2).unwrap();
+            let mut slow = consumers.pop().unwrap();
+            let fast = consumers.pop().unwrap();
+            let (done_tx, done_rx) = loom::sync::mpsc::channel::<()>();
+            let other = loom::thread::spawn(move || {
+                let first = loom::future::block_on(futures_util::StreamExt::next(&mut slow));
+                done_rx.recv().unwrap();
+                first
+            });
+            let mine = loom::future::block_on(fast.collect_events()).events;
+            done_tx.send(()).unwrap();
+            let first = other.join().unwrap();
+            assert_eq!(mine, [Event::data(1), Event::data(2), Event::done()]);
+            assert_eq!(first.map(Result::unwrap), Some(Event::data(1)));
+        });
+    }
 }
