@@ -63,12 +63,14 @@ pub mod __private;
 pub mod context;
 pub mod error;
 pub mod event;
+pub mod flow;
 pub mod stream;
 mod stream_ext;
 
 pub use crate::context::{CancelReason, Context};
 pub use crate::error::{Error, ErrorCode, ResultExt};
 pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
+pub use crate::flow::{FlowController, Permit};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
 

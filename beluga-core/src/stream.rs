@@ -9,7 +9,7 @@ use std::pin::Pin;
 use futures_core::Stream;
 
 pub use crate::stream_ext::{
-    Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
+    Buffered, Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
 };
 use crate::{Context, Error, Event};
 
@@ -130,6 +130,33 @@ where
     S: Stream<Item = EventResult<T>>,
 {
     Cancellable::new(stream, ctx)
+}
+
+/// Runs `stream` ahead of the consumer on a spawned Tokio task, into a buffer of `capacity`
+/// items (Beluga's `BufferedStream`); see [`Buffered`] and
+/// [`EventStreamExt::buffered_events`](crate::EventStreamExt::buffered_events), which also
+/// explains the panics.
+///
+/// # Panics
+///
+/// If `capacity` is 0 or larger than `usize::MAX >> 3`, and if called outside a Tokio runtime.
+///
+/// ```
+/// use beluga_core::{Context, EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ahead = stream::buffered(stream::iter(1..=3), 2, &Context::new());
+/// assert_eq!(ahead.capacity(), 2);
+/// assert_eq!(ahead.collect_events().await.data().sum::<u32>(), 6);
+/// # }
+/// ```
+#[track_caller]
+pub fn buffered<S, T>(stream: S, capacity: usize, ctx: &Context) -> Buffered<T>
+where
+    S: Stream<Item = EventResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    Buffered::new(stream, capacity, ctx)
 }
 
 /// Merges event streams into one, in arrival order (Beluga's `MergeStreams`); see [`Merge`] and

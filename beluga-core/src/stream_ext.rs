@@ -1,5 +1,6 @@
 //! [`EventStreamExt`]: the combinators as methods on any event stream.
 
+mod buffered;
 mod cancellable;
 mod collect;
 mod fan_out;
@@ -9,6 +10,7 @@ mod merge;
 
 use futures_core::Stream;
 
+pub use self::buffered::Buffered;
 pub use self::cancellable::Cancellable;
 pub use self::collect::{Collect, Collected};
 pub(crate) use self::fan_out::fan_out as fan_out_impl;
@@ -197,6 +199,55 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         T: Clone,
     {
         fan_out::fan_out(self, n, capacity)
+    }
+
+    /// Runs the stream ahead of the consumer on a spawned Tokio task, into a buffer of
+    /// `capacity` items (Beluga's `BufferedStream`); see [`Buffered`].
+    ///
+    /// The task pulls the source while the consumer is busy, never more than `capacity` items
+    /// ahead, so a slow consumer and a slow producer overlap instead of taking turns. Nothing
+    /// leaks:
+    ///
+    /// * dropping the stream aborts the task, which drops the source wherever it is parked;
+    /// * when `ctx` is cancelled or its deadline passes, the stream ends with the `cancelled` or
+    ///   `deadline_exceeded` error, and the task stops and drops the source, even while the
+    ///   consumer is not polling;
+    /// * a panic in the source ends the stream with an `internal` error saying the source
+    ///   panicked (and its message), never a hang.
+    ///
+    /// The stream ends after one terminal item (the source's `done` or `Err`, or one of the
+    /// errors above), or where the source ends without one, then yields `None` forever. The
+    /// source and `T` must be `Send + 'static` because they move to the task.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 or larger than Tokio's channel maximum (`usize::MAX >> 3`), and if
+    /// called outside a Tokio runtime. A bad capacity panics rather than returning an error
+    /// because it is almost always a constant in the code: a zero is a bug to fix, not a
+    /// condition to handle at run time, and a `Result` would burden every correct call site.
+    /// The panic points at the caller's line and says what is wrong (as Tokio's own
+    /// `mpsc::channel(0)` and `spawn` panic, but from deep inside).
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new();
+    /// let words = stream::iter(["read", "ahead"])
+    ///     .buffered_events(16, &ctx)
+    ///     .map_payload(str::to_uppercase)
+    ///     .collect_events()
+    ///     .await;
+    /// assert_eq!(words.data().cloned().collect::<Vec<_>>(), ["READ", "AHEAD"]);
+    /// # }
+    /// ```
+    #[track_caller]
+    fn buffered_events(self, capacity: usize, ctx: &Context) -> Buffered<T>
+    where
+        Self: Sized + Send + 'static,
+        T: Send + 'static,
+    {
+        Buffered::new(self, capacity, ctx)
     }
 
     /// Boxes the stream into an [`EventStream`], for trait objects and struct fields.
