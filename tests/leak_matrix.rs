@@ -28,12 +28,14 @@ enum Combinator {
     Cancellable,
     Merge,
     FanOut,
+    Buffered,
 }
 
-const ALL: [Combinator; 3] = [
+const ALL: [Combinator; 4] = [
     Combinator::Cancellable,
     Combinator::Merge,
     Combinator::FanOut,
+    Combinator::Buffered,
 ];
 
 /// Builds the combinator over fresh guarded sources: the consumers to drive, and the drop
@@ -64,6 +66,8 @@ fn build(
             .into_iter()
             .map(EventStreamExt::boxed_events)
             .collect(),
+        // The one combinator with a task: it must be gone too.
+        Combinator::Buffered => vec![guarded().buffered_events(4, ctx).boxed_events()],
     };
     (consumers, counters)
 }
