@@ -58,12 +58,16 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+// So that `#[stream_producer]`'s `::beluga_core::...` paths also work inside this crate.
+extern crate self as beluga_core;
+
 #[doc(hidden)]
 pub mod __private;
 pub mod context;
 pub mod error;
 pub mod event;
 pub mod flow;
+pub mod runnable;
 pub mod stream;
 mod stream_ext;
 
@@ -71,6 +75,7 @@ pub use crate::context::{CancelReason, Context};
 pub use crate::error::{Error, ErrorCode, ResultExt};
 pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
 pub use crate::flow::{FlowController, Permit};
+pub use crate::runnable::{BoxRunnable, DynRunnable, Runnable, RunnableExt};
 pub use crate::stream::{EventResult, EventStream};
 pub use crate::stream_ext::EventStreamExt;
 
