@@ -35,6 +35,7 @@
 //! ```
 
 mod dynamic;
+mod parallel;
 mod pipe;
 
 use std::future::Future;
@@ -44,6 +45,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 pub use self::dynamic::{BoxRunnable, DynRunnable};
+pub use self::parallel::{Branches, Parallel, parallel};
 pub use self::pipe::Pipe;
 use crate::{Context, Error, ErrorCode, EventKind, EventResult};
 

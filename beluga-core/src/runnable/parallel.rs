@@ -1,0 +1,271 @@
+//! [`Parallel`]: the same input to several branches at once, polled from the caller's task.
+
+use std::future::poll_fn;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_core::Stream;
+
+use super::Runnable;
+use crate::{
+    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, stream_producer,
+};
+
+/// One item of a [`Parallel`] run.
+///
+/// Each branch's events come out as they arrive, with their kind kept and their payload tagged
+/// with the branch ([`Branches::Item`]); the final value (`done_with`, which `invoke` returns)
+/// is every branch's result in branch order ([`Branches::All`]), or in
+/// [`settle`](Parallel::settle) mode every branch's outcome ([`Branches::Settled`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Branches<O> {
+    /// A payload from branch `branch`.
+    Item {
+        /// The branch's index, in the order the branches were given.
+        branch: usize,
+        /// The payload.
+        value: O,
+    },
+    /// Every branch's result (its `done_with` value, else its last `data` payload).
+    All(Vec<O>),
+    /// Every branch's outcome, failures included.
+    Settled(Vec<Result<O, Error>>),
+}
+
+impl<O> Branches<O> {
+    /// The results of an [`All`](Branches::All) final value.
+    ///
+    /// ```
+    /// use beluga_core::runnable::Branches;
+    /// assert_eq!(Branches::All(vec![1, 2]).into_all(), Some(vec![1, 2]));
+    /// assert_eq!(Branches::Item { branch: 0, value: 1 }.into_all(), None);
+    /// ```
+    pub fn into_all(self) -> Option<Vec<O>> {
+        match self {
+            Branches::All(all) => Some(all),
+            _ => None,
+        }
+    }
+
+    /// The outcomes of a [`Settled`](Branches::Settled) final value.
+    ///
+    /// ```
+    /// use beluga_core::runnable::Branches;
+    /// let settled: Branches<u8> = Branches::Settled(vec![Ok(1)]);
+    /// assert_eq!(settled.into_settled().map(|v| v.len()), Some(1));
+    /// ```
+    pub fn into_settled(self) -> Option<Vec<Result<O, Error>>> {
+        match self {
+            Branches::Settled(all) => Some(all),
+            _ => None,
+        }
+    }
+}
+
+/// Runnable for the [`parallel`](crate::runnable::parallel) function: every branch gets a clone
+/// of the input and runs at once, polled from the caller's task (nothing is spawned).
+///
+/// By default the first failure (a branch's `Err`, or a branch that ends without a value) ends
+/// the run with that error and cancels every other branch in the same poll: their streams are
+/// dropped, and the child context they share is cancelled. [`settle`](Parallel::settle)
+/// instead lets every branch finish and reports one `Result` per branch.
+///
+/// Branches of different types with the same input and output fit in one `Parallel` as
+/// [`BoxRunnable`](crate::BoxRunnable)s.
+#[derive(Debug, Clone)]
+pub struct Parallel<R> {
+    branches: Vec<R>,
+    settle: bool,
+}
+
+/// Runs `branches` at once on the same input; see [`Parallel`].
+///
+/// ```
+/// use beluga_core::runnable::{parallel, Branches};
+/// use beluga_core::{Context, EventResult, Runnable, RunnableExt, stream};
+/// use futures_util::Stream;
+///
+/// struct Times(u32);
+/// impl Runnable for Times {
+///     type Input = u32;
+///     type Output = u32;
+///     fn stream(&self, _ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+///         stream::iter([n * self.0])
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let all = parallel([Times(1), Times(2), Times(3)]).invoke(Context::new(), 10).await.unwrap();
+/// assert_eq!(all, Branches::All(vec![10, 20, 30]));
+/// # }
+/// ```
+pub fn parallel<R: Runnable>(branches: impl IntoIterator<Item = R>) -> Parallel<R> {
+    Parallel {
+        branches: branches.into_iter().collect(),
+        settle: false,
+    }
+}
+
+impl<R> Parallel<R> {
+    /// Lets every branch run to its end, failures included, and reports one `Result` per branch
+    /// as the final value ([`Branches::Settled`]).
+    ///
+    /// ```
+    /// use beluga_core::runnable::{parallel, Branches};
+    /// use beluga_core::{Context, Error, ErrorCode, Event, EventResult, Runnable, RunnableExt};
+    /// use futures_util::Stream;
+    ///
+    /// struct MaybeFail(bool);
+    /// impl Runnable for MaybeFail {
+    ///     type Input = ();
+    ///     type Output = u8;
+    ///     fn stream(&self, _ctx: Context, _: ()) -> impl Stream<Item = EventResult<u8>> + Send + '_ {
+    ///         let item = if self.0 { Err(Error::new(ErrorCode::ToolFailed, "no")) } else { Ok(Event::done_with(1)) };
+    ///         futures_util::stream::iter([item])
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let settled = parallel([MaybeFail(false), MaybeFail(true)]).settle();
+    /// let outcomes = settled.invoke(Context::new(), ()).await.unwrap().into_settled().unwrap();
+    /// assert!(outcomes[0].is_ok() && outcomes[1].is_err());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn settle(mut self) -> Self {
+        self.settle = true;
+        self
+    }
+
+    /// The branches.
+    ///
+    /// ```
+    /// # use beluga_core::runnable::parallel;
+    /// # use beluga_core::{BoxRunnable, Context};
+    /// let run = parallel(Vec::<BoxRunnable<'static, u8, u8>>::new());
+    /// assert!(run.branches().is_empty());
+    /// ```
+    pub fn branches(&self) -> &[R] {
+        &self.branches
+    }
+}
+
+impl<R> Runnable for Parallel<R>
+where
+    R: Runnable,
+    R::Input: Clone,
+    R::Output: Clone,
+{
+    type Input = R::Input;
+    type Output = Branches<R::Output>;
+
+    fn stream(
+        &self,
+        ctx: Context,
+        input: R::Input,
+    ) -> impl Stream<Item = EventResult<Branches<R::Output>>> + Send + '_ {
+        run(&self.branches, self.settle, ctx, input)
+    }
+}
+
+fn no_value(branch: usize) -> Error {
+    Error::new(
+        ErrorCode::Internal,
+        format!("branch {branch} ended without a value: no `done_with` and no `data` event"),
+    )
+    .with_op("parallel")
+}
+
+/// Polls the live branches round-robin, from `next` on; the first one with an item wins.
+fn poll_any<T>(
+    streams: &mut [Option<EventStream<'_, T>>],
+    next: &mut usize,
+    cx: &mut TaskContext<'_>,
+) -> Poll<(usize, Option<EventResult<T>>)> {
+    let n = streams.len();
+    for k in 0..n {
+        let i = (*next + k) % n;
+        if let Some(stream) = &mut streams[i] {
+            if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
+                *next = i + 1;
+                return Poll::Ready((i, item));
+            }
+        }
+    }
+    Poll::Pending
+}
+
+#[stream_producer]
+fn run<'a, R>(
+    branches: &'a [R],
+    settle: bool,
+    ctx: Context,
+    input: R::Input,
+) -> impl Stream<Item = EventResult<Branches<R::Output>>> + Send + 'a
+where
+    R: Runnable,
+    R::Input: Clone,
+    R::Output: Clone,
+{
+    // The branches share a child context: cancelling it stops them all, never the caller's.
+    let branch_ctx = ctx.child();
+    let mut streams: Vec<Option<EventStream<'a, R::Output>>> = branches
+        .iter()
+        .map(|branch| {
+            let stream: EventStream<'a, R::Output> =
+                Box::pin(branch.stream(branch_ctx.clone(), input.clone()));
+            Some(stream)
+        })
+        .collect();
+    let mut last: Vec<Option<R::Output>> = branches.iter().map(|_| None).collect();
+    let mut outcomes: Vec<Option<Result<R::Output, Error>>> =
+        branches.iter().map(|_| None).collect();
+    let mut live = branches.len();
+    let mut next = 0;
+    while live > 0 {
+        let (i, item) = poll_fn(|cx| poll_any(&mut streams, &mut next, cx)).await;
+        let outcome = match item {
+            Some(Ok(event)) => {
+                let (kind, meta) = event.into_parts();
+                match kind {
+                    EventKind::Done(value) => {
+                        value.or_else(|| last[i].take()).ok_or_else(|| no_value(i))
+                    }
+                    EventKind::Data(value) => {
+                        last[i] = Some(value.clone());
+                        emit!(Event::from_parts(
+                            EventKind::Data(Branches::Item { branch: i, value }),
+                            meta
+                        ));
+                        continue;
+                    }
+                    other => {
+                        emit!(Event::from_parts(
+                            other.map(|value| Branches::Item { branch: i, value }),
+                            meta
+                        ));
+                        continue;
+                    }
+                }
+            }
+            Some(Err(err)) => Err(err),
+            None => last[i].take().ok_or_else(|| no_value(i)),
+        };
+        streams[i] = None;
+        live -= 1;
+        match outcome {
+            Err(err) if !settle => {
+                // Fail fast: stop every other branch now. Returning drops their streams in
+                // this very poll; the cancel reaches anything they handed the context to.
+                branch_ctx.cancel();
+                return Err(err);
+            }
+            outcome => outcomes[i] = Some(outcome),
+        }
+    }
+    let outcomes = outcomes.into_iter().map(|o| o.expect("every branch ended"));
+    if settle {
+        Branches::Settled(outcomes.collect())
+    } else {
+        Branches::All(outcomes.collect::<Result<Vec<_>, Error>>()?)
+    }
+}

@@ -1,0 +1,315 @@
+//! `Runnable`: invoke's result rules, pipe, parallel (fail fast and settle), boxed pipelines.
+
+use std::time::Duration;
+
+use beluga_core::runnable::{Branches, parallel};
+use beluga_core::{
+    BoxRunnable, Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt,
+    Runnable, RunnableExt, stream_producer,
+};
+use beluga_tests::{DropGuard, drops};
+use futures_util::{Stream, StreamExt};
+
+/// Streams a fixed script of items.
+struct Scripted(Vec<EventResult<u32>>);
+
+impl Runnable for Scripted {
+    type Input = ();
+    type Output = u32;
+    fn stream(&self, _ctx: Context, (): ()) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        futures_util::stream::iter(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn invoke_takes_done_with_else_the_last_data_else_an_error() {
+    let done_with_wins = Scripted(vec![
+        Ok(Event::data(1)),
+        Ok(Event::data(2)),
+        Ok(Event::done_with(9)),
+    ]);
+    assert_eq!(done_with_wins.invoke(Context::new(), ()).await.unwrap(), 9);
+
+    let last_data = Scripted(vec![
+        Ok(Event::data(1)),
+        Ok(Event::tool_call(5)),
+        Ok(Event::data(2)),
+        Ok(Event::done()),
+    ]);
+    assert_eq!(last_data.invoke(Context::new(), ()).await.unwrap(), 2);
+
+    let nothing = Scripted(vec![Ok(Event::tool_call(5)), Ok(Event::done())]);
+    let err = nothing.invoke(Context::new(), ()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert!(err.to_string().contains("without a value"), "{err}");
+
+    let failed = Scripted(vec![
+        Ok(Event::data(1)),
+        Err(Error::new(ErrorCode::RateLimit, "429")),
+    ]);
+    let err = failed.invoke(Context::new(), ()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimit);
+}
+
+/// A step written as a producer: waits `delay_ms`, then emits its input times `factor` as
+/// data (twice, in two halves) and ends with it as the final value.
+struct Step {
+    factor: u32,
+    delay_ms: u64,
+}
+
+impl Step {
+    #[stream_producer]
+    fn run(&self, ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+        emit!(n * self.factor / 2);
+        tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+        emit!(n * self.factor - n * self.factor / 2);
+        n * self.factor
+    }
+}
+
+impl Runnable for Step {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        self.run(ctx, n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipe_feeds_the_first_result_into_the_second_and_streams_the_second() {
+    let chain = Step {
+        factor: 2,
+        delay_ms: 1,
+    }
+    .pipe(Step {
+        factor: 10,
+        delay_ms: 1,
+    });
+    let events = chain.stream(Context::new(), 3).collect_events().await;
+    // The second step's events only: 3 * 2 = 6, then 6 * 10 = 60 in two halves.
+    assert_eq!(
+        events.events,
+        [Event::data(30), Event::data(30), Event::done_with(60)]
+    );
+    assert_eq!(chain.invoke(Context::new(), 3).await.unwrap(), 60);
+}
+
+/// Must never run: the pipe stops before it.
+struct Never;
+
+impl Runnable for Never {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, _: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        panic!("the second step must not start");
+        #[allow(unreachable_code)]
+        futures_util::stream::empty()
+    }
+}
+
+#[tokio::test]
+async fn pipe_stops_at_the_first_steps_error() {
+    let failing = Scripted(vec![Err(Error::new(ErrorCode::Auth, "bad key"))]);
+    let err = failing
+        .pipe(Never)
+        .invoke(Context::new(), ())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Auth);
+}
+
+#[tokio::test(start_paused = true)]
+async fn parallel_streams_items_as_they_arrive_tagged_by_branch() {
+    let run = parallel([
+        Step {
+            factor: 1,
+            delay_ms: 30,
+        },
+        Step {
+            factor: 2,
+            delay_ms: 10,
+        },
+    ]);
+    let collected = run.stream(Context::new(), 10).collect_events().await;
+    let tags: Vec<usize> = collected
+        .events
+        .iter()
+        .filter_map(|ev| match ev.kind() {
+            EventKind::Data(Branches::Item { branch, .. }) => Some(*branch),
+            _ => None,
+        })
+        .collect();
+    // Branch 1 is three times faster: both its items arrive before branch 0's first.
+    assert_eq!(tags, [1, 1, 0, 0]);
+    assert_eq!(
+        collected.events.last(),
+        Some(&Event::done_with(Branches::All(vec![10, 20])))
+    );
+    let all = run
+        .invoke(Context::new(), 10)
+        .await
+        .unwrap()
+        .into_all()
+        .unwrap();
+    assert_eq!(all, [10, 20]);
+}
+
+/// Parks forever after one item, holding a drop guard.
+struct Forever(std::sync::Mutex<Option<DropGuard>>);
+
+impl Forever {
+    #[stream_producer]
+    fn run(
+        &self,
+        ctx: Context,
+        guard: Option<DropGuard>,
+    ) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        let _guard = guard;
+        emit!(1);
+        std::future::pending::<()>().await;
+    }
+}
+
+impl Runnable for Forever {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, ctx: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        let guard = self.0.lock().unwrap().take();
+        self.run(ctx, guard)
+    }
+}
+
+struct FailsAfter(u64);
+
+impl Runnable for FailsAfter {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, _: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        let delay = self.0;
+        futures_util::stream::once(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Err(Error::new(ErrorCode::ToolFailed, "tool broke"))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_cancels_the_other_branches_within_one_poll() {
+    let (guard, dropped) = DropGuard::new();
+    let branches: Vec<BoxRunnable<'static, u32, u32>> = vec![
+        Forever(std::sync::Mutex::new(Some(guard))).boxed(),
+        FailsAfter(5).boxed(),
+    ];
+    let run = parallel(branches);
+    let mut stream = std::pin::pin!(run.stream(Context::new(), 0));
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        first,
+        Event::data(Branches::Item {
+            branch: 0,
+            value: 1
+        })
+    );
+    assert_eq!(drops(&dropped), 0);
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ToolFailed);
+    // The parked branch was dropped in the poll that yielded the error.
+    assert_eq!(drops(&dropped), 1, "the sibling outlived the failure");
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn settle_mode_reports_every_branch() {
+    let branches: Vec<BoxRunnable<'static, u32, u32>> = vec![
+        Step {
+            factor: 3,
+            delay_ms: 20,
+        }
+        .boxed(),
+        FailsAfter(5).boxed(),
+        Scripted2.boxed(),
+    ];
+    let settled = parallel(branches)
+        .settle()
+        .invoke(Context::new(), 2)
+        .await
+        .unwrap()
+        .into_settled()
+        .unwrap();
+    assert_eq!(settled[0], Ok(6));
+    assert_eq!(
+        settled[1].as_ref().unwrap_err().code(),
+        ErrorCode::ToolFailed
+    );
+    assert_eq!(settled[2].as_ref().unwrap_err().code(), ErrorCode::Internal);
+}
+
+/// Ends without any value.
+struct Scripted2;
+
+impl Runnable for Scripted2 {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, _: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        futures_util::stream::iter([Ok(Event::done())])
+    }
+}
+
+#[tokio::test]
+async fn a_branch_without_a_value_fails_a_fail_fast_run() {
+    let branches: Vec<BoxRunnable<'static, u32, u32>> = vec![Scripted2.boxed()];
+    let err = parallel(branches)
+        .invoke(Context::new(), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("branch 0 ended without a value"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_context_stops_a_parallel_run() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    let run = parallel([Forever(std::sync::Mutex::new(Some(guard)))]);
+    let mut stream = std::pin::pin!(run.stream(ctx.clone(), 0));
+    assert!(stream.next().await.unwrap().is_ok());
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    ctx.cancel();
+    assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
+    assert_eq!(drops(&dropped), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn boxed_steps_make_a_heterogeneous_pipeline() {
+    let steps: Vec<BoxRunnable<'static, u32, u32>> = vec![
+        Step {
+            factor: 2,
+            delay_ms: 1,
+        }
+        .boxed(),
+        Step {
+            factor: 3,
+            delay_ms: 1,
+        }
+        .pipe(Step {
+            factor: 5,
+            delay_ms: 1,
+        })
+        .boxed(),
+    ];
+    let mut results = Vec::new();
+    for step in &steps {
+        results.push(step.invoke(Context::new(), 1).await.unwrap());
+    }
+    assert_eq!(results, [2, 15]);
+    // A boxed step pipes like any other.
+    let piped = steps.into_iter().next().unwrap().pipe(Step {
+        factor: 7,
+        delay_ms: 1,
+    });
+    assert_eq!(piped.invoke(Context::new(), 1).await.unwrap(), 14);
+}
