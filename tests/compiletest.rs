@@ -8,5 +8,6 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("ui/stream_producer/*.rs");
+    t.compile_fail("ui/derive_runnable/*.rs");
     t.pass("pass/*.rs");
 }

@@ -192,6 +192,85 @@ pub use crate::stream_ext::EventStreamExt;
 /// ```
 pub use beluga_macros::stream_producer;
 
+/// Implements [`Runnable`](trait@Runnable) by calling a method of the type that streams the
+/// events, typically a [`#[stream_producer]`](macro@stream_producer) method.
+///
+/// `#[runnable(input = Type, output = Type, stream = method)]` names the runnable's
+/// [`Input`](Runnable::Input) and [`Output`](Runnable::Output) types and the method that
+/// produces its events. The method is called as `Self::method(self, ctx, input)`, so it takes
+/// `(&self, ctx: Context, input: Input)` and returns
+/// `impl Stream<Item = EventResult<Output>> + Send + '_` (or an [`EventStream<'_, Output>`]).
+/// [`invoke`](RunnableExt::invoke), [`pipe`](RunnableExt::pipe) and
+/// [`boxed`](RunnableExt::boxed) then come with [`RunnableExt`].
+///
+/// Structs and enums work, generic ones too: the impl has the type's own generics and `where`
+/// clauses, and adds no bounds (`Runnable` needs the type to be `Send + Sync`). Options:
+/// `crate = "path"` names `beluga_core` when it is renamed or re-exported.
+///
+/// Mistakes are compile errors at the token that is wrong, all reported at once: a missing
+/// attribute or key, an unknown or duplicate key, a value of the wrong kind (`stream = "run"`),
+/// a union, and `stream = stream`, which would make `Runnable::stream` call itself forever. A
+/// method that does not exist, or whose signature does not fit, is reported by rustc at its
+/// name in the attribute.
+///
+/// # Example
+///
+/// ```
+/// use beluga_core::{stream_producer, Context, EventResult, Runnable, RunnableExt};
+/// use futures_util::Stream;
+///
+/// #[derive(Runnable)]
+/// #[runnable(input = String, output = usize, stream = run)]
+/// struct WordCounter {
+///     separator: char,
+/// }
+///
+/// impl WordCounter {
+///     #[stream_producer]
+///     fn run(&self, ctx: Context, text: String) -> impl Stream<Item = EventResult<usize>> + Send + '_ {
+///         let mut count = 0;
+///         for _word in text.split(self.separator) {
+///             count += 1;
+///             emit!(count); // a running count, as data events
+///         }
+///         count // the final value: what `invoke` returns
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let counter = WordCounter { separator: ' ' };
+/// let words = counter.invoke(Context::new(), "to be or not".to_owned()).await.unwrap();
+/// assert_eq!(words, 4);
+/// # }
+/// ```
+///
+/// # Without the macro
+///
+/// The derive above generates this impl (with absolute paths):
+///
+/// ```
+/// # use beluga_core::{stream_producer, Context, EventResult, Runnable};
+/// # use futures_util::Stream;
+/// # struct WordCounter { separator: char }
+/// # impl WordCounter {
+/// #     #[stream_producer]
+/// #     fn run(&self, ctx: Context, text: String) -> impl Stream<Item = EventResult<usize>> + Send + '_ {
+/// #         text.split(self.separator).count()
+/// #     }
+/// # }
+/// #[automatically_derived]
+/// impl Runnable for WordCounter {
+///     type Input = String;
+///     type Output = usize;
+///
+///     fn stream(&self, ctx: Context, input: String) -> impl Stream<Item = EventResult<usize>> + Send + '_ {
+///         Self::run(self, ctx, input)
+///     }
+/// }
+/// ```
+pub use beluga_macros::Runnable;
+
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

@@ -4,6 +4,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod error;
+mod runnable;
 mod stream_producer;
 
 use proc_macro::TokenStream;
@@ -12,4 +13,10 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn stream_producer(args: TokenStream, item: TokenStream) -> TokenStream {
     stream_producer::expand(args.into(), item.into()).into()
+}
+
+/// (The derive's implementation; `beluga_core::Runnable` documents it.)
+#[proc_macro_derive(Runnable, attributes(runnable))]
+pub fn derive_runnable(item: TokenStream) -> TokenStream {
+    runnable::derive(item.into()).into()
 }
