@@ -1,7 +1,7 @@
 //! [`Runnable`]: a typed step of a pipeline (a model, a tool, a retriever, an agent) whose one
 //! required method is [`stream`](Runnable::stream); [`invoke`](RunnableExt::invoke) is always
-//! derived from it, and [`pipe`](RunnableExt::pipe), [`parallel`](crate::runnable::parallel)
-//! and [`batch`](crate::runnable::batch) compose runnables, checked by the type system.
+//! derived from it, and [`pipe`](RunnableExt::pipe), [`parallel`]
+//! and [`batch`] compose runnables, checked by the type system.
 //!
 //! ```
 //! use beluga_core::{stream_producer, Context, Error, EventResult, Runnable, RunnableExt};
@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod dynamic;
 mod parallel;
 mod pipe;
@@ -44,6 +45,7 @@ use std::pin::pin;
 use futures_core::Stream;
 use futures_util::StreamExt;
 
+pub use self::batch::{BatchOptions, RetryPolicy, batch, batch_stream};
 pub use self::dynamic::{BoxRunnable, DynRunnable};
 pub use self::parallel::{Branches, Parallel, parallel};
 pub use self::pipe::Pipe;
