@@ -1,7 +1,7 @@
 //! A parent context's memory stays flat while a million children come and go.
 //!
-//! This binary installs a counting allocator, so it holds a single test: nothing else allocates
-//! while it measures.
+//! This binary installs a counting allocator that counts only the allocations of the thread
+//! that asked for it, so the test harness's own threads cannot disturb the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -12,6 +12,18 @@ struct Counting;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 
+thread_local! {
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Adds `delta` to the live bytes if this thread is the one being measured.
+fn count(delta: isize) {
+    // `try_with`: during thread teardown the flag may be gone; then this thread is not measured.
+    if COUNTED.try_with(std::cell::Cell::get).unwrap_or(false) {
+        LIVE_BYTES.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
 #[allow(
     clippy::cast_possible_wrap,
     reason = "allocation sizes are far below isize::MAX"
@@ -19,19 +31,19 @@ static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 // SAFETY: every method forwards to the system allocator unchanged and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::SeqCst);
+        count(layout.size() as isize);
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+        count(-(layout.size() as isize));
         // SAFETY: `ptr` came from `alloc` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
+        count(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded with the caller's arguments.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -46,6 +58,7 @@ fn live() -> isize {
 
 #[test]
 fn a_million_children_leave_the_parent_footprint_flat() {
+    COUNTED.with(|counted| counted.set(true));
     let parent = Context::new().with_request_id("req");
     // Warm up whatever lazy state the first child touches.
     drop(parent.child());

@@ -1,7 +1,8 @@
 //! A producer allocates nothing per item: the number of allocations to drain it does not grow
 //! with the number of items.
 //!
-//! This binary installs a counting allocator, so it holds a single test.
+//! This binary installs a counting allocator that counts only the allocations of the thread
+//! being measured, so the test harness's own threads cannot disturb the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,10 +14,21 @@ struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn record() {
+    // `try_with`: during thread teardown the flag may be gone; then this thread is not measured.
+    if COUNTED.try_with(std::cell::Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 // SAFETY: every method forwards to the system allocator unchanged and only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        record();
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        record();
         // SAFETY: forwarded with the caller's arguments.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -64,6 +76,8 @@ where
 
 #[test]
 fn no_allocation_per_item() {
+    // A current-thread runtime: everything measured runs on this thread.
+    COUNTED.with(|counted| counted.set(true));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
