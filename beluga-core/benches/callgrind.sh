@@ -6,8 +6,10 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default) or producer; N: items (default 1000000).
+#   BENCH: pipeline (default), producer or combinators; N: items (default 1000000).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
+#   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
+#   at a time, so their instruction counts would say nothing about them.
 # KEEP=DIR keeps the callgrind.out files of the N runs in DIR, for callgrind_annotate.
 set -euo pipefail
 
@@ -33,8 +35,14 @@ case "$bench" in
             async_stream_try baseline_bare async_stream_bare baseline_map_filter_map
             producer_map_filter_map producer_deadline)
         ;;
+    combinators)
+        # Not fan_out4_mt and mpsc_fan_out4_mt: see the usage above.
+        cases=(baseline baseline_outlined merge4 select_all4 tokio_merge4 fan_out4
+            mpsc_fan_out4 buffered16 mpsc16 flow_acquire semaphore_acquire
+            semaphore_acquire_owned flow_acquire_deadline)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline or producer)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer or combinators)" >&2
         exit 1
         ;;
 esac
@@ -63,10 +71,11 @@ measure() {
     out="$tmp/$case.$n"
     valgrind --tool=callgrind --callgrind-out-file="$out.cg" \
         "$bin" --case "$case" --items "$n" >"$out.stdout" 2>"$out.stderr"
-    local ir units
+    local ir units unit
     ir="$(awk '/^(summary|totals):/ { print $2; exit }' "$out.cg")"
     units="$(sed -n 's/.*units=\([0-9]*\).*/\1/p' "$out.stdout")"
-    if [ -z "$ir" ] || [ -z "$units" ]; then
+    unit="$(sed -n 's/.* ns_per_\([a-z]*\)=.*/\1/p' "$out.stdout")"
+    if [ -z "$ir" ] || [ -z "$units" ] || [ -z "$unit" ]; then
         echo "callgrind.sh: no result for $case on $n items; see below" >&2
         cat "$out.stdout" "$out.stderr" >&2
         exit 1
@@ -75,7 +84,7 @@ measure() {
         mkdir -p "$KEEP"
         cp "$out.cg" "$KEEP/callgrind.out.$bench.$case"
     fi
-    echo "$ir $units"
+    echo "$ir $units $unit"
 }
 
 echo "binary: $bin"
@@ -84,23 +93,27 @@ echo
 echo "| case | unit | instructions/unit | vs ${cases[0]} |"
 echo "|---|---|---:|---:|"
 base=""
+base_unit=""
 declare -A per
 for case in "${cases[@]}"; do
     small="$(measure "$case" "$items")"
     large="$(measure "$case" "$((2 * items))")"
-    read -r ir1 units1 <<<"$small"
-    read -r ir2 units2 <<<"$large"
+    read -r ir1 units1 unit <<<"$small"
+    read -r ir2 units2 _ <<<"$large"
     value="$(awk -v a="$ir1" -v b="$ir2" -v u1="$units1" -v u2="$units2" \
         'BEGIN { printf "%.2f", (b - a) / (u2 - u1) }')"
     per[$case]="$value"
-    case "$case" in
-        is_cancelled*) unit=call; ratio="-" ;;
-        *)
-            unit=item
-            [ -n "$base" ] || base="$value"
-            ratio="$(awk -v v="$value" -v b="$base" 'BEGIN { printf "%.2fx", v / b }')"
-            ;;
-    esac
+    # Ratios to the first case, for the cases in its unit (items); other units (calls, ops) get
+    # their ratios below.
+    if [ -z "$base" ]; then
+        base="$value"
+        base_unit="$unit"
+    fi
+    if [ "$unit" = "$base_unit" ]; then
+        ratio="$(awk -v v="$value" -v b="$base" 'BEGIN { printf "%.2fx", v / b }')"
+    else
+        ratio="-"
+    fi
     echo "| $case | $unit | $value | $ratio |"
 done
 echo
@@ -136,5 +149,21 @@ case "$bench" in
         ratio "baseline_question / baseline_checked" baseline_question baseline_checked
         ratio "producer_question / baseline_question" producer_question baseline_question
         ratio "async_stream_bare / baseline_bare" async_stream_bare baseline_bare
+        ;;
+    combinators)
+        ratio "merge4 / baseline" merge4 baseline 1.3
+        ratio "fan_out4 / baseline (per source item)" fan_out4 baseline 15
+        ratio "buffered16 / mpsc16" buffered16 mpsc16 1.0
+        ratio "flow_acquire / semaphore_acquire" flow_acquire semaphore_acquire 1.1
+        ratio "merge4 / baseline_outlined" merge4 baseline_outlined
+        ratio "merge4 / tokio_merge4" merge4 tokio_merge4
+        ratio "merge4 / select_all4" merge4 select_all4
+        ratio "fan_out4 / baseline_outlined" fan_out4 baseline_outlined
+        ratio "fan_out4 / mpsc_fan_out4" fan_out4 mpsc_fan_out4
+        ratio "buffered16 / baseline_outlined" buffered16 baseline_outlined
+        ratio "mpsc16 / baseline_outlined" mpsc16 baseline_outlined
+        ratio "flow_acquire / semaphore_acquire_owned" flow_acquire semaphore_acquire_owned
+        ratio "flow_acquire_deadline / semaphore_acquire" flow_acquire_deadline semaphore_acquire
+        ratio "flow_acquire_deadline / flow_acquire" flow_acquire_deadline flow_acquire
         ;;
 esac

@@ -1,10 +1,12 @@
-//! The custom harness `benches/pipeline.rs` and `benches/producer.rs` share (no criterion).
+//! The custom harness `benches/pipeline.rs`, `benches/producer.rs` and `benches/combinators.rs`
+//! share (no criterion).
 //!
 //! A bench lists its cases as an enum implementing [`Case`] and hands it to [`main`], which reads
 //! the command line and does one of three things:
 //!
 //! - `--case NAME`: runs that case once on `--items` items and prints one line,
-//!   `case=NAME units=U ns_per_UNIT=T checksum=S`, which `callgrind.sh` parses;
+//!   `case=NAME units=U ns_per_UNIT=T checksum=S` (then [`Case::detail`], if any), which
+//!   `callgrind.sh` parses;
 //! - `--bench` (which `cargo bench` passes): runs every case round-robin, one warm-up round and
 //!   then `--rounds` rounds, and prints the table of medians followed by [`Case::summary`];
 //! - neither: runs every case once on a few items and checks the sums, nothing timed. That is
@@ -39,6 +41,11 @@ pub(crate) trait Case: Copy + PartialEq + 'static {
     /// How many units one run of `n` items measures.
     fn units(self, n: u64) -> u64 {
         n
+    }
+
+    /// Anything more to say about the last run, appended to `--case`'s line (none by default).
+    fn detail(self) -> Option<String> {
+        None
     }
 
     /// The sum a correct run of `n` items returns.
@@ -166,8 +173,9 @@ fn run_one<C: Case>(rt: &Runtime, case: C, n: u64) -> Result<(), String> {
     let (elapsed, sum) = case.run(rt, n);
     check(case, n, sum)?;
     let units = case.units(n);
+    let detail = case.detail().map(|d| format!(" {d}")).unwrap_or_default();
     println!(
-        "case={} units={units} ns_per_{}={:.3} checksum={sum}",
+        "case={} units={units} ns_per_{}={:.3} checksum={sum}{detail}",
         case.name(),
         case.unit(),
         ns_per_unit(elapsed, units),
