@@ -44,12 +44,16 @@ struct Inner<S: Stream> {
     /// `state`'s, so that a source waking its waker inside `poll_next` cannot deadlock. (A
     /// standard `Arc`: it is also the source's waker.)
     waiters: std::sync::Arc<Waiters>,
+    /// The waker the source is polled with (wakes `waiters`), built once.
+    source_waker: Waker,
 }
 
 struct State<S: Stream> {
     source: Option<Pin<Box<S>>>,
-    /// Items some live consumer has yet to read; `buffer[0]` has sequence number `base`.
-    buffer: VecDeque<S::Item>,
+    /// Items some live consumer has yet to read, each with how many live consumers have yet
+    /// to read it; `buffer[0]` has sequence number `base`. Consumers read in order, so the
+    /// count of the oldest item reaches zero first.
+    buffer: VecDeque<(S::Item, usize)>,
     base: u64,
     capacity: usize,
     /// The next sequence number each consumer reads, or `None` once it is dropped.
@@ -100,10 +104,15 @@ impl Waiters {
     }
 
     /// Moves every registered waker into `out`, to be woken once no lock is held.
+    #[inline]
     fn drain_into(&self, out: &mut Vec<Waker>) {
-        if self.waiting.load(Ordering::SeqCst) == 0 {
-            return;
+        if self.waiting.load(Ordering::SeqCst) != 0 {
+            self.drain_slow(out);
         }
+    }
+
+    #[inline(never)]
+    fn drain_slow(&self, out: &mut Vec<Waker>) {
         let mut wakers = lock(&self.wakers);
         for slot in wakers.iter_mut() {
             if let Some(waker) = slot.take() {
@@ -163,6 +172,7 @@ where
         notified: AtomicBool::new(false),
         wakers: Mutex::new(vec![None; n]),
     });
+    let source_waker = Waker::from(std::sync::Arc::clone(&waiters));
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
             source: Some(Box::pin(source)),
@@ -174,6 +184,7 @@ where
             ended: false,
         }),
         waiters,
+        source_waker,
     });
     Ok((0..n)
         .map(|index| FanOut {
@@ -232,7 +243,11 @@ impl<S: Stream> FanOut<S> {
         lock(&self.inner.state).capacity
     }
 
+    #[inline]
     fn wake_collected(&mut self) {
+        if self.to_wake.is_empty() {
+            return;
+        }
         for waker in self.to_wake.drain(..) {
             waker.wake();
         }
@@ -274,20 +289,18 @@ where
             let end = state.base + state.buffer.len() as u64;
             if cursor < end {
                 state.cursors[i] = Some(cursor + 1);
-                let others_need_it = state
-                    .cursors
-                    .iter()
-                    .enumerate()
-                    .any(|(j, c)| j != i && *c == Some(cursor));
-                let item = if cursor == state.base && !others_need_it {
-                    // The last reader of the oldest item takes it: room for one more.
+                let offset = usize::try_from(cursor - state.base).expect("within capacity");
+                let entry = &mut state.buffer[offset];
+                let item = if entry.1 == 1 {
+                    // The last reader takes it (it is the oldest): room for one more.
+                    debug_assert_eq!(offset, 0);
                     state.base += 1;
-                    let item = state.buffer.pop_front().expect("cursor < end");
+                    let (item, _) = state.buffer.pop_front().expect("cursor < end");
                     inner.waiters.drain_into(&mut this.to_wake);
                     item
                 } else {
-                    let offset = usize::try_from(cursor - state.base).expect("within capacity");
-                    state.buffer[offset].clone()
+                    entry.1 -= 1;
+                    entry.0.clone()
                 };
                 break Poll::Ready(Some(item));
             }
@@ -304,13 +317,13 @@ where
                 state.ended = true;
                 continue;
             };
-            let source_waker = Waker::from(std::sync::Arc::clone(&inner.waiters));
-            let mut source_cx = TaskContext::from_waker(&source_waker);
+            let mut source_cx = TaskContext::from_waker(&inner.source_waker);
             inner.waiters.notified.store(false, Ordering::SeqCst);
             match source.as_mut().poll_next(&mut source_cx) {
                 Poll::Ready(Some(item)) => {
                     let last = is_terminal(&item);
-                    state.buffer.push_back(item);
+                    let readers = state.live;
+                    state.buffer.push_back((item, readers));
                     if last {
                         state.ended = true;
                         state.source = None;
@@ -370,7 +383,9 @@ impl<S: Stream> Drop for FanOut<S> {
         let inner = &*self.inner;
         inner.waiters.forget(i);
         let mut state = lock(&inner.state);
-        state.cursors[i] = None;
+        let cursor = state.cursors[i]
+            .take()
+            .expect("a live consumer has a cursor");
         state.live -= 1;
         let mut dropped_source = None;
         let mut dropped_items = VecDeque::new();
@@ -379,13 +394,15 @@ impl<S: Stream> Drop for FanOut<S> {
             dropped_source = state.source.take();
             dropped_items = std::mem::take(&mut state.buffer);
         } else {
-            // This consumer no longer holds items back.
-            let min = state.cursors.iter().flatten().copied().min();
-            if let Some(min) = min {
-                while state.base < min && !state.buffer.is_empty() {
-                    state.buffer.pop_front();
-                    state.base += 1;
-                }
+            // This consumer no longer reads the items it had yet to read.
+            let base = state.base;
+            let from = usize::try_from(cursor.saturating_sub(base)).unwrap_or(usize::MAX);
+            for entry in state.buffer.iter_mut().skip(from) {
+                entry.1 -= 1;
+            }
+            while state.buffer.front().is_some_and(|entry| entry.1 == 0) {
+                state.buffer.pop_front();
+                state.base += 1;
             }
             // Room may have been made, and if this consumer was the one the source would have
             // woken, someone else must poll it now: wake everyone waiting.

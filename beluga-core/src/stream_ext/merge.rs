@@ -103,42 +103,22 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        let n = this.inputs.len();
-        let mut i = this.next;
-        for _ in 0..n {
-            if i >= n {
-                i = 0;
-            }
-            if let Some(input) = &mut this.inputs[i] {
-                match Pin::new(input).poll_next(cx) {
-                    Poll::Ready(Some(Ok(event))) if !event.is_done() => {
-                        this.next = i + 1;
-                        return Poll::Ready(Some(Ok(event)));
-                    }
-                    // This input is finished: its `done` (or its plain end) is not the merge's.
-                    Poll::Ready(Some(Ok(_)) | None) => {
-                        this.inputs[i] = None;
-                        this.live -= 1;
-                    }
-                    Poll::Ready(Some(Err(err))) => {
-                        this.end();
-                        return Poll::Ready(Some(Err(err)));
-                    }
-                    Poll::Pending => {}
+        // The fast path: the input whose turn it is has a data event.
+        let i = this.next;
+        if let Some(Some(input)) = this.inputs.get_mut(i) {
+            match Pin::new(input).poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) if !event.is_done() => {
+                    this.next = i + 1;
+                    Poll::Ready(Some(Ok(event)))
                 }
+                first => poll_slow(this, cx, Some((i, first))),
             }
-            i += 1;
+        } else {
+            poll_slow(this, cx, None)
         }
-        if this.live == 0 {
-            this.end();
-            return Poll::Ready(Some(Ok(Event::done())));
-        }
-        Poll::Pending
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -151,6 +131,61 @@ where
         });
         (0, upper)
     }
+}
+
+/// The result of polling one input (or the merge).
+type Polled<T> = Poll<Option<Result<Event<T>, Error>>>;
+
+/// Everything but the fast path: the turn's input had no data event (its poll result is
+/// `first`), or the turn points at a finished input. Polls the others round-robin.
+#[inline(never)]
+fn poll_slow<S, T>(
+    this: &mut Merge<S>,
+    cx: &mut TaskContext<'_>,
+    first: Option<(usize, Polled<T>)>,
+) -> Polled<T>
+where
+    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+{
+    if this.finished {
+        return Poll::Ready(None);
+    }
+    let n = this.inputs.len();
+    let mut i = this.next;
+    let mut first = first;
+    for _ in 0..n {
+        if i >= n {
+            i = 0;
+        }
+        let polled = match first.take() {
+            Some((j, result)) if j == i => Some(result),
+            _ => this.inputs[i]
+                .as_mut()
+                .map(|input| Pin::new(input).poll_next(cx)),
+        };
+        match polled {
+            Some(Poll::Ready(Some(Ok(event)))) if !event.is_done() => {
+                this.next = i + 1;
+                return Poll::Ready(Some(Ok(event)));
+            }
+            // This input is finished: its `done` (or its plain end) is not the merge's.
+            Some(Poll::Ready(Some(Ok(_)) | None)) => {
+                this.inputs[i] = None;
+                this.live -= 1;
+            }
+            Some(Poll::Ready(Some(Err(err)))) => {
+                this.end();
+                return Poll::Ready(Some(Err(err)));
+            }
+            Some(Poll::Pending) | None => {}
+        }
+        i += 1;
+    }
+    if this.live == 0 {
+        this.end();
+        return Poll::Ready(Some(Ok(Event::done())));
+    }
+    Poll::Pending
 }
 
 impl<S, T> FusedStream for Merge<S>
