@@ -47,7 +47,7 @@ use futures_util::StreamExt;
 
 pub use self::batch::{BatchOptions, RetryPolicy, batch, batch_stream};
 pub use self::dynamic::{BoxRunnable, DynRunnable};
-pub use self::parallel::{Branches, Parallel, parallel};
+pub use self::parallel::{Branches, IntoBranches, Parallel, parallel};
 pub use self::pipe::Pipe;
 use crate::{Context, Error, ErrorCode, EventKind, EventResult};
 

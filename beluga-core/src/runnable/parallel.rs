@@ -5,7 +5,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
 
-use super::Runnable;
+use super::{BoxRunnable, Runnable, RunnableExt};
 use crate::{
     Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, stream_producer,
 };
@@ -70,7 +70,7 @@ impl<O> Branches<O> {
 /// instead lets every branch finish and reports one `Result` per branch.
 ///
 /// Branches of different types with the same input and output fit in one `Parallel` as
-/// [`BoxRunnable`](crate::BoxRunnable)s.
+/// [`BoxRunnable`]s, which is what a tuple of branches becomes.
 #[derive(Debug, Clone)]
 pub struct Parallel<R> {
     branches: Vec<R>,
@@ -78,6 +78,9 @@ pub struct Parallel<R> {
 }
 
 /// Runs `branches` at once on the same input; see [`Parallel`].
+///
+/// `branches` is a `Vec` or an array of one runnable type, or a tuple (up to six) of different
+/// runnable types with the same input and output (boxed as [`BoxRunnable`]s).
 ///
 /// ```
 /// use beluga_core::runnable::{parallel, Branches};
@@ -92,18 +95,95 @@ pub struct Parallel<R> {
 ///         stream::iter([n * self.0])
 ///     }
 /// }
+/// struct Plus(u32);
+/// impl Runnable for Plus {
+///     type Input = u32;
+///     type Output = u32;
+///     fn stream(&self, _ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+///         stream::iter([n + self.0])
+///     }
+/// }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let all = parallel([Times(1), Times(2), Times(3)]).invoke(Context::new(), 10).await.unwrap();
 /// assert_eq!(all, Branches::All(vec![10, 20, 30]));
+///
+/// // Different types, the same input and output: a tuple.
+/// let mixed = parallel((Times(2), Plus(1))).invoke(Context::new(), 10).await.unwrap();
+/// assert_eq!(mixed.into_all(), Some(vec![20, 11]));
 /// # }
 /// ```
-pub fn parallel<R: Runnable>(branches: impl IntoIterator<Item = R>) -> Parallel<R> {
+pub fn parallel<'a, B: IntoBranches<'a>>(branches: B) -> Parallel<B::Branch> {
     Parallel {
-        branches: branches.into_iter().collect(),
+        branches: branches.into_branches(),
         settle: false,
     }
 }
+
+/// What [`parallel`] accepts: a `Vec` or an array of one runnable type, or a tuple of up to six
+/// runnables with the same input and output.
+///
+/// ```
+/// use beluga_core::runnable::IntoBranches;
+/// use beluga_core::{BoxRunnable, Context, EventResult, Runnable, stream};
+/// # use futures_util::Stream;
+/// # struct Echo;
+/// # impl Runnable for Echo {
+/// #     type Input = u8;
+/// #     type Output = u8;
+/// #     fn stream(&self, _: Context, n: u8) -> impl Stream<Item = EventResult<u8>> + Send + '_ { stream::iter([n]) }
+/// # }
+/// let branches: Vec<BoxRunnable<'static, u8, u8>> = (Echo, Echo).into_branches();
+/// assert_eq!(branches.len(), 2);
+/// ```
+pub trait IntoBranches<'a> {
+    /// The runnable type every branch becomes.
+    type Branch: Runnable;
+
+    /// The branches, in order.
+    fn into_branches(self) -> Vec<Self::Branch>;
+}
+
+impl<R: Runnable> IntoBranches<'_> for Vec<R> {
+    type Branch = R;
+
+    fn into_branches(self) -> Vec<R> {
+        self
+    }
+}
+
+impl<R: Runnable, const N: usize> IntoBranches<'_> for [R; N] {
+    type Branch = R;
+
+    fn into_branches(self) -> Vec<R> {
+        self.into()
+    }
+}
+
+macro_rules! tuple_branches {
+    ($($branch:ident),+) => {
+        impl<'a, I, O, $($branch),+> IntoBranches<'a> for ($($branch,)+)
+        where
+            I: Send + 'a,
+            O: Send + 'a,
+            $($branch: Runnable<Input = I, Output = O> + 'a,)+
+        {
+            type Branch = BoxRunnable<'a, I, O>;
+
+            #[allow(non_snake_case, reason = "the bindings are named after the type parameters")]
+            fn into_branches(self) -> Vec<BoxRunnable<'a, I, O>> {
+                let ($($branch,)+) = self;
+                vec![$(RunnableExt::boxed($branch)),+]
+            }
+        }
+    };
+}
+
+tuple_branches!(A, B);
+tuple_branches!(A, B, C);
+tuple_branches!(A, B, C, D);
+tuple_branches!(A, B, C, D, E);
+tuple_branches!(A, B, C, D, E, F);
 
 impl<R> Parallel<R> {
     /// Lets every branch run to its end, failures included, and reports one `Result` per branch
