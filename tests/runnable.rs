@@ -318,16 +318,36 @@ async fn boxed_steps_make_a_heterogeneous_pipeline() {
 async fn parallel_over_a_tuple_of_different_runnable_types() {
     // Different types, the same input and output: no manual boxing.
     let run = parallel((
-        Step { factor: 2, delay_ms: 5 },
+        Step {
+            factor: 2,
+            delay_ms: 5,
+        },
         FailsAfter(50),
-        Step { factor: 3, delay_ms: 1 },
+        Step {
+            factor: 3,
+            delay_ms: 1,
+        },
     ));
     // Fail fast: the failing branch ends the run once it fails, after both steps finished.
     let err = run.invoke(Context::new(), 1).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::ToolFailed);
 
-    let ok = parallel((Step { factor: 2, delay_ms: 5 }, Step { factor: 3, delay_ms: 1 }));
-    let all = ok.invoke(Context::new(), 1).await.unwrap().into_all().unwrap();
+    let ok = parallel((
+        Step {
+            factor: 2,
+            delay_ms: 5,
+        },
+        Step {
+            factor: 3,
+            delay_ms: 1,
+        },
+    ));
+    let all = ok
+        .invoke(Context::new(), 1)
+        .await
+        .unwrap()
+        .into_all()
+        .unwrap();
     assert_eq!(all, [2, 3]);
     assert_eq!(ok.branches().len(), 2);
 }
