@@ -6,10 +6,11 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer or combinators; N: items (default 1000000).
+#   BENCH: pipeline (default), producer, combinators or runnable; N: items (default 1000000).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
+#   runnable: the batch cases and invoke_loop run on N/10 inputs (and 2N/10); figures per input.
 # KEEP=DIR keeps the callgrind.out files of the N runs in DIR, for callgrind_annotate.
 set -euo pipefail
 
@@ -41,8 +42,12 @@ case "$bench" in
             mpsc_fan_out4 buffered16 mpsc16 flow_acquire semaphore_acquire
             semaphore_acquire_owned flow_acquire_deadline)
         ;;
+    runnable)
+        cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
+            batch64_spawned)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer or combinators)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators or runnable)" >&2
         exit 1
         ;;
 esac
@@ -165,5 +170,15 @@ case "$bench" in
         ratio "flow_acquire / semaphore_acquire_owned" flow_acquire semaphore_acquire_owned
         ratio "flow_acquire_deadline / semaphore_acquire" flow_acquire_deadline semaphore_acquire
         ratio "flow_acquire_deadline / flow_acquire" flow_acquire_deadline flow_acquire
+        ;;
+    runnable)
+        ratio "invoke / drain_by_hand" invoke drain_by_hand 1.1
+        ratio "invoke_stream / drain_by_hand" invoke_stream drain_by_hand
+        ratio "invoke_boxed / drain_by_hand" invoke_boxed drain_by_hand
+        ratio "batch64 / invoke_loop (per input)" batch64 invoke_loop
+        ratio "batch8 / invoke_loop (per input)" batch8 invoke_loop
+        ratio "batch1 / invoke_loop (per input)" batch1 invoke_loop
+        ratio "batch64 / batch1 (per input)" batch64 batch1
+        ratio "batch64_spawned / batch64 (per input)" batch64_spawned batch64
         ;;
 esac

@@ -1,5 +1,5 @@
-//! The custom harness `benches/pipeline.rs`, `benches/producer.rs` and `benches/combinators.rs`
-//! share (no criterion).
+//! The custom harness `benches/pipeline.rs`, `benches/producer.rs`, `benches/combinators.rs` and
+//! `benches/runnable.rs` share (no criterion).
 //!
 //! A bench lists its cases as an enum implementing [`Case`] and hands it to [`main`], which reads
 //! the command line and does one of three things:
