@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use beluga_core::runnable::{BatchOptions, RetryPolicy, batch, batch_stream};
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult, Runnable, stream_producer};
-use beluga_tests::{DropGuard, drops};
+use beluga_tests::{DropGuard, alive_tasks, drops, eventually, settle};
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, sleep};
 
@@ -299,32 +299,6 @@ impl Runnable for Limited {
     ) -> impl Stream<Item = EventResult<()>> + Send + '_ {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         futures_util::stream::iter([Err(rate_limit())])
-    }
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Yields to the runtime until `done()` holds; fails after five seconds of real time instead of
-/// hanging (the paused clock does not move `std` time).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting until {what}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Lets every other task on the runtime run until it parks.
-async fn settle() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
     }
 }
 

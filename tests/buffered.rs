@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use beluga_core::stream::Buffered;
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult, EventStreamExt, stream};
-use beluga_tests::{DropGuard, drops};
+use beluga_tests::{DropGuard, alive_tasks, drops, eventually, settle};
 use futures_util::stream::{FusedStream, Stream, StreamExt};
 
 /// A source that counts every item it hands out and carries a drop guard. After `script` it
@@ -83,32 +83,6 @@ type Script = Vec<EventResult<u32>>;
 
 fn data(range: std::ops::Range<u32>) -> Script {
     range.map(|n| Ok(Event::data(n))).collect()
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Yields to the runtime until `done()` holds; fails the test after five seconds of real time
-/// instead of hanging (also under the paused clock, which does not move `std` time).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting until {what}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Lets every other task on the runtime run until it parks.
-async fn settle() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
-    }
 }
 
 /// The source has been dropped and the buffer's task is gone from the runtime.

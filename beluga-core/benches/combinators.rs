@@ -28,14 +28,11 @@
 //! every case once on a few items and checks the sums: that is what `cargo test --all-targets`
 //! does with it, so benchmarks never run as part of the tests. Unknown flags are ignored.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use beluga_core::{Context, Error, Event, EventStreamExt, FlowController, stream};
@@ -45,101 +42,18 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use support::time;
+use support::{Allocated, Counter, CountingAllocator, Outlined, sum_to};
 
 mod support;
-
-/// Counts every call into the allocator (`alloc`, `alloc_zeroed`, `realloc`), on any thread.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the contract.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `alloc` are `System::alloc`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and `new_size` is the caller's, unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
 type Item = Result<Event<u64>, Error>;
 
-/// The limit, as in `benches/pipeline.rs`: a hand-written state machine yielding
-/// `data(start..end)`, then `done`, then `None`.
-struct Counter {
-    next: u64,
-    end: u64,
-    done: bool,
-}
-
-impl Counter {
-    fn new(start: u64, end: u64) -> Self {
-        Counter {
-            next: black_box(start),
-            end: black_box(end),
-            done: false,
-        }
-    }
-
-    /// The `k`-th of four counters that together yield `0..n`.
-    fn quarter(k: u64, n: u64) -> Self {
-        Counter::new(k * n / 4, (k + 1) * n / 4)
-    }
-}
-
-impl Stream for Counter {
-    type Item = Item;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Item>> {
-        let this = self.get_mut();
-        if this.next < this.end {
-            let i = this.next;
-            this.next += 1;
-            Poll::Ready(Some(Ok(Event::data(i))))
-        } else if !this.done {
-            this.done = true;
-            Poll::Ready(Some(Ok(Event::done())))
-        } else {
-            Poll::Ready(None)
-        }
-    }
-}
-
-/// For reference: any stream behind a call the optimizer may not inline, as in
-/// `benches/producer.rs`. The hand-written baseline compiles into the consumer's loop; a stream
-/// that does not pays for the call, and for returning its item through memory.
-struct Outlined<S> {
-    inner: S,
-}
-
-impl<S: Stream + Unpin> Stream for Outlined<S> {
-    type Item = S::Item;
-
-    #[inline(never)]
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
-        Pin::new(&mut self.get_mut().inner).poll_next(cx)
-    }
+/// The `k`-th of four counters that together yield `0..n`.
+fn quarter(k: u64, n: u64) -> Counter {
+    Counter::range(k * n / 4, (k + 1) * n / 4)
 }
 
 /// The consumer every stream case shares: sums the `data` payloads.
@@ -210,7 +124,7 @@ fn channels() -> (Vec<mpsc::Sender<Item>>, [ReceiverStream<Item>; 4]) {
 
 /// Four fan-out consumers of `0..n`, capacity 16.
 fn fan_out4(n: u64) -> [stream::FanOut<Counter>; 4] {
-    let consumers = Counter::new(0, n)
+    let consumers = Counter::range(0, n)
         .fan_out_with_capacity(4, 16)
         .expect("valid fan-out arguments");
     consumers.try_into().expect("four consumers")
@@ -225,10 +139,6 @@ fn all_four(sums: [u64; 4], n: u64) -> u64 {
     sums.iter().fold(0, |a, b| a.wrapping_add(*b))
 }
 
-fn sum_to(n: u64) -> u64 {
-    (0..n).fold(0, u64::wrapping_add)
-}
-
 /// The four-worker runtime of the `_mt` cases, built when one first runs.
 fn multi_thread() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -241,42 +151,21 @@ fn multi_thread() -> &'static Runtime {
     })
 }
 
-/// Allocations made during each case's last timed run: `(allocations, units)`, by case index.
-static ALLOCATED: Mutex<[(u64, u64); CASES]> = Mutex::new([(0, 0); CASES]);
+/// Allocations made during each case's last timed run.
+static ALLOCATED: Allocated<CASES> = Allocated::new();
 
 const CASES: usize = <Case as support::Case>::ALL.len();
 
 impl Case {
-    fn index(self) -> usize {
-        <Case as support::Case>::ALL
-            .iter()
-            .position(|c| *c == self)
-            .expect("a listed case")
-    }
-
-    /// The allocations per unit of this case's last run.
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "allocation and item counts stay far below 2^52"
-    )]
-    fn allocations(self) -> (u64, f64) {
-        let (count, units) = ALLOCATED.lock().expect("no panic while recording")[self.index()];
-        (count, count as f64 / units.max(1) as f64)
-    }
-
-    /// Times `consumer` on `rt` as [`time`] does, and records the allocations made meanwhile,
-    /// on every thread (the runtime's, the spawned tasks').
+    /// Times `consumer` on `rt` as [`support::time`] does, and records the allocations made
+    /// meanwhile, on every thread (the runtime's, the spawned tasks').
     fn drain(self, rt: &Runtime, n: u64, consumer: impl Future<Output = u64>) -> (Duration, u64) {
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
-        let result = time(rt, consumer);
-        let count = ALLOCATIONS.load(Ordering::SeqCst) - before;
-        ALLOCATED.lock().expect("no panic while recording")[self.index()] = (count, n);
-        result
+        ALLOCATED.measure(self, rt, n, consumer)
     }
 
     /// The merges: four counters of `n / 4` items each into one consumer.
     fn run_merge(self, rt: &Runtime, n: u64) -> (Duration, u64) {
-        let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|k| Counter::quarter(k, n));
+        let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|k| quarter(k, n));
         match self {
             Case::Merge4 => self.drain(rt, n, consume(stream::merge([s0, s1, s2, s3]))),
             Case::SelectAll4 => {
@@ -302,7 +191,7 @@ impl Case {
                 let (txs, receivers) = channels();
                 {
                     let _guard = rt.enter();
-                    drop(tokio::spawn(forward_to_all(Counter::new(0, n), txs)));
+                    drop(tokio::spawn(forward_to_all(Counter::range(0, n), txs)));
                 }
                 self.drain(rt, n, async move { all_four(consume4(receivers).await, n) })
             }
@@ -316,7 +205,7 @@ impl Case {
                 let (txs, receivers) = channels();
                 self.drain(multi_thread(), n, async move {
                     let consumers = consume4_spawned(receivers);
-                    drop(tokio::spawn(forward_to_all(Counter::new(0, n), txs)));
+                    drop(tokio::spawn(forward_to_all(Counter::range(0, n), txs)));
                     all_four(consumers.await, n)
                 })
             }
@@ -329,14 +218,14 @@ impl Case {
             let ctx = Context::new();
             let ahead = {
                 let _guard = rt.enter();
-                Counter::new(0, n).buffered_events(16, &ctx)
+                Counter::range(0, n).buffered_events(16, &ctx)
             };
             self.drain(rt, n, consume(ahead))
         } else {
             let (tx, rx) = mpsc::channel(16);
             {
                 let _guard = rt.enter();
-                drop(tokio::spawn(forward(Counter::new(0, n), tx)));
+                drop(tokio::spawn(forward(Counter::range(0, n), tx)));
             }
             self.drain(rt, n, consume(ReceiverStream::new(rx)))
         }
@@ -487,9 +376,9 @@ impl support::Case for Case {
     fn run(self, rt: &Runtime, n: u64) -> (Duration, u64) {
         let n = black_box(n);
         match self {
-            Case::Baseline => self.drain(rt, n, consume(Counter::new(0, n))),
+            Case::Baseline => self.drain(rt, n, consume(Counter::range(0, n))),
             Case::BaselineOutlined => {
-                let inner = Counter::new(0, n);
+                let inner = Counter::range(0, n);
                 self.drain(rt, n, consume(Outlined { inner }))
             }
             Case::Merge4 | Case::SelectAll4 | Case::TokioMerge4 => self.run_merge(rt, n),
@@ -506,7 +395,7 @@ impl support::Case for Case {
 
     /// The allocations of the run, for `--case`'s line.
     fn detail(self) -> Option<String> {
-        Some(format!("allocations={}", self.allocations().0))
+        Some(format!("allocations={}", ALLOCATED.of(self).0))
     }
 
     fn summary(of: &dyn Fn(Case) -> f64, out: &mut String) {
@@ -526,7 +415,7 @@ impl support::Case for Case {
                     format!("{:.2}x", of(case) / outlined),
                 )
             };
-            let (count, per) = case.allocations();
+            let (count, per) = ALLOCATED.of(case);
             let _ = writeln!(
                 out,
                 "| {} | {ratio} | {ratio_outlined} | {count} | {per:.4} |",
@@ -534,15 +423,8 @@ impl support::Case for Case {
             );
         }
         let _ = writeln!(out);
-        for (what, ours, theirs, budget) in BUDGETS {
-            let ratio = of(ours) / of(theirs);
-            let verdict = if ratio <= budget { "met" } else { "MISSED" };
-            let _ = writeln!(
-                out,
-                "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
-            );
-        }
-        let (count, per) = Case::Merge4.allocations();
+        support::budgets(&BUDGETS, of, out);
+        let (count, per) = ALLOCATED.of(Case::Merge4);
         let verdict = if per < 0.001 { "met" } else { "MISSED" };
         let _ = writeln!(
             out,
@@ -552,9 +434,7 @@ impl support::Case for Case {
             out,
             "fan_out4: lossless (every consumer's sum checked in every round)"
         );
-        for (what, ours, theirs) in RATIOS {
-            let _ = writeln!(out, "{what}: {:.2}x", of(ours) / of(theirs));
-        }
+        support::ratios(&RATIOS, of, out);
     }
 }
 

@@ -31,44 +31,9 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-use support::time;
+use support::{Counter, sum_to, time};
 
 mod support;
-
-/// The limit: a hand-written state machine yielding `data(0..n)`, then `done`, then `None`.
-struct Counter {
-    next: u64,
-    end: u64,
-    done: bool,
-}
-
-impl Counter {
-    fn new(n: u64) -> Self {
-        Counter {
-            next: 0,
-            end: black_box(n),
-            done: false,
-        }
-    }
-}
-
-impl Stream for Counter {
-    type Item = Result<Event<u64>, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.next < this.end {
-            let i = this.next;
-            this.next += 1;
-            Poll::Ready(Some(Ok(Event::data(i))))
-        } else if !this.done {
-            this.done = true;
-            Poll::Ready(Some(Ok(Event::done())))
-        } else {
-            Poll::Ready(None)
-        }
-    }
-}
 
 /// The limit for map → filter → map: the same counter doing the three steps inline.
 struct InlineMapFilterMap {
@@ -253,7 +218,7 @@ impl support::Case for Case {
             | Case::Baseline
             | Case::BaselineChecked
             | Case::BaselineCancellable
-            | Case::BaselineCancellableDeadline => (0..n).fold(0, u64::wrapping_add),
+            | Case::BaselineCancellableDeadline => sum_to(n),
             Case::InlineMapFilterMap | Case::BelugaMapFilterMap | Case::FuturesMapFilterMap => (0
                 ..n)
                 .map(triple)

@@ -31,7 +31,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
-use support::time;
+use support::{Outlined, sum_to, time};
 
 mod support;
 
@@ -104,22 +104,6 @@ impl Stream for QuestionCounter {
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().counter.poll_with(checked)
-    }
-}
-
-/// For reference: any stream behind a call the optimizer may not inline. The hand-written
-/// baselines compile into the consumer's loop; a stream that does not pays for the call, and
-/// for returning its item through memory.
-struct Outlined<S> {
-    inner: S,
-}
-
-impl<S: Stream + Unpin> Stream for Outlined<S> {
-    type Item = S::Item;
-
-    #[inline(never)]
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
-        Pin::new(&mut self.get_mut().inner).poll_next(cx)
     }
 }
 
@@ -290,7 +274,7 @@ impl support::Case for Case {
                 .filter(|x| x % 2 == 0)
                 .map(increment)
                 .fold(0, u64::wrapping_add),
-            _ => (0..n).fold(0, u64::wrapping_add),
+            _ => sum_to(n),
         }
     }
 
@@ -339,14 +323,7 @@ impl support::Case for Case {
     }
 
     fn summary(of: &dyn Fn(Case) -> f64, out: &mut String) {
-        for (what, ours, theirs, budget) in BUDGETS {
-            let ratio = of(ours) / of(theirs);
-            let verdict = if ratio <= budget { "met" } else { "MISSED" };
-            let _ = writeln!(
-                out,
-                "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
-            );
-        }
+        support::budgets(&BUDGETS, of, out);
         let outlined = of(Case::BaselineOutlined);
         let _ = writeln!(
             out,

@@ -32,13 +32,10 @@
 //! every case once on a few items and checks the sums: that is what `cargo test --all-targets`
 //! does with it, so benchmarks never run as part of the tests. Unknown flags are ignored.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::pin::pin;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use beluga_core::runnable::{BatchOptions, batch, invoke_stream};
@@ -50,41 +47,9 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
-use support::time;
+use support::{Allocated, CountingAllocator, sum_to};
 
 mod support;
-
-/// Counts every call into the allocator (`alloc`, `alloc_zeroed`, `realloc`), as in
-/// `benches/combinators.rs`.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the contract.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `alloc` are `System::alloc`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and `new_size` is the caller's, unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -156,18 +121,14 @@ fn sum_results(results: Vec<Result<u64, Error>>, inputs: u64) -> u64 {
         .fold(0, u64::wrapping_add)
 }
 
-fn sum_to(n: u64) -> u64 {
-    (0..n).fold(0, u64::wrapping_add)
-}
-
 /// How many batch inputs a run of `n` items takes: a tenth (100,000 for the default 1,000,000),
 /// at least one.
 fn inputs_for(n: u64) -> u64 {
     (n / 10).max(1)
 }
 
-/// Allocations made during each case's last run: `(allocations, units)`, by case index.
-static ALLOCATED: Mutex<[(u64, u64); CASES]> = Mutex::new([(0, 0); CASES]);
+/// Allocations made during each case's last run.
+static ALLOCATED: Allocated<CASES> = Allocated::new();
 
 const CASES: usize = <Case as support::Case>::ALL.len();
 
@@ -185,13 +146,6 @@ enum Case {
 }
 
 impl Case {
-    fn index(self) -> usize {
-        <Case as support::Case>::ALL
-            .iter()
-            .position(|c| *c == self)
-            .expect("a listed case")
-    }
-
     /// The batch's concurrency limit, for the batch cases.
     fn concurrency(self) -> Option<usize> {
         match self {
@@ -207,28 +161,15 @@ impl Case {
         self == Case::InvokeLoop || self.concurrency().is_some()
     }
 
-    /// The allocations of this case's last run, and per unit.
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "allocation and item counts stay far below 2^52"
-    )]
-    fn allocations(self) -> (u64, f64) {
-        let (count, units) = ALLOCATED.lock().expect("no panic while recording")[self.index()];
-        (count, count as f64 / units.max(1) as f64)
-    }
-
-    /// Times `consumer` on `rt` as [`time`] does, and records the allocations made meanwhile.
+    /// Times `consumer` on `rt` as [`support::time`] does, and records the allocations made
+    /// meanwhile.
     fn measure(
         self,
         rt: &Runtime,
         units: u64,
         consumer: impl Future<Output = u64>,
     ) -> (Duration, u64) {
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
-        let result = time(rt, consumer);
-        let count = ALLOCATIONS.load(Ordering::SeqCst) - before;
-        ALLOCATED.lock().expect("no panic while recording")[self.index()] = (count, units);
-        result
+        ALLOCATED.measure(self, rt, units, consumer)
     }
 }
 
@@ -273,7 +214,7 @@ impl support::Case for Case {
 
     /// The allocations of the run, for `--case`'s line.
     fn detail(self) -> Option<String> {
-        Some(format!("allocations={}", self.allocations().0))
+        Some(format!("allocations={}", ALLOCATED.of(self).0))
     }
 
     /// The producer's sum of `0..n`, or the sum of the results of `0..n/10`.
@@ -354,7 +295,7 @@ impl support::Case for Case {
             } else {
                 format!("{:.2}x", of(case) / baseline)
             };
-            let (count, per) = case.allocations();
+            let (count, per) = ALLOCATED.of(case);
             let _ = writeln!(
                 out,
                 "| {} | {} | {ratio} | {count} | {per:.4} |",
@@ -363,19 +304,8 @@ impl support::Case for Case {
             );
         }
         let _ = writeln!(out);
-        let ratio = of(Case::Invoke) / baseline;
-        let verdict = if ratio <= INVOKE_BUDGET {
-            "met"
-        } else {
-            "MISSED"
-        };
-        let _ = writeln!(
-            out,
-            "invoke / drain_by_hand: {ratio:.2}x (budget <= {INVOKE_BUDGET:.2}x: {verdict})"
-        );
-        for (what, ours, theirs) in RATIOS {
-            let _ = writeln!(out, "{what}: {:.2}x", of(ours) / of(theirs));
-        }
+        support::budgets(&BUDGETS, of, out);
+        support::ratios(&RATIOS, of, out);
         for case in [
             Case::Batch64,
             Case::Batch8,
@@ -394,8 +324,14 @@ impl support::Case for Case {
     }
 }
 
-/// The budget of issue 5: `invoke` at most this many times draining the same stream by hand.
-const INVOKE_BUDGET: f64 = 1.1;
+/// The budget of issue 5: `invoke` at most this many times draining the same stream by hand;
+/// `(what, numerator, denominator, budget)`, a ratio of medians.
+const BUDGETS: [(&str, Case, Case, f64); 1] = [(
+    "invoke / drain_by_hand",
+    Case::Invoke,
+    Case::DrainByHand,
+    1.1,
+)];
 
 /// Ratios reported for information: `(what, numerator, denominator)`.
 const RATIOS: [(&str, Case, Case); 6] = [

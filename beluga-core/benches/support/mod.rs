@@ -14,10 +14,18 @@
 //!
 //! Unknown flags are ignored. Every run's checksum is compared with [`Case::expected`].
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+
+use beluga_core::{Error, Event};
+use futures_core::Stream;
 
 use tokio::runtime::Runtime;
 
@@ -32,6 +40,14 @@ pub(crate) trait Case: Copy + PartialEq + 'static {
 
     /// The case's name, as `--case` takes it and the table shows it.
     fn name(self) -> &'static str;
+
+    /// The case's place in [`Case::ALL`].
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|c| *c == self)
+            .expect("a listed case")
+    }
 
     /// The unit a figure is given per.
     fn unit(self) -> &'static str {
@@ -64,6 +80,174 @@ pub(crate) fn time(rt: &Runtime, consumer: impl Future<Output = u64>) -> (Durati
     let start = Instant::now();
     let sum = rt.block_on(consumer);
     (start.elapsed(), black_box(sum))
+}
+
+/// The sum of `0..n`, wrapping: what a stream of `data(0..n)` sums to.
+pub(crate) fn sum_to(n: u64) -> u64 {
+    (0..n).fold(0, u64::wrapping_add)
+}
+
+/// Writes one line per budget, `(what, numerator, denominator, budget)`: the ratio of the two
+/// cases' medians and whether it is within the budget.
+#[allow(dead_code, reason = "not every bench has budgets")]
+pub(crate) fn budgets<C: Case>(
+    budgets: &[(&str, C, C, f64)],
+    of: &dyn Fn(C) -> f64,
+    out: &mut String,
+) {
+    for &(what, ours, theirs, budget) in budgets {
+        let ratio = of(ours) / of(theirs);
+        let verdict = if ratio <= budget { "met" } else { "MISSED" };
+        let _ = writeln!(
+            out,
+            "{what}: {ratio:.2}x (budget <= {budget:.2}x: {verdict})"
+        );
+    }
+}
+
+/// Writes one line per ratio reported for information, `(what, numerator, denominator)`.
+#[allow(dead_code, reason = "not every bench reports such ratios")]
+pub(crate) fn ratios<C: Case>(ratios: &[(&str, C, C)], of: &dyn Fn(C) -> f64, out: &mut String) {
+    for &(what, ours, theirs) in ratios {
+        let _ = writeln!(out, "{what}: {:.2}x", of(ours) / of(theirs));
+    }
+}
+
+/// The limit of `benches/pipeline.rs` and `benches/combinators.rs`: a hand-written state
+/// machine yielding `data(next..end)`, then `done`, then `None`.
+#[allow(dead_code, reason = "not every bench uses the hand-written counter")]
+pub(crate) struct Counter {
+    pub(crate) next: u64,
+    pub(crate) end: u64,
+    pub(crate) done: bool,
+}
+
+#[allow(dead_code, reason = "not every bench uses the hand-written counter")]
+impl Counter {
+    /// `data(0..n)`: the start is known to the optimizer, the end is not.
+    pub(crate) fn new(n: u64) -> Self {
+        Counter {
+            next: 0,
+            end: black_box(n),
+            done: false,
+        }
+    }
+
+    /// `data(start..end)`: neither bound is known to the optimizer.
+    pub(crate) fn range(start: u64, end: u64) -> Self {
+        Counter {
+            next: black_box(start),
+            end: black_box(end),
+            done: false,
+        }
+    }
+}
+
+impl Stream for Counter {
+    type Item = Result<Event<u64>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.next < this.end {
+            let i = this.next;
+            this.next += 1;
+            Poll::Ready(Some(Ok(Event::data(i))))
+        } else if !this.done {
+            this.done = true;
+            Poll::Ready(Some(Ok(Event::done())))
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// For reference: any stream behind a call the optimizer may not inline. The hand-written
+/// baselines compile into the consumer's loop; a stream that does not pays for the call, and
+/// for returning its item through memory.
+#[allow(dead_code, reason = "not every bench has an outlined baseline")]
+pub(crate) struct Outlined<S> {
+    pub(crate) inner: S,
+}
+
+impl<S: Stream + Unpin> Stream for Outlined<S> {
+    type Item = S::Item;
+
+    #[inline(never)]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
+    }
+}
+
+/// Counts every call into the allocator (`alloc`, `alloc_zeroed`, `realloc`), on any thread. A
+/// bench that reports allocations installs it as its own `#[global_allocator]` and records them
+/// in an [`Allocated`].
+#[allow(dead_code, reason = "only the benches that report allocations use it")]
+pub(crate) struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the contract.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees for `alloc` are `System::alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this layout, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`, and `new_size` is the caller's, unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// The allocations made during each case's last run, counted by [`CountingAllocator`]:
+/// `(allocations, units)` by [`Case::index`]. `N` is the number of cases.
+#[allow(dead_code, reason = "only the benches that report allocations use it")]
+pub(crate) struct Allocated<const N: usize>(Mutex<[(u64, u64); N]>);
+
+#[allow(dead_code, reason = "only the benches that report allocations use it")]
+impl<const N: usize> Allocated<N> {
+    pub(crate) const fn new() -> Self {
+        Allocated(Mutex::new([(0, 0); N]))
+    }
+
+    /// Times `consumer` on `rt` as [`time`] does, and records as `case`'s last run of `units`
+    /// units the allocations made meanwhile, on every thread (the runtime's, spawned tasks').
+    pub(crate) fn measure<C: Case>(
+        &self,
+        case: C,
+        rt: &Runtime,
+        units: u64,
+        consumer: impl Future<Output = u64>,
+    ) -> (Duration, u64) {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let result = time(rt, consumer);
+        let count = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        self.0.lock().expect("no panic while recording")[case.index()] = (count, units);
+        result
+    }
+
+    /// The allocations of `case`'s last run, and per unit.
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "allocation and item counts stay far below 2^52"
+    )]
+    pub(crate) fn of<C: Case>(&self, case: C) -> (u64, f64) {
+        let (count, units) = self.0.lock().expect("no panic while recording")[case.index()];
+        (count, count as f64 / units.max(1) as f64)
+    }
 }
 
 /// The bench's `main`: parses the command line, then runs one case, the benchmark, or the check.
@@ -221,7 +405,7 @@ fn run_all<C: Case>(rt: &Runtime, n: u64, rounds: usize) -> Result<String, Strin
             (med, s[0], s[s.len() - 1])
         })
         .collect();
-    let of = |case: C| stats[C::ALL.iter().position(|c| *c == case).unwrap()].0;
+    let of = |case: C| stats[case.index()].0;
     let baseline = of(C::BASELINE);
     let base_unit = C::BASELINE.unit();
     let unit_column = C::ALL.iter().any(|case| case.unit() != base_unit);
