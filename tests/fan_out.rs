@@ -103,11 +103,12 @@ async fn dropping_the_slow_consumer_releases_the_fast_one() {
 #[tokio::test]
 async fn dropping_every_consumer_drops_the_source() {
     let (guard, dropped) = DropGuard::new();
-    let source = futures_util::stream::iter(0..10_u32).map(move |i| {
+    // More items than the buffer holds: the source is still needed after the first read.
+    let source = futures_util::stream::iter(0..100_u32).map(move |i| {
         let _keep = &guard;
         Ok::<_, Error>(Event::data(i))
     });
-    let mut consumers = source.fan_out(3).unwrap();
+    let mut consumers = source.fan_out_with_capacity(3, 4).unwrap();
     assert!(consumers[0].next().await.is_some());
     let last = consumers.pop().unwrap();
     drop(consumers);

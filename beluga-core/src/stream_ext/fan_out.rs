@@ -24,10 +24,13 @@ pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 /// One of the streams [`fan_out`](crate::EventStreamExt::fan_out) returns: sees every item of
 /// the source, in order.
 ///
-/// No task is spawned: whichever consumer needs the next item pulls it from the source, and the
-/// item is kept until every live consumer has read it. The source runs at most `capacity` items
-/// ahead of the slowest live consumer. Dropping a consumer stops it counting; dropping the last
-/// one drops the source.
+/// No task is spawned: whichever consumer needs the next item pulls the source (as many items as
+/// are ready and fit), and each item is kept in the shared buffer until every live consumer has
+/// taken it. The shared buffer holds at most `capacity` items, so the source runs at most
+/// `capacity` items ahead of the slowest live consumer's reads. A consumer takes every item
+/// available under one lock and returns them one per poll, so it may hold up to `capacity`
+/// taken items of its own. Dropping a consumer stops it counting; dropping the last one drops
+/// the source.
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOut<S: Stream> {
     inner: Arc<Inner<S>>,
@@ -36,6 +39,9 @@ pub struct FanOut<S: Stream> {
     /// Wakers to wake after the lock is released, kept between polls so that waking allocates
     /// nothing.
     to_wake: Vec<Waker>,
+    /// Items this consumer has taken from the shared buffer but not returned yet: one lock
+    /// takes every item available, and the next polls return them without locking.
+    taken: VecDeque<S::Item>,
 }
 
 struct Inner<S: Stream> {
@@ -192,6 +198,7 @@ where
             index,
             terminated: false,
             to_wake: Vec::new(),
+            taken: VecDeque::new(),
         })
         .collect())
 }
@@ -208,7 +215,8 @@ impl<S: Stream> FanOut<S> {
         self.index
     }
 
-    /// How many items this consumer has yet to read from the shared buffer.
+    /// How many items this consumer has yet to return: those in the shared buffer and those it
+    /// has already taken from it.
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -218,7 +226,9 @@ impl<S: Stream> FanOut<S> {
     pub fn len(&self) -> usize {
         let state = lock(&self.inner.state);
         let end = state.base + state.buffer.len() as u64;
-        state.cursors[self.index].map_or(0, |c| usize::try_from(end - c).unwrap_or(usize::MAX))
+        let shared =
+            state.cursors[self.index].map_or(0, |c| usize::try_from(end - c).unwrap_or(usize::MAX));
+        shared.saturating_add(self.taken.len())
     }
 
     /// Whether this consumer has nothing buffered.
@@ -254,6 +264,10 @@ impl<S: Stream> FanOut<S> {
     }
 }
 
+// Nothing in a consumer is ever pinned: the source lives pinned in its own box, and taken items
+// are plain values.
+impl<S: Stream> Unpin for FanOut<S> {}
+
 impl<S: Stream> fmt::Debug for FanOut<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FanOut")
@@ -277,6 +291,9 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(item) = this.taken.pop_front() {
+            return Poll::Ready(Some(item));
+        }
         if this.terminated {
             return Poll::Ready(None);
         }
@@ -288,21 +305,29 @@ where
             let cursor = state.cursors[i].expect("a live consumer has a cursor");
             let end = state.base + state.buffer.len() as u64;
             if cursor < end {
-                state.cursors[i] = Some(cursor + 1);
-                let offset = usize::try_from(cursor - state.base).expect("within capacity");
-                let entry = &mut state.buffer[offset];
-                let item = if entry.1 == 1 {
-                    // The last reader takes it (it is the oldest): room for one more.
-                    debug_assert_eq!(offset, 0);
-                    state.base += 1;
-                    let (item, _) = state.buffer.pop_front().expect("cursor < end");
+                // Take every item available under this one lock, in order.
+                state.cursors[i] = Some(end);
+                let mut offset = usize::try_from(cursor - state.base).expect("within capacity");
+                let mut made_room = false;
+                for _ in cursor..end {
+                    let entry = &mut state.buffer[offset];
+                    if entry.1 == 1 {
+                        // The last reader takes it (it is the oldest): room for one more.
+                        debug_assert_eq!(offset, 0);
+                        state.base += 1;
+                        let (item, _) = state.buffer.pop_front().expect("cursor < end");
+                        this.taken.push_back(item);
+                        made_room = true;
+                    } else {
+                        entry.1 -= 1;
+                        this.taken.push_back(entry.0.clone());
+                        offset += 1;
+                    }
+                }
+                if made_room {
                     inner.waiters.drain_into(&mut this.to_wake);
-                    item
-                } else {
-                    entry.1 -= 1;
-                    entry.0.clone()
-                };
-                break Poll::Ready(Some(item));
+                }
+                break Poll::Ready(this.taken.pop_front());
             }
             if state.ended {
                 this.terminated = true;
@@ -313,32 +338,48 @@ where
                 inner.waiters.register(i, cx.waker());
                 break Poll::Pending;
             }
-            let Some(source) = state.source.as_mut() else {
+            if state.source.is_none() {
                 state.ended = true;
                 continue;
-            };
+            }
+            // Pull while there is room and the source is ready: the items go out to every
+            // consumer in batches, one lock each, instead of one lock per item.
             let mut source_cx = TaskContext::from_waker(&inner.source_waker);
             inner.waiters.notified.store(false, Ordering::SeqCst);
-            match source.as_mut().poll_next(&mut source_cx) {
-                Poll::Ready(Some(item)) => {
-                    let last = is_terminal(&item);
-                    let readers = state.live;
-                    state.buffer.push_back((item, readers));
-                    if last {
+            let mut pulled = false;
+            let mut pending = false;
+            while state.buffer.len() < state.capacity && !state.ended {
+                let Some(source) = state.source.as_mut() else {
+                    state.ended = true;
+                    break;
+                };
+                match source.as_mut().poll_next(&mut source_cx) {
+                    Poll::Ready(Some(item)) => {
+                        let last = is_terminal(&item);
+                        let readers = state.live;
+                        state.buffer.push_back((item, readers));
+                        pulled = true;
+                        if last {
+                            state.ended = true;
+                            state.source = None;
+                        }
+                    }
+                    Poll::Ready(None) => {
                         state.ended = true;
                         state.source = None;
                     }
-                    inner.waiters.drain_into(&mut this.to_wake);
+                    Poll::Pending => {
+                        pending = true;
+                        break;
+                    }
                 }
-                Poll::Ready(None) => {
-                    state.ended = true;
-                    state.source = None;
-                    inner.waiters.drain_into(&mut this.to_wake);
-                }
-                Poll::Pending => {
-                    inner.waiters.register_after_poll(i, cx.waker());
-                    break Poll::Pending;
-                }
+            }
+            if pulled || state.ended {
+                inner.waiters.drain_into(&mut this.to_wake);
+            }
+            if pending && !pulled {
+                inner.waiters.register_after_poll(i, cx.waker());
+                break Poll::Pending;
             }
         };
         drop(state);
@@ -351,9 +392,11 @@ where
             return (0, Some(0));
         }
         let state = lock(&self.inner.state);
-        let buffered = state.cursors[self.index].map_or(0, |c| {
-            usize::try_from(state.base + state.buffer.len() as u64 - c).unwrap_or(usize::MAX)
-        });
+        let buffered = state.cursors[self.index]
+            .map_or(0, |c| {
+                usize::try_from(state.base + state.buffer.len() as u64 - c).unwrap_or(usize::MAX)
+            })
+            .saturating_add(self.taken.len());
         match &state.source {
             None => (buffered, Some(buffered)),
             Some(source) => {
