@@ -876,3 +876,41 @@ async fn works_on_a_multi_threaded_runtime() {
     // That the limit is reached is shown under the paused clock; here, only that it holds.
     assert!((2..=5).contains(&peak), "peak {peak}");
 }
+
+#[tokio::test]
+async fn a_cancelled_batch_over_an_endless_iterator_ends() {
+    let ctx = Context::new();
+    ctx.cancel();
+    let stream = beluga_core::runnable::batch_stream(
+        &EndlessEcho,
+        &ctx,
+        0_u64..,
+        &beluga_core::runnable::BatchOptions::default(),
+    );
+    let results: Vec<_> = tokio::time::timeout(std::time::Duration::from_secs(5), {
+        use futures_util::StreamExt;
+        stream.collect::<Vec<_>>()
+    })
+    .await
+    .expect("the stream never ended");
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| r.as_ref().is_err_and(beluga_core::Error::is_cancellation))
+    );
+}
+
+/// Echoes its input.
+struct EndlessEcho;
+
+impl beluga_core::Runnable for EndlessEcho {
+    type Input = u64;
+    type Output = u64;
+    fn stream(
+        &self,
+        _ctx: Context,
+        n: u64,
+    ) -> impl futures_util::Stream<Item = beluga_core::EventResult<u64>> + Send + '_ {
+        beluga_core::stream::iter([n])
+    }
+}

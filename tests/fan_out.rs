@@ -150,3 +150,22 @@ fn tokio_stream_like(
         rx.recv().await.map(|v| (Ok(Event::data(v)), rx))
     })
 }
+
+#[tokio::test]
+async fn a_panicking_source_ends_every_consumer_with_an_error() {
+    let source = futures_util::stream::iter(0..3_u32).map(|i| {
+        assert!(i < 2, "source broke at {i}");
+        Ok::<_, Error>(Event::data(i))
+    });
+    let consumers = source.fan_out_with_capacity(2, 1).unwrap();
+    // Read together: with a buffer of one, each waits for the other.
+    let results =
+        futures_util::future::join_all(consumers.into_iter().map(EventStreamExt::collect_events))
+            .await;
+    for collected in results {
+        assert_eq!(collected.data().copied().collect::<Vec<_>>(), [0, 1]);
+        let err = collected.error.expect("the panic must arrive as an error");
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert!(err.to_string().contains("source broke at 2"), "{err}");
+    }
+}

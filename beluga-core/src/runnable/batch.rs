@@ -573,7 +573,9 @@ where
 
 /// Like [`batch`], but yields each result **as it completes**, tagged with the index of its
 /// input (counting from 0). Every input yields exactly once; after a cancellation the remaining
-/// ones come out at once with the context's error, in index order, without being started.
+/// ones come out at once with the context's error, in index order, without being started. (If
+/// the iterator has no upper bound on its size, as `0..` has none, the stream ends after the
+/// items that were in flight instead: reporting an endless iterator's inputs would never end.)
 ///
 /// The stream borrows `runnable` only (`ctx` and `options` are copied). Inputs are taken from
 /// the iterator only as slots free up, so it may be long or endless. Nothing is spawned: the
@@ -803,8 +805,11 @@ where
         if let Some(err) = self.ended.clone() {
             let index = match self.orphans.pop_front() {
                 Some(index) => Some(index),
-                // Not started, and never will be: the input is dropped unused.
-                None if !self.exhausted => self.inputs.next().map(|_| self.take_index()),
+                // Not started, and never will be: the input is dropped unused. Only for an
+                // iterator with a bounded size: an endless one would yield errors forever.
+                None if !self.exhausted && self.inputs.size_hint().1.is_some() => {
+                    self.inputs.next().map(|_| self.take_index())
+                }
                 None => None,
             };
             if index.is_none() {

@@ -64,6 +64,9 @@ impl<O> Branches<O> {
 /// Runnable for the [`parallel`](crate::runnable::parallel) function: every branch gets a clone
 /// of the input and runs at once, polled from the caller's task (nothing is spawned).
 ///
+/// Each branch's result follows [`invoke`](super::RunnableExt::invoke)'s rule, so every `data`
+/// payload is cloned once, to be the result if no `done_with` follows.
+///
 /// By default the first failure (a branch's `Err`, or a branch that ends without a value) ends
 /// the run with that error and cancels every other branch in the same poll: their streams are
 /// dropped, and the child context they share is cancelled. [`settle`](Parallel::settle)

@@ -42,6 +42,8 @@ pub struct FanOut<S: Stream> {
     /// Items this consumer has taken from the shared buffer but not returned yet: one lock
     /// takes every item available, and the next polls return them without locking.
     taken: VecDeque<S::Item>,
+    /// Whether this consumer's waker is registered in `waiters`.
+    registered: bool,
 }
 
 struct Inner<S: Stream> {
@@ -136,17 +138,37 @@ impl Wake for Waiters {
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
         self.notified.store(true, Ordering::SeqCst);
-        let mut woken = Vec::new();
-        self.drain_into(&mut woken);
-        for waker in woken {
-            waker.wake();
+        // Wake in chunks taken under the lock and woken outside it, without allocating.
+        loop {
+            let mut chunk: [Option<Waker>; 8] = Default::default();
+            let mut taken = 0;
+            if self.waiting.load(Ordering::SeqCst) != 0 {
+                let mut wakers = lock(&self.wakers);
+                for slot in wakers.iter_mut() {
+                    if taken == chunk.len() {
+                        break;
+                    }
+                    if let Some(waker) = slot.take() {
+                        self.waiting.fetch_sub(1, Ordering::SeqCst);
+                        chunk[taken] = Some(waker);
+                        taken += 1;
+                    }
+                }
+            }
+            for waker in chunk.into_iter().flatten() {
+                waker.wake();
+            }
+            if taken < 8 {
+                break;
+            }
         }
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the state consistent before anything can panic (the only
-    // user code run under the lock is the source's `poll_next`, after which the state is
+    // Every critical section leaves the state consistent before anything can panic (user code
+    // run under the lock: the source's `poll_next`, whose panic is caught, and items' `clone`,
+    // after which the state is
     // updated in one step), so a poisoned lock is still usable.
     mutex
         .lock()
@@ -199,6 +221,7 @@ where
             terminated: false,
             to_wake: Vec::new(),
             taken: VecDeque::new(),
+            registered: false,
         })
         .collect())
 }
@@ -242,7 +265,9 @@ impl<S: Stream> FanOut<S> {
         self.len() == 0
     }
 
-    /// The most items the source may run ahead of the slowest live consumer.
+    /// The most items the shared buffer holds: the source never runs more than this many items
+    /// ahead of the slowest live consumer's reads from it. (Each consumer may also hold up to
+    /// this many items it has taken but not returned yet.)
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -277,6 +302,64 @@ impl<S: Stream> fmt::Debug for FanOut<S> {
     }
 }
 
+/// Pulls the source while there is room and it is ready: the items go out to every consumer in
+/// batches, one lock each, instead of one lock per item. A panic in the source becomes an
+/// `internal` error item that ends the stream. Returns whether anything was pulled, and whether
+/// the source is pending.
+fn pull<S, T>(
+    state: &mut State<S>,
+    source_waker: &Waker,
+    finished_source: &mut Option<Pin<Box<S>>>,
+) -> (bool, bool)
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+{
+    let mut source_cx = TaskContext::from_waker(source_waker);
+    let mut pulled = false;
+    while state.buffer.len() < state.capacity && !state.ended {
+        let Some(source) = state.source.as_mut() else {
+            state.ended = true;
+            break;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            source.as_mut().poll_next(&mut source_cx)
+        }))
+        .unwrap_or_else(|panic| Poll::Ready(Some(Err(source_panicked(&*panic)))));
+        match outcome {
+            Poll::Ready(Some(item)) => {
+                let last = is_terminal(&item);
+                let readers = state.live;
+                state.buffer.push_back((item, readers));
+                pulled = true;
+                if last {
+                    state.ended = true;
+                    *finished_source = state.source.take();
+                }
+            }
+            Poll::Ready(None) => {
+                state.ended = true;
+                *finished_source = state.source.take();
+            }
+            Poll::Pending => return (pulled, true),
+        }
+    }
+    (pulled, false)
+}
+
+/// The error a consumer gets when the source panics: every consumer gets it, and the stream ends.
+fn source_panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    Error::new(
+        ErrorCode::Internal,
+        format!("the source panicked: {detail}"),
+    )
+    .with_op("fan_out")
+}
+
 /// Whether `item` ends its stream: a `done` event or an `Err`.
 fn is_terminal<T>(item: &Result<Event<T>, Error>) -> bool {
     !matches!(item, Ok(event) if !event.is_done())
@@ -300,6 +383,9 @@ where
         let i = this.index;
         let inner = &*this.inner;
         let mut state = lock(&inner.state);
+        // A source that has ended is dropped after the lock is released: its destructor is user
+        // code.
+        let mut finished_source = None;
         let result = loop {
             let state = &mut *state;
             let cursor = state.cursors[i].expect("a live consumer has a cursor");
@@ -336,53 +422,32 @@ where
             if state.buffer.len() >= state.capacity {
                 // Full: wait for the slowest consumer to read.
                 inner.waiters.register(i, cx.waker());
+                this.registered = true;
                 break Poll::Pending;
             }
             if state.source.is_none() {
                 state.ended = true;
                 continue;
             }
-            // Pull while there is room and the source is ready: the items go out to every
-            // consumer in batches, one lock each, instead of one lock per item.
-            let mut source_cx = TaskContext::from_waker(&inner.source_waker);
+            // A wake that comes while the source is polled, before anyone registers, is kept.
             inner.waiters.notified.store(false, Ordering::SeqCst);
-            let mut pulled = false;
-            let mut pending = false;
-            while state.buffer.len() < state.capacity && !state.ended {
-                let Some(source) = state.source.as_mut() else {
-                    state.ended = true;
-                    break;
-                };
-                match source.as_mut().poll_next(&mut source_cx) {
-                    Poll::Ready(Some(item)) => {
-                        let last = is_terminal(&item);
-                        let readers = state.live;
-                        state.buffer.push_back((item, readers));
-                        pulled = true;
-                        if last {
-                            state.ended = true;
-                            state.source = None;
-                        }
-                    }
-                    Poll::Ready(None) => {
-                        state.ended = true;
-                        state.source = None;
-                    }
-                    Poll::Pending => {
-                        pending = true;
-                        break;
-                    }
-                }
-            }
+            let (pulled, pending) = pull(state, &inner.source_waker, &mut finished_source);
             if pulled || state.ended {
                 inner.waiters.drain_into(&mut this.to_wake);
             }
             if pending && !pulled {
                 inner.waiters.register_after_poll(i, cx.waker());
+                this.registered = true;
                 break Poll::Pending;
             }
         };
         drop(state);
+        drop(finished_source);
+        if this.registered && result.is_ready() {
+            // Ready now: no stale registration to wake this task for nothing.
+            inner.waiters.forget(i);
+            this.registered = false;
+        }
         this.wake_collected();
         result
     }
@@ -444,8 +509,9 @@ impl<S: Stream> Drop for FanOut<S> {
                 entry.1 -= 1;
             }
             while state.buffer.front().is_some_and(|entry| entry.1 == 0) {
-                state.buffer.pop_front();
+                let popped = state.buffer.pop_front();
                 state.base += 1;
+                dropped_items.extend(popped);
             }
             // Room may have been made, and if this consumer was the one the source would have
             // woken, someone else must poll it now: wake everyone waiting.

@@ -11,7 +11,9 @@ use crate::{Error, Event};
 ///
 /// Polls every input from the consumer's task, starting each time after the input that yielded
 /// last, so an input that is always ready cannot starve the others. Each input's `done` event
-/// marks that input finished; the merged stream yields one `done` when all have finished. The
+/// marks that input finished; the merged stream yields one plain `done` when all have finished
+/// (the inputs' final values, from `done_with`, are not carried: merge `Runnable` streams with
+/// [`parallel`](crate::runnable::parallel) to keep them). The
 /// first `Err` from any input is yielded and ends the stream, dropping every input at once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Merge<S> {

@@ -40,7 +40,8 @@ impl Input<'_> {
         }
         let attrs = &self.attrs;
         if let Some(stream) = &attrs.stream {
-            if stream == "stream" {
+            // `r#stream` names the same method.
+            if syn::ext::IdentExt::unraw(stream) == "stream" {
                 errors.push_spanned(
                     stream,
                     "`stream = stream` would make `Runnable::stream` call itself forever at run \
