@@ -6,14 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beluga_core::{Context, ErrorCode, FlowController, Permit};
+use beluga_tests::settle;
 use tokio::time::Instant;
-
-/// Lets every other task on the runtime run until it parks.
-async fn settle() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
-    }
-}
 
 /// Awaits `future` for at most five seconds (of Tokio time, so also under the paused clock),
 /// so a bug fails the test instead of hanging it.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use beluga_core::{Context, Error, Event, EventStream, EventStreamExt, stream_producer};
-use beluga_tests::{DropGuard, drops};
+use beluga_tests::{DropGuard, drops, settle};
 use futures_util::{Stream, StreamExt};
 
 const ITEMS: u64 = 12;
@@ -70,13 +70,6 @@ fn build(
         Combinator::Buffered => vec![guarded().buffered_events(4, ctx).boxed_events()],
     };
     (consumers, counters)
-}
-
-/// Lets the runtime process aborts and wake-ups.
-async fn settle() {
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
 }
 
 fn assert_clean(

@@ -19,6 +19,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::{Error, ErrorCode, Event};
 
 /// The per-consumer buffer [`fan_out`](crate::EventStreamExt::fan_out) uses.
+///
+/// ```
+/// use beluga_core::{EventStreamExt, stream};
+/// use beluga_core::stream::DEFAULT_FAN_OUT_CAPACITY;
+/// let consumers = stream::iter([1]).fan_out(2).unwrap();
+/// assert_eq!(consumers[0].capacity(), DEFAULT_FAN_OUT_CAPACITY);
+/// ```
 pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 
 /// One of the streams [`fan_out`](crate::EventStreamExt::fan_out) returns: sees every item of
