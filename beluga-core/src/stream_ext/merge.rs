@@ -113,7 +113,9 @@ where
         if let Some(Some(input)) = this.inputs.get_mut(i) {
             match Pin::new(input).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) if !event.is_done() => {
-                    this.next = i + 1;
+                    // Wrapped here, so that the next turn takes the fast path too.
+                    let next = i + 1;
+                    this.next = if next == this.inputs.len() { 0 } else { next };
                     Poll::Ready(Some(Ok(event)))
                 }
                 first => poll_slow(this, cx, Some((i, first))),
