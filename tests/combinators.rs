@@ -258,6 +258,23 @@ async fn a_deadline_ends_a_parked_source_on_time() {
     assert_eq!(drops(&dropped), 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_has_already_passed_never_polls_the_source() {
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    tokio::time::advance(Duration::from_millis(20)).await;
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&polls);
+    let source = futures_util::stream::repeat_with(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(Event::data(1_u64))
+    });
+    let mut stream = source.cancellable(&ctx);
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::DeadlineExceeded);
+    assert!(stream.next().await.is_none());
+    assert_eq!(polls.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn a_deadline_fires_in_a_consumer_that_never_yields() {
     // Current-thread runtime and an always-ready source: the consumer never returns to the

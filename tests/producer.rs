@@ -284,6 +284,28 @@ fn a_deadline_fires_when_the_body_never_parks_and_the_consumer_never_yields() {
     });
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_has_already_passed_ends_the_producer_before_its_body_starts() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    tokio::time::advance(Duration::from_millis(20)).await;
+    // The body would emit forever without parking; not one item may come out.
+    let mut stream = Box::pin(busy(ctx));
+    let first = stream.next().await.unwrap();
+    assert_eq!(first.unwrap_err().code(), ErrorCode::DeadlineExceeded);
+    assert!(stream.next().await.is_none());
+    // A body that never started is dropped when the stream ends, not later.
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    tokio::time::advance(Duration::from_millis(20)).await;
+    let collected = guarded_forever(ctx, guard).collect_events().await;
+    assert!(collected.events.is_empty());
+    assert_eq!(
+        collected.error.map(|e| e.code()),
+        Some(ErrorCode::DeadlineExceeded)
+    );
+    assert_eq!(drops(&dropped), 1);
+}
+
 #[stream_producer(ctx = watched)]
 fn two_contexts(watched: Context, other: Context) -> impl Stream<Item = EventResult<&'static str>> {
     let _ = other;

@@ -280,6 +280,10 @@ where
         return finish(this, Err(None));
     }
     if *proj.mode & UNSTARTED != 0 {
+        // A deadline that has already passed ends the producer before its body starts.
+        if *proj.observe && proj.ctx.check_deadline() {
+            return finish(this, Err(None));
+        }
         *proj.mode &= !UNSTARTED;
         *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
         let slot: &Slot<T> = proj.slot.as_ref().get_ref();

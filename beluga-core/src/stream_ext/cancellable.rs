@@ -41,7 +41,9 @@ impl<S> Cancellable<S> {
             stream: Some(stream),
             ctx: ctx.clone(),
             parked: None,
-            until_clock: CLOCK_EVERY,
+            // The first poll reads the clock: a deadline that has already passed ends the
+            // stream before the source is polled.
+            until_clock: 1,
             observe: ctx.needs_observing(),
         }
     }
