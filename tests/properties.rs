@@ -1,6 +1,7 @@
 //! Property tests with random item counts and random delays (Tokio's paused clock): `merge`
 //! output is a permutation of its inputs that keeps each input's order; every `fan_out`
-//! consumer sees the source's exact sequence.
+//! consumer sees the source's exact sequence, whether the consumers share a task or each runs on
+//! its own.
 
 use std::time::Duration;
 
@@ -89,6 +90,56 @@ proptest! {
             .collect();
         for seen in results {
             prop_assert_eq!(&seen, &expected);
+        }
+    }
+
+    /// The same with every consumer on a task of its own, so that each wake-up crosses tasks:
+    /// a lost wake-up leaves a consumer waiting with no timer left, the paused clock jumps to
+    /// the timeout, and the case fails instead of hanging.
+    #[test]
+    fn fan_out_consumers_on_their_own_tasks_all_finish_with_the_same_sequence(
+        delays in prop::collection::vec(0_u8..3, 0..30),
+        consumer_delays in prop::collection::vec(prop::collection::vec(0_u8..3, 0..8), 1..5),
+        capacity in 1_usize..4,
+    ) {
+        let rt = paused_runtime();
+        let results = rt.block_on(async {
+            let source = delayed(Context::new(), 0, delays.clone());
+            let consumers = source
+                .fan_out_with_capacity(consumer_delays.len(), capacity)
+                .unwrap();
+            let tasks: Vec<_> = consumers
+                .into_iter()
+                .zip(consumer_delays.clone())
+                .map(|(mut consumer, delays)| {
+                    tokio::spawn(async move {
+                        use futures_util::StreamExt;
+                        let mut seen = Vec::new();
+                        let mut pauses = delays.into_iter().cycle();
+                        while let Some(item) = consumer.next().await {
+                            seen.push(item.unwrap());
+                            match pauses.next() {
+                                Some(0) | None => {}
+                                Some(1) => tokio::task::yield_now().await,
+                                Some(ms) => {
+                                    tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+                                }
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            let all = futures_util::future::join_all(tasks);
+            tokio::time::timeout(Duration::from_secs(3600), all).await
+        });
+        let results = results.map_err(|_| TestCaseError::fail("a consumer never finished"))?;
+        let expected: Vec<Event<(usize, usize)>> = (0..delays.len())
+            .map(|i| Event::data((0, i)))
+            .chain([Event::done()])
+            .collect();
+        for seen in results {
+            prop_assert_eq!(&seen.unwrap(), &expected);
         }
     }
 }
