@@ -6,14 +6,16 @@ mod producer;
 use std::future::poll_fn;
 use std::pin::pin;
 
-pub use self::producer::{Final, IntoFinal, Producer, Yield, Yielded, Yielder};
+pub use self::producer::{
+    Anchor, Final, IntoFinal, Producer, Yield, YieldHandle, Yielded, Yielder,
+};
 pub use crate::{Context, Error, Event, EventStream};
 pub use futures_core::Stream;
 
 /// Forwards every event of `stream` through `yielder` (the expansion of `emit_all!`), and
 /// returns the final value of its `done` event. A terminal `Err` of `stream` is returned, and the
 /// generated `?` ends the outer producer with it.
-pub async fn forward<T, S>(yielder: &mut Yielder<T>, stream: S) -> Result<Option<T>, Error>
+pub async fn forward<T, S>(yielder: &mut Yielder<'_, T>, stream: S) -> Result<Option<T>, Error>
 where
     S: Stream<Item = Result<Event<T>, Error>>,
 {

@@ -35,30 +35,72 @@ pin_project! {
     }
 }
 
+/// What a producer hands its body: the address of its slot, which the body binds into a
+/// [`Yielder`] before anything else (see [`YieldHandle::bind`]).
+pub struct YieldHandle<T> {
+    slot: *const Slot<T>,
+    // Invariant in `T`: a handle for `&'static str` must never accept a `&'short str`
+    // (the shape of async-stream issue #107).
+    _invariant: PhantomData<fn(T) -> T>,
+}
+
+// SAFETY: a handle is a pointer to its producer's slot, used only by the body future (bound
+// into a `Yielder` there), and the body is only polled from `Producer::poll_next`, which has
+// exclusive access to the producer. Sending the body to another thread sends the producer (and
+// the slot) with it, and the slot is never accessed from two threads at once. Not `Sync`.
+unsafe impl<T: Send> Send for YieldHandle<T> {}
+
+impl<T> YieldHandle<T> {
+    /// The body's yielder, borrowing `anchor`, a local of the body future: whatever user code
+    /// does with the yielder (a macro may move it into a nested `async move` block), it cannot
+    /// outlive that local, so it never leaves the body future.
+    #[inline]
+    pub fn bind(self, anchor: &mut Anchor) -> Yielder<'_, T> {
+        let _ = anchor;
+        Yielder {
+            slot: self.slot,
+            _anchor: PhantomData,
+            _invariant: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for YieldHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("YieldHandle").finish_non_exhaustive()
+    }
+}
+
+/// A local of the body future, which the [`Yielder`] borrows (see [`YieldHandle::bind`]).
+#[derive(Debug)]
+pub struct Anchor;
+
 /// The body's handle to its producer's slot.
 ///
-/// The code `#[stream_producer]` generates owns it inside the body future under a name user code
-/// cannot spell, and only ever lends it out as a `&mut` borrow of that local. So it can never
-/// leave the body (a borrow cannot outlive it, even when moved into a nested `async move`), and
-/// at most one [`Yield`] exists at a time (each holds the exclusive borrow), so the slot is
-/// never touched from two places at once.
-pub struct Yielder<T> {
+/// The code `#[stream_producer]` generates binds it in the body future under a name user code
+/// cannot spell, and uses it only as `&mut` in place. It borrows a local of the body future
+/// (the [`Anchor`]), so it can never leave the body, even when a macro moves it into a nested
+/// `async move` block; and at most one [`Yield`] exists at a time (each holds the exclusive
+/// borrow), so the slot is never touched from two places at once.
+///
+/// The generated code keeps the yielder itself in the body, not a reference to it: emitting a
+/// value is then one load of the slot's address and the store, not two dependent loads.
+pub struct Yielder<'a, T> {
     slot: *const Slot<T>,
+    _anchor: PhantomData<&'a mut Anchor>,
     // Invariant in `T`: a `Yielder<&'static str>` must never accept a `&'short str`
     // (the shape of async-stream issue #107).
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: a `Yielder` is a pointer to its producer's slot, used only through `&mut` by the body
-// future, and the body is only polled from `Producer::poll_next`, which has exclusive access to
-// the producer. Sending the body to another thread sends the producer (and the slot) with it,
-// and the slot is never accessed from two threads at once. It is deliberately not `Sync`.
-unsafe impl<T: Send> Send for Yielder<T> {}
+// SAFETY: as for `YieldHandle`: the body future is the yielder's only user, and it is only
+// polled with exclusive access to the producer that owns the slot. Not `Sync`.
+unsafe impl<T: Send> Send for Yielder<'_, T> {}
 
-impl<T> Yielder<T> {
+impl<T> Yielder<'_, T> {
     /// Emits `value` (see [`IntoEvent`](crate::IntoEvent)).
     #[inline]
-    pub fn value(&mut self, value: Yielded<T>) -> Yield<'_, T> {
+    pub fn value(&mut self, value: Yielded<T>) -> Yield<'_> {
         // SAFETY: `Producer::new`'s contract: the slot is alive and pinned, and while the body
         // runs (it is the caller) `poll_next` does not touch the slot.
         let slot = unsafe { &*self.slot };
@@ -73,7 +115,7 @@ impl<T> Yielder<T> {
     }
 }
 
-impl<T> fmt::Debug for Yielder<T> {
+impl<T> fmt::Debug for Yielder<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Yielder").finish_non_exhaustive()
     }
@@ -93,14 +135,12 @@ pub enum Yielded<T> {
 /// ready. It holds the yielder's exclusive borrow, so no second value can be put in the slot
 /// before `poll_next` has taken the first.
 #[must_use = "an emit does nothing unless awaited"]
-pub struct Yield<'a, T> {
-    _yielder: PhantomData<&'a mut Yielder<T>>,
+pub struct Yield<'b> {
+    _yielder: PhantomData<&'b mut ()>,
     polled: bool,
 }
 
-impl<T> Unpin for Yield<'_, T> {}
-
-impl<T> Future for Yield<'_, T> {
+impl Future for Yield<'_> {
     type Output = ();
 
     #[inline]
@@ -117,7 +157,7 @@ impl<T> Future for Yield<'_, T> {
     }
 }
 
-impl<T> fmt::Debug for Yield<'_, T> {
+impl fmt::Debug for Yield<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Yield").finish_non_exhaustive()
     }
@@ -172,16 +212,17 @@ pin_project! {
 
 impl<T, F, Fut> Producer<T, F, Fut>
 where
-    F: FnOnce(Yielder<T>) -> Fut,
+    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     /// A producer that runs `body` and watches `ctx`.
     ///
     /// # Safety
     ///
-    /// The [`Yielder`] passed to `body` must only be used by the future `body` returns, and
-    /// must not be moved out of it or outlive it. `#[stream_producer]` guarantees this by giving
-    /// the yielder a name user code cannot spell.
+    /// The [`YieldHandle`] passed to `body`, and the [`Yielder`] bound from it, must only be
+    /// used by the future `body` returns, and must not be moved out of it or outlive it.
+    /// `#[stream_producer]` guarantees this by binding the yielder to a local of the body future
+    /// (so it cannot outlive the body), under names user code cannot spell.
     pub unsafe fn new(ctx: Context, body: F) -> Self {
         Producer {
             slot: Slot {
@@ -202,7 +243,7 @@ where
 
 impl<T, F, Fut> Stream for Producer<T, F, Fut>
 where
-    F: FnOnce(Yielder<T>) -> Fut,
+    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     type Item = Result<Event<T>, Error>;
@@ -227,7 +268,7 @@ where
 
 impl<T, F, Fut> FusedStream for Producer<T, F, Fut>
 where
-    F: FnOnce(Yielder<T>) -> Fut,
+    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     fn is_terminated(&self) -> bool {
@@ -263,7 +304,7 @@ fn poll_slow<T, F, Fut>(
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>>
 where
-    F: FnOnce(Yielder<T>) -> Fut,
+    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     let mut proj = this.as_mut().project();
@@ -288,11 +329,11 @@ where
         *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
         let slot: &Slot<T> = proj.slot.as_ref().get_ref();
         if let Some(init) = proj.init.take() {
-            let yielder = Yielder {
+            let handle = YieldHandle {
                 slot: std::ptr::from_ref(slot),
                 _invariant: PhantomData,
             };
-            proj.body.set(Some(init(yielder)));
+            proj.body.set(Some(init(handle)));
         }
     }
     resume(this, cx)

@@ -18,8 +18,9 @@ use super::visitor::final_value;
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
 ///     let watched = Context::clone(&ctx);
-///     let body = move |mut yielder: Yielder<T>| async move {
-///         let y = &mut yielder;
+///     let body = move |handle: YieldHandle<T>| async move {
+///         let mut anchor = Anchor;
+///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
 ///         let value: Option<T> = { body; final value of tail };   // `emit!(x)` rewritten to
 ///         Ok(value)                                               // `y.value(x).await`
 ///     };
@@ -48,10 +49,11 @@ pub(crate) fn producer(
         None => quote!(::core::option::Option::None),
     };
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
-    let (watched, body, owner, value, stream) = (
+    let (watched, body, handle, anchor, value, stream) = (
         hidden("__beluga_ctx"),
         hidden("__beluga_body"),
-        hidden("__beluga_yielder"),
+        hidden("__beluga_handle"),
+        hidden("__beluga_anchor"),
         hidden("__beluga_value"),
         hidden("__beluga_stream"),
     );
@@ -71,8 +73,9 @@ pub(crate) fn producer(
         #(#attrs)*
         #vis #sig {
             let #watched = #krate::__private::Context::clone(&#ctx);
-            let #body = move |mut #owner: #krate::__private::Yielder<#item>| async move {
-                let #yielder = &mut #owner;
+            let #body = move |#handle: #krate::__private::YieldHandle<#item>| async move {
+                let mut #anchor = #krate::__private::Anchor;
+                let mut #yielder = #handle.bind(&mut #anchor);
                 #[allow(unreachable_code, clippy::diverging_sub_expression)]
                 {
                     let #value: ::core::option::Option<#item> = { #(#stmts)* #tail };

@@ -68,7 +68,7 @@ impl<'a> Visitor<'a> {
         self.errors.push_spanned(tokens, message);
     }
 
-    /// From `emit!(value)` into `Yielder::value(&mut *yielder, value).await`, spanned on the
+    /// From `emit!(value)` into `Yielder::value(&mut yielder, value).await`, spanned on the
     /// user's `value` so
     /// that a type error points there.
     fn rewrite_emit(&mut self, mac: &Macro) -> Expr {
@@ -79,7 +79,7 @@ impl<'a> Visitor<'a> {
             let (krate, item) = (respan(self.krate, value_span), self.item);
             let call = quote_spanned! {value_span=>
                 #krate::__private::Yielder::value(
-                    &mut *#yielder,
+                    &mut #yielder,
                     #krate::IntoEvent::<#item>::__into_yielded(#value),
                 )
             };
@@ -131,13 +131,13 @@ impl<'a> Visitor<'a> {
             return syn::parse_quote_spanned! {span=> () };
         };
         syn::parse_quote_spanned! {span=>
-            #krate::__private::forward(&mut *#yielder, #stream).await?
+            #krate::__private::forward(&mut #yielder, #stream).await?
         }
     }
 
     /// Rewrites `emit!` inside another macro's tokens (`tokio::select!`, `tokio::join!`, ...),
     /// where the syntax tree is not visible: from `emit!(value)` into
-    /// `Yielder::value(&mut *yielder, value).await`. Sound whatever the macro does with the
+    /// `Yielder::value(&mut yielder, value).await`. Sound whatever the macro does with the
     /// result: the expansion only reborrows the yielder, and a borrow cannot leave the body.
     fn rewrite_macro_tokens(&mut self, mac: &mut Macro) {
         if !contains_emit(&mac.tokens) {
@@ -165,7 +165,7 @@ impl<'a> Visitor<'a> {
                                 (self.yielder, respan(self.krate, span), self.item);
                             out.extend(quote_spanned! {span=>
                                 #krate::__private::Yielder::value(
-                                    &mut *#yielder,
+                                    &mut #yielder,
                                     #krate::IntoEvent::<#item>::__into_yielded(#value),
                                 )
                                 .await
