@@ -204,6 +204,10 @@ pin_project! {
         slot: Slot<T>,
         ctx: Context,
         parked: Option<Cancelled>,
+        // Polls left before `poll_slow` runs: the clock's countdown in the steady state
+        // (`CLOCK_EVERY` with a deadline or token to watch, else `u32::MAX`), and 1 in every
+        // other state, so that the steady state's only tests are this countdown and the
+        // context's atomic load.
         until_clock: u32,
         observe: bool,
         mode: u8,
@@ -236,7 +240,9 @@ where
             mode: UNSTARTED,
             ctx,
             parked: None,
-            until_clock: CLOCK_EVERY,
+            // The first poll goes to `poll_slow`, which starts the body, and reads the clock
+            // first: a deadline that has already passed ends the producer before its body runs.
+            until_clock: 1,
         }
     }
 }
@@ -251,7 +257,9 @@ where
     #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = self.as_mut().project();
-        if *this.mode != 0 || this.ctx.is_cancelled() || countdown(this.until_clock) {
+        // `until_clock` is also the gate of every other state: whenever `mode` is not the
+        // steady state, it is 1, so this countdown sends the poll to `poll_slow`.
+        if this.ctx.is_cancelled() || countdown(this.until_clock) {
             return poll_slow(self, cx);
         }
         resume(self, cx)
@@ -309,6 +317,7 @@ where
 {
     let mut proj = this.as_mut().project();
     if *proj.mode & FINISHED != 0 {
+        *proj.until_clock = 1;
         return Poll::Ready(None);
     }
     if *proj.until_clock == 0 {
@@ -321,10 +330,6 @@ where
         return finish(this, Err(None));
     }
     if *proj.mode & UNSTARTED != 0 {
-        // A deadline that has already passed ends the producer before its body starts.
-        if *proj.observe && proj.ctx.check_deadline() {
-            return finish(this, Err(None));
-        }
         *proj.mode &= !UNSTARTED;
         *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
         let slot: &Slot<T> = proj.slot.as_ref().get_ref();
@@ -424,6 +429,7 @@ fn finish_proj<T, F, Fut>(
     *this.init = None;
     *this.parked = None;
     *this.mode = FINISHED;
+    *this.until_clock = 1;
     let slot = this.slot.as_ref().get_ref();
     drop(slot.data.take());
     drop(slot.event.take());
