@@ -169,3 +169,46 @@ async fn a_panicking_source_ends_every_consumer_with_an_error() {
         assert!(err.to_string().contains("source broke at 2"), "{err}");
     }
 }
+
+/// A payload whose `clone` panics on the second copy of the value 3 (so that one consumer already
+/// has its copy when the next one's clone panics).
+#[derive(Debug)]
+struct Brittle(u32, Arc<AtomicUsize>);
+
+impl Clone for Brittle {
+    fn clone(&self) -> Self {
+        if self.0 == 3 {
+            let copies = self.1.fetch_add(1, Ordering::SeqCst);
+            assert!(copies < 1, "cloning 3 broke");
+        }
+        Brittle(self.0, Arc::clone(&self.1))
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_clone_ends_every_consumer_with_the_same_error() {
+    for capacity in [1, 4] {
+        let copies = Arc::new(AtomicUsize::new(0));
+        let items: Vec<_> = (1..=6).map(|i| Brittle(i, Arc::clone(&copies))).collect();
+        let consumers = stream::iter(items)
+            .fan_out_with_capacity(3, capacity)
+            .unwrap();
+        let results = futures_util::future::join_all(
+            consumers.into_iter().map(EventStreamExt::collect_events),
+        )
+        .await;
+        let first: Vec<u32> = results[0].data().map(|b| b.0).collect();
+        // The batch holding 3 reaches nobody; what came before reaches everyone.
+        assert!(first.len() < 3, "capacity {capacity}: {first:?}");
+        assert_eq!(
+            first,
+            (1..=u32::try_from(first.len()).unwrap()).collect::<Vec<_>>()
+        );
+        for collected in results {
+            assert_eq!(collected.data().map(|b| b.0).collect::<Vec<_>>(), first);
+            let err = collected.error.expect("the panic must arrive as an error");
+            assert_eq!(err.code(), ErrorCode::Internal);
+            assert!(err.to_string().contains("cloning 3 broke"), "{err}");
+        }
+    }
+}

@@ -1,4 +1,3 @@
-use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -32,12 +31,15 @@ pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 /// the source, in order.
 ///
 /// No task is spawned: whichever consumer needs the next item pulls the source (as many items as
-/// are ready and fit), and each item is kept in the shared buffer until every live consumer has
-/// taken it. The shared buffer holds at most `capacity` items, so the source runs at most
+/// are ready and fit), and each item is kept for every live consumer until that consumer takes
+/// it. No consumer has more than `capacity` items waiting to be taken, so the source runs at most
 /// `capacity` items ahead of the slowest live consumer's reads. A consumer takes every item
-/// available under one lock and returns them one per poll, so it may hold up to `capacity`
+/// waiting for it under one lock and returns them one per poll, so it may hold up to `capacity`
 /// taken items of its own. Dropping a consumer stops it counting; dropping the last one drops
 /// the source.
+///
+/// A panic in the source, or in an item's `clone`, ends every consumer with an `internal` error
+/// (after the items every consumer got before it).
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOut<S: Stream> {
     inner: Arc<Inner<S>>,
@@ -46,36 +48,81 @@ pub struct FanOut<S: Stream> {
     /// Wakers to wake after the lock is released, kept between polls so that waking allocates
     /// nothing.
     to_wake: Vec<Waker>,
-    /// Items this consumer has taken from the shared buffer but not returned yet: one lock
-    /// takes every item available, and the next polls return them without locking.
-    taken: VecDeque<S::Item>,
-    /// Whether this consumer's waker is registered in `waiters`.
+    /// Items this consumer has taken but not returned yet, **newest first**, so that the next
+    /// one is `taken.pop()`: one lock takes every item waiting for it (swapping this vector with
+    /// its shared queue, then reversing it), and the next polls return them without locking.
+    /// Empty whenever the shared state is read.
+    taken: Vec<S::Item>,
+    /// Whether this consumer's waker is registered in `waiters` (waiting for the source).
     registered: bool,
+    /// Whether this consumer's waker is registered in its slot (waiting for room).
+    waiting_for_room: bool,
 }
 
 struct Inner<S: Stream> {
     state: Mutex<State<S>>,
-    /// Consumers waiting for an item or for room. Its own lock, never held while taking
-    /// `state`'s, so that a source waking its waker inside `poll_next` cannot deadlock. (A
-    /// standard `Arc`: it is also the source's waker.)
+    /// Consumers waiting for the source. Its own lock, never held while taking `state`'s, so
+    /// that a source waking its waker inside `poll_next` cannot deadlock. (A standard `Arc`: it
+    /// is also the source's waker.)
     waiters: std::sync::Arc<Waiters>,
     /// The waker the source is polled with (wakes `waiters`), built once.
     source_waker: Waker,
+    capacity: usize,
 }
 
 struct State<S: Stream> {
     source: Option<Pin<Box<S>>>,
-    /// Items some live consumer has yet to read, each with how many live consumers have yet
-    /// to read it; `buffer[0]` has sequence number `base`. Consumers read in order, so the
-    /// count of the oldest item reaches zero first.
-    buffer: VecDeque<(S::Item, usize)>,
-    base: u64,
-    capacity: usize,
-    /// The next sequence number each consumer reads, or `None` once it is dropped.
-    cursors: Vec<Option<u64>>,
+    /// One per consumer.
+    slots: Vec<Slot<S::Item>>,
+    /// How many slots have a waker waiting for room.
+    waiting_for_room: usize,
     live: usize,
     /// The source has yielded its last item.
     ended: bool,
+}
+
+/// A consumer's share of the state.
+struct Slot<I> {
+    /// Items pulled that this consumer has not taken yet, oldest first: at most `capacity`.
+    /// Empty once the consumer is dropped.
+    queue: Vec<I>,
+    live: bool,
+    /// Set while the consumer waits for room (another consumer's queue is full). Kept here,
+    /// under the state's lock, since room is only ever made under it.
+    room_waker: Option<Waker>,
+}
+
+impl<S: Stream> State<S> {
+    /// The most items any consumer has waiting: how far the source is ahead of the slowest
+    /// live consumer.
+    fn lag(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|slot| slot.queue.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Moves the wakers of consumers waiting for room into `out`.
+    fn drain_room_waiters(&mut self, out: &mut Vec<Waker>) {
+        if self.waiting_for_room == 0 {
+            return;
+        }
+        self.waiting_for_room = 0;
+        for slot in &mut self.slots {
+            if let Some(waker) = slot.room_waker.take() {
+                push_waker(out, waker);
+            }
+        }
+    }
+}
+
+/// Adds `waker` to `out` unless a waker there already wakes the same task: consumers drained at
+/// once on one task (`join!`) share it, and one wake polls them all.
+fn push_waker(out: &mut Vec<Waker>, waker: Waker) {
+    if !out.iter().any(|w| w.will_wake(&waker)) {
+        out.push(waker);
+    }
 }
 
 /// The consumers' wakers, and the waker the source is polled with: waking it wakes every
@@ -112,6 +159,11 @@ impl Waiters {
     }
 
     fn forget(&self, index: usize) {
+        // Only this consumer registers its own slot, so if nothing is registered, its slot is
+        // empty.
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let mut wakers = lock(&self.wakers);
         if wakers[index].take().is_some() {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -132,7 +184,7 @@ impl Waiters {
         for slot in wakers.iter_mut() {
             if let Some(waker) = slot.take() {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
-                out.push(waker);
+                push_waker(out, waker);
             }
         }
     }
@@ -174,9 +226,9 @@ impl Wake for Waiters {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state consistent before anything can panic (user code
-    // run under the lock: the source's `poll_next`, whose panic is caught, and items' `clone`,
-    // after which the state is
-    // updated in one step), so a poisoned lock is still usable.
+    // run under the lock: the source's `poll_next` and items' `clone`, whose panics are caught
+    // and undone, and items' destructors, run after the state is updated), so a poisoned lock
+    // is still usable.
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -208,18 +260,24 @@ where
         wakers: Mutex::new(vec![None; n]),
     });
     let source_waker = Waker::from(std::sync::Arc::clone(&waiters));
+    let slots = (0..n)
+        .map(|_| Slot {
+            queue: Vec::with_capacity(capacity),
+            live: true,
+            room_waker: None,
+        })
+        .collect();
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
             source: Some(Box::pin(source)),
-            buffer: VecDeque::with_capacity(capacity),
-            base: 0,
-            capacity,
-            cursors: vec![Some(0); n],
+            slots,
+            waiting_for_room: 0,
             live: n,
             ended: false,
         }),
         waiters,
         source_waker,
+        capacity,
     });
     Ok((0..n)
         .map(|index| FanOut {
@@ -227,8 +285,9 @@ where
             index,
             terminated: false,
             to_wake: Vec::new(),
-            taken: VecDeque::new(),
+            taken: Vec::new(),
             registered: false,
+            waiting_for_room: false,
         })
         .collect())
 }
@@ -245,8 +304,8 @@ impl<S: Stream> FanOut<S> {
         self.index
     }
 
-    /// How many items this consumer has yet to return: those in the shared buffer and those it
-    /// has already taken from it.
+    /// How many items this consumer has yet to return: those waiting for it and those it has
+    /// already taken.
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -255,10 +314,7 @@ impl<S: Stream> FanOut<S> {
     /// ```
     pub fn len(&self) -> usize {
         let state = lock(&self.inner.state);
-        let end = state.base + state.buffer.len() as u64;
-        let shared =
-            state.cursors[self.index].map_or(0, |c| usize::try_from(end - c).unwrap_or(usize::MAX));
-        shared.saturating_add(self.taken.len())
+        state.slots[self.index].queue.len() + self.taken.len()
     }
 
     /// Whether this consumer has nothing buffered.
@@ -272,8 +328,8 @@ impl<S: Stream> FanOut<S> {
         self.len() == 0
     }
 
-    /// The most items the shared buffer holds: the source never runs more than this many items
-    /// ahead of the slowest live consumer's reads from it. (Each consumer may also hold up to
+    /// The most items waiting for any one consumer: the source never runs more than this many
+    /// items ahead of the slowest live consumer's reads. (Each consumer may also hold up to
     /// this many items it has taken but not returned yet.)
     ///
     /// ```
@@ -282,7 +338,7 @@ impl<S: Stream> FanOut<S> {
     /// assert_eq!(consumers[0].capacity(), 4);
     /// ```
     pub fn capacity(&self) -> usize {
-        lock(&self.inner.state).capacity
+        self.inner.capacity
     }
 
     #[inline]
@@ -309,62 +365,122 @@ impl<S: Stream> fmt::Debug for FanOut<S> {
     }
 }
 
-/// Pulls the source while there is room and it is ready: the items go out to every consumer in
-/// batches, one lock each, instead of one lock per item. A panic in the source becomes an
-/// `internal` error item that ends the stream. Returns whether anything was pulled, and whether
-/// the source is pending.
-fn pull<S, T>(
-    state: &mut State<S>,
-    source_waker: &Waker,
-    finished_source: &mut Option<Pin<Box<S>>>,
-) -> (bool, bool)
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
-    let mut source_cx = TaskContext::from_waker(source_waker);
-    let mut pulled = false;
-    while state.buffer.len() < state.capacity && !state.ended {
-        let Some(source) = state.source.as_mut() else {
-            state.ended = true;
-            break;
-        };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            source.as_mut().poll_next(&mut source_cx)
-        }))
-        .unwrap_or_else(|panic| Poll::Ready(Some(Err(source_panicked(&*panic)))));
-        match outcome {
-            Poll::Ready(Some(item)) => {
-                let last = is_terminal(&item);
-                let readers = state.live;
-                state.buffer.push_back((item, readers));
-                pulled = true;
-                if last {
-                    state.ended = true;
-                    *finished_source = state.source.take();
-                }
-            }
-            Poll::Ready(None) => {
-                state.ended = true;
-                *finished_source = state.source.take();
-            }
-            Poll::Pending => return (pulled, true),
-        }
-    }
-    (pulled, false)
+/// How a run of source polls stopped.
+enum Stop {
+    Full,
+    Pending,
+    Ended,
 }
 
-/// The error a consumer gets when the source panics: every consumer gets it, and the stream ends.
-fn source_panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+/// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready
+/// and every consumer has room, then gives every other live consumer a clone of the batch: one
+/// lock for the whole batch. A panic in the source or in a `clone` ends the stream with an
+/// `internal` error item. Returns whether the source is pending.
+fn pull<S, T>(
+    state: &mut State<S>,
+    index: usize,
+    batch: &mut Vec<Result<Event<T>, Error>>,
+    room: usize,
+    source_waker: &Waker,
+    finished_source: &mut Option<Pin<Box<S>>>,
+) -> bool
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    T: Clone,
+{
+    debug_assert!(batch.is_empty() && room > 0);
+    let Some(running) = state.source.as_mut() else {
+        state.ended = true;
+        return false;
+    };
+    let mut source_cx = TaskContext::from_waker(source_waker);
+    // One `catch_unwind` around the whole run, not one per item: every item is in the batch as
+    // soon as it is pulled, so a panic leaves the items before it in place.
+    let stop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        while batch.len() < room {
+            match running.as_mut().poll_next(&mut source_cx) {
+                Poll::Ready(Some(item)) => {
+                    let last = is_terminal(&item);
+                    batch.push(item);
+                    if last {
+                        return Stop::Ended;
+                    }
+                }
+                Poll::Ready(None) => return Stop::Ended,
+                Poll::Pending => return Stop::Pending,
+            }
+        }
+        Stop::Full
+    }))
+    .unwrap_or_else(|panic| {
+        // The source polls only when there is room, so the error fits.
+        batch.push(Err(panicked("the source", &*panic)));
+        Stop::Ended
+    });
+    let stop = match distribute(&mut state.slots, index, batch) {
+        Ok(()) => stop,
+        Err(error) => {
+            // Nobody got any of the batch: every consumer gets the error instead.
+            batch.clear();
+            batch.push(Err(error.clone()));
+            for (j, slot) in state.slots.iter_mut().enumerate() {
+                if j != index && slot.live {
+                    slot.queue.push(Err(error.clone()));
+                }
+            }
+            Stop::Ended
+        }
+    };
+    match stop {
+        Stop::Full => false,
+        Stop::Pending => true,
+        Stop::Ended => {
+            state.ended = true;
+            *finished_source = state.source.take();
+            false
+        }
+    }
+}
+
+/// Appends a clone of `batch` to the queue of every live consumer but `index`. If a `clone`
+/// panics, every queue is put back as it was and the panic comes back as an `internal` error.
+fn distribute<T: Clone>(
+    slots: &mut [Slot<Result<Event<T>, Error>>],
+    index: usize,
+    batch: &[Result<Event<T>, Error>],
+) -> Result<(), Error> {
+    // The slot being filled and its length before: how to undo a partial clone.
+    let mut filling = (0, 0);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for (j, slot) in slots.iter_mut().enumerate() {
+            if j != index && slot.live {
+                filling = (j, slot.queue.len());
+                slot.queue.extend_from_slice(batch);
+            }
+        }
+    }));
+    let Err(panic) = outcome else {
+        return Ok(());
+    };
+    let (failed, before) = filling;
+    for (j, slot) in slots.iter_mut().enumerate().take(failed) {
+        if j != index && slot.live {
+            let full = slot.queue.len() - batch.len();
+            slot.queue.truncate(full);
+        }
+    }
+    slots[failed].queue.truncate(before);
+    Err(panicked("an item's clone", &*panic))
+}
+
+/// The error every consumer gets when user code (the source, an item's `clone`) panics.
+fn panicked(what: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let detail = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string payload".to_owned());
-    Error::new(
-        ErrorCode::Internal,
-        format!("the source panicked: {detail}"),
-    )
-    .with_op("fan_out")
+    Error::new(ErrorCode::Internal, format!("{what} panicked: {detail}")).with_op("fan_out")
 }
 
 /// Whether `item` ends its stream: a `done` event or an `Err`.
@@ -379,84 +495,13 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if let Some(item) = this.taken.pop_front() {
+        // The fast path, small enough to inline into the caller's loop: an item already taken.
+        if let Some(item) = self.taken.pop() {
             return Poll::Ready(Some(item));
         }
-        if this.terminated {
-            return Poll::Ready(None);
-        }
-        let i = this.index;
-        let inner = &*this.inner;
-        let mut state = lock(&inner.state);
-        // A source that has ended is dropped after the lock is released: its destructor is user
-        // code.
-        let mut finished_source = None;
-        let result = loop {
-            let state = &mut *state;
-            let cursor = state.cursors[i].expect("a live consumer has a cursor");
-            let end = state.base + state.buffer.len() as u64;
-            if cursor < end {
-                // Take every item available under this one lock, in order.
-                state.cursors[i] = Some(end);
-                let mut offset = usize::try_from(cursor - state.base).expect("within capacity");
-                let mut made_room = false;
-                for _ in cursor..end {
-                    let entry = &mut state.buffer[offset];
-                    if entry.1 == 1 {
-                        // The last reader takes it (it is the oldest): room for one more.
-                        debug_assert_eq!(offset, 0);
-                        state.base += 1;
-                        let (item, _) = state.buffer.pop_front().expect("cursor < end");
-                        this.taken.push_back(item);
-                        made_room = true;
-                    } else {
-                        entry.1 -= 1;
-                        this.taken.push_back(entry.0.clone());
-                        offset += 1;
-                    }
-                }
-                if made_room {
-                    inner.waiters.drain_into(&mut this.to_wake);
-                }
-                break Poll::Ready(this.taken.pop_front());
-            }
-            if state.ended {
-                this.terminated = true;
-                break Poll::Ready(None);
-            }
-            if state.buffer.len() >= state.capacity {
-                // Full: wait for the slowest consumer to read.
-                inner.waiters.register(i, cx.waker());
-                this.registered = true;
-                break Poll::Pending;
-            }
-            if state.source.is_none() {
-                state.ended = true;
-                continue;
-            }
-            // A wake that comes while the source is polled, before anyone registers, is kept.
-            inner.waiters.notified.store(false, Ordering::SeqCst);
-            let (pulled, pending) = pull(state, &inner.source_waker, &mut finished_source);
-            if pulled || state.ended {
-                inner.waiters.drain_into(&mut this.to_wake);
-            }
-            if pending && !pulled {
-                inner.waiters.register_after_poll(i, cx.waker());
-                this.registered = true;
-                break Poll::Pending;
-            }
-        };
-        drop(state);
-        drop(finished_source);
-        if this.registered && result.is_ready() {
-            // Ready now: no stale registration to wake this task for nothing.
-            inner.waiters.forget(i);
-            this.registered = false;
-        }
-        this.wake_collected();
-        result
+        self.poll_shared(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -464,11 +509,7 @@ where
             return (0, Some(0));
         }
         let state = lock(&self.inner.state);
-        let buffered = state.cursors[self.index]
-            .map_or(0, |c| {
-                usize::try_from(state.base + state.buffer.len() as u64 - c).unwrap_or(usize::MAX)
-            })
-            .saturating_add(self.taken.len());
+        let buffered = state.slots[self.index].queue.len() + self.taken.len();
         match &state.source {
             None => (buffered, Some(buffered)),
             Some(source) => {
@@ -479,6 +520,97 @@ where
                 )
             }
         }
+    }
+}
+
+impl<S, T> FanOut<S>
+where
+    S: Stream<Item = Result<Event<T>, Error>>,
+    T: Clone,
+{
+    /// `poll_next` once the taken items are used up: takes every item waiting for this consumer
+    /// under one lock (pulling the source first if none is waiting and there is room), or
+    /// registers to be woken.
+    #[inline(never)]
+    fn poll_shared(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Event<T>, Error>>> {
+        debug_assert!(self.taken.is_empty());
+        if self.terminated {
+            return Poll::Ready(None);
+        }
+        let i = self.index;
+        let inner = &*self.inner;
+        let mut state = lock(&inner.state);
+        // A source that has ended is dropped after the lock is released: its destructor is user
+        // code.
+        let mut finished_source = None;
+        let result = loop {
+            let state = &mut *state;
+            if !state.slots[i].queue.is_empty() {
+                // Take every item waiting, in one swap with the (empty) vector of taken ones.
+                std::mem::swap(&mut self.taken, &mut state.slots[i].queue);
+                if state.waiting_for_room != 0 && state.lag() < inner.capacity {
+                    state.drain_room_waiters(&mut self.to_wake);
+                }
+                self.taken.reverse();
+                break Poll::Ready(self.taken.pop());
+            }
+            if state.ended {
+                self.terminated = true;
+                break Poll::Ready(None);
+            }
+            let lag = state.lag();
+            if lag >= inner.capacity {
+                // Another consumer's queue is full: wait for it to take.
+                let slot = &mut state.slots[i];
+                match &slot.room_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => {
+                        if slot.room_waker.replace(cx.waker().clone()).is_none() {
+                            state.waiting_for_room += 1;
+                        }
+                    }
+                }
+                self.waiting_for_room = true;
+                break Poll::Pending;
+            }
+            // A wake that comes while the source is polled, before anyone registers, is kept.
+            inner.waiters.notified.store(false, Ordering::SeqCst);
+            let pending = pull(
+                state,
+                i,
+                &mut self.taken,
+                inner.capacity - lag,
+                &inner.source_waker,
+                &mut finished_source,
+            );
+            if !self.taken.is_empty() || state.ended {
+                inner.waiters.drain_into(&mut self.to_wake);
+            }
+            self.taken.reverse();
+            if let Some(item) = self.taken.pop() {
+                break Poll::Ready(Some(item));
+            }
+            if pending {
+                inner.waiters.register_after_poll(i, cx.waker());
+                self.registered = true;
+                break Poll::Pending;
+            }
+        };
+        if self.waiting_for_room && result.is_ready() {
+            // Ready now: no stale registration to wake this task for nothing.
+            if state.slots[i].room_waker.take().is_some() {
+                state.waiting_for_room -= 1;
+            }
+            self.waiting_for_room = false;
+        }
+        drop(state);
+        drop(finished_source);
+        if self.registered && result.is_ready() {
+            inner.waiters.forget(i);
+            self.registered = false;
+        }
+        self.wake_collected();
+        result
     }
 }
 
@@ -498,30 +630,24 @@ impl<S: Stream> Drop for FanOut<S> {
         let inner = &*self.inner;
         inner.waiters.forget(i);
         let mut state = lock(&inner.state);
-        let cursor = state.cursors[i]
-            .take()
-            .expect("a live consumer has a cursor");
+        let slot = &mut state.slots[i];
+        debug_assert!(slot.live, "a consumer is dropped once");
+        slot.live = false;
+        // The items only this consumer had yet to take go (after unlocking: their destructors
+        // are user code).
+        let dropped_items = std::mem::take(&mut slot.queue);
+        if slot.room_waker.take().is_some() {
+            state.waiting_for_room -= 1;
+        }
         state.live -= 1;
         let mut dropped_source = None;
-        let mut dropped_items = VecDeque::new();
         if state.live == 0 {
             // The last consumer: drop the source (after unlocking: its destructor is user code).
             dropped_source = state.source.take();
-            dropped_items = std::mem::take(&mut state.buffer);
         } else {
-            // This consumer no longer reads the items it had yet to read.
-            let base = state.base;
-            let from = usize::try_from(cursor.saturating_sub(base)).unwrap_or(usize::MAX);
-            for entry in state.buffer.iter_mut().skip(from) {
-                entry.1 -= 1;
-            }
-            while state.buffer.front().is_some_and(|entry| entry.1 == 0) {
-                let popped = state.buffer.pop_front();
-                state.base += 1;
-                dropped_items.extend(popped);
-            }
             // Room may have been made, and if this consumer was the one the source would have
             // woken, someone else must poll it now: wake everyone waiting.
+            state.drain_room_waiters(&mut self.to_wake);
             inner.waiters.drain_into(&mut self.to_wake);
         }
         drop(state);
