@@ -692,6 +692,34 @@ mod fan_out_loom {
         });
     }
 
+    /// Three consumers on three threads, a buffer of one: the puller clones each batch into two
+    /// other queues, and two consumers can wait for room at once; every interleaving (with up
+    /// to two preemptions, three threads being costlier) delivers every item to each.
+    #[test]
+    fn three_consumers_on_three_threads_see_every_item() {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(|| {
+            let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(3, 1).unwrap();
+            let third = consumers.pop().unwrap();
+            let second = consumers.pop().unwrap();
+            let first = consumers.pop().unwrap();
+            let threads = [second, third].map(|consumer| {
+                loom::thread::spawn(move || {
+                    loom::future::block_on(consumer.collect_events()).events
+                })
+            });
+            let mine = loom::future::block_on(first.collect_events()).events;
+            let expected = [Event::data(1), Event::data(2), Event::done()];
+            assert_eq!(mine, expected);
+            for thread in threads {
+                assert_eq!(thread.join().unwrap(), expected);
+            }
+        });
+    }
+
     /// A consumer dropped while the other waits for room: the waiting one is released.
     #[test]
     fn dropping_the_slow_consumer_releases_the_waiting_one() {
