@@ -127,6 +127,11 @@ fn metadata_is_free_when_empty_and_typed_when_set() {
     }
     assert!(meta.is_empty());
     assert_eq!(meta, Meta::new());
+    // The clone was a copy: the event's own metadata is untouched, and an event clones whole.
+    assert_eq!(ev.meta().len(), 5);
+    assert_eq!(ev.clone(), ev);
+    assert_eq!(ev.clone().meta().trace_id(), Some("abc"));
+    assert!(plain.clone().meta().is_empty());
 }
 
 #[test]

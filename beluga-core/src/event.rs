@@ -759,7 +759,7 @@ impl From<usize> for MetaValue {
 /// assert_eq!(meta.get("retries").and_then(|v| v.as_u64()), Some(2));
 /// assert_eq!(std::mem::size_of::<Meta>(), std::mem::size_of::<usize>());
 /// ```
-#[derive(Clone, Default, PartialEq)]
+#[derive(Default, PartialEq)]
 pub struct Meta {
     #[allow(
         clippy::box_collection,
@@ -966,6 +966,24 @@ impl Drop for Meta {
         }
         if let Some(entries) = self.entries.take() {
             drop_entries(entries);
+        }
+    }
+}
+
+impl Clone for Meta {
+    /// As for drop: cloning empty metadata is a null check the caller can inline, and copying a
+    /// map is out of line. (`fan_out` clones every event once per extra consumer.)
+    #[inline]
+    fn clone(&self) -> Self {
+        #[inline(never)]
+        #[allow(clippy::box_collection, reason = "the box is what `Meta` holds")]
+        fn clone_entries(
+            entries: &BTreeMap<Cow<'static, str>, MetaValue>,
+        ) -> Box<BTreeMap<Cow<'static, str>, MetaValue>> {
+            Box::new(entries.clone())
+        }
+        Meta {
+            entries: self.entries.as_deref().map(clone_entries),
         }
     }
 }
