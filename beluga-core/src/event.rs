@@ -976,7 +976,11 @@ impl Clone for Meta {
     #[inline]
     fn clone(&self) -> Self {
         #[inline(never)]
-        #[allow(clippy::box_collection, reason = "the box is what `Meta` holds")]
+        #[allow(
+            clippy::box_collection,
+            clippy::unnecessary_box_returns,
+            reason = "the box is what `Meta` holds"
+        )]
         fn clone_entries(
             entries: &BTreeMap<Cow<'static, str>, MetaValue>,
         ) -> Box<BTreeMap<Cow<'static, str>, MetaValue>> {
