@@ -1,7 +1,7 @@
 //! `fan_out`: every consumer sees every item in order, bounded memory, drops.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use beluga_core::{Error, ErrorCode, Event, EventResult, EventStreamExt, stream};
@@ -211,4 +211,125 @@ async fn a_panicking_clone_ends_every_consumer_with_the_same_error() {
             assert!(err.to_string().contains("cloning 3 broke"), "{err}");
         }
     }
+}
+
+/// Set while a test wants `Reentrant`'s destructor to call back into the fan-out.
+static PROBING: AtomicBool = AtomicBool::new(false);
+static PROBES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// A sibling consumer's `len()`, which takes the fan-out's lock.
+    static PROBE: std::cell::RefCell<Option<Box<dyn Fn() -> usize>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A payload whose destructor calls back into the fan-out it came from (through [`PROBE`]), and
+/// whose `clone` panics on the second copy of 3, as [`Brittle`]'s does.
+#[derive(Debug)]
+struct Reentrant(u32, Arc<AtomicUsize>);
+
+impl Clone for Reentrant {
+    fn clone(&self) -> Self {
+        if self.0 == 3 {
+            let copies = self.1.fetch_add(1, Ordering::SeqCst);
+            assert!(copies < 1, "cloning 3 broke");
+        }
+        Reentrant(self.0, Arc::clone(&self.1))
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        if PROBING.load(Ordering::SeqCst) {
+            PROBE.with(|probe| {
+                if let Some(len) = probe.borrow().as_ref() {
+                    len();
+                    PROBES.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn destructors_of_items_put_back_never_run_under_the_lock() {
+    // If they did, the destructor's call into the fan-out would take the lock its own thread
+    // holds and hang: run the case on a thread of its own and give it a generous limit.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let results = rt.block_on(async {
+            let copies = Arc::new(AtomicUsize::new(0));
+            let items: Vec<_> = (1..=6).map(|i| Reentrant(i, Arc::clone(&copies))).collect();
+            let mut consumers = stream::iter(items).fan_out_with_capacity(3, 4).unwrap();
+            let sibling = consumers.pop().unwrap();
+            PROBE.with(|probe| *probe.borrow_mut() = Some(Box::new(move || sibling.len())));
+            PROBING.store(true, Ordering::SeqCst);
+            let results = futures_util::future::join_all(
+                consumers.into_iter().map(EventStreamExt::collect_events),
+            )
+            .await;
+            PROBING.store(false, Ordering::SeqCst);
+            PROBE.with(|probe| probe.borrow_mut().take());
+            results
+        });
+        for collected in &results {
+            let err = collected
+                .error
+                .as_ref()
+                .expect("the clone's panic is an error");
+            assert_eq!(err.code(), ErrorCode::Internal);
+        }
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a destructor ran under the fan-out's lock (deadlock), or the case failed");
+    assert!(
+        PROBES.load(Ordering::SeqCst) > 0,
+        "no destructor called back"
+    );
+}
+
+static DROP_BREAKS: AtomicBool = AtomicBool::new(false);
+
+/// A payload whose destructor panics once, when [`DROP_BREAKS`] is set.
+#[derive(Clone, Debug, PartialEq)]
+struct BreaksOnDrop(u32);
+
+impl Drop for BreaksOnDrop {
+    fn drop(&mut self) {
+        let armed = DROP_BREAKS.swap(false, Ordering::SeqCst);
+        assert!(!armed, "dropping {} broke", self.0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_destructor_in_a_dropped_consumer_loses_no_wake_up() {
+    let items: Vec<BreaksOnDrop> = (1..=5).map(BreaksOnDrop).collect();
+    let mut consumers = stream::iter(items).fan_out_with_capacity(2, 1).unwrap();
+    let slow = consumers.pop().unwrap();
+    let mut fast = consumers.pop().unwrap();
+    // `fast` takes 1; `slow`'s queue is full with its copy, so `fast` must wait for room.
+    assert_eq!(
+        fast.next().await.unwrap().unwrap().into_payload(),
+        Some(BreaksOnDrop(1))
+    );
+    let rest = tokio::spawn(fast.collect_events());
+    beluga_tests::settle().await;
+    assert!(!rest.is_finished(), "fast should be waiting for room");
+    // Dropping `slow` makes room, and drops its queued copy, whose destructor panics.
+    DROP_BREAKS.store(true, Ordering::SeqCst);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(slow)));
+    assert!(dropped.is_err(), "the destructor's panic comes out of drop");
+    let collected = tokio::time::timeout(Duration::from_secs(3600), rest)
+        .await
+        .expect("the waiting consumer was never woken")
+        .unwrap();
+    assert_eq!(
+        collected.data().map(|b| b.0).collect::<Vec<_>>(),
+        [2, 3, 4, 5]
+    );
 }

@@ -225,10 +225,10 @@ impl Wake for Waiters {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the state consistent before anything can panic (user code
-    // run under the lock: the source's `poll_next` and items' `clone`, whose panics are caught
-    // and undone, and items' destructors, run after the state is updated), so a poisoned lock
-    // is still usable.
+    // Every critical section leaves the state consistent before anything can panic (the only
+    // user code run under the lock is the source's `poll_next` and items' `clone`, whose panics
+    // are caught and undone; destructors of the source, of items and of wakers run once the
+    // lock is released), so a poisoned lock is still usable.
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -372,6 +372,17 @@ enum Stop {
     Ended,
 }
 
+/// What a poll takes out of the shared state to drop once the lock is released: user code
+/// (destructors of the source and of items, a waker's drop) never runs under the lock.
+struct Leftovers<S: Stream> {
+    /// The source, once it has ended.
+    source: Option<Pin<Box<S>>>,
+    /// Items put back after a `clone` panicked.
+    items: Vec<Vec<S::Item>>,
+    /// A waker replaced or no longer needed.
+    waker: Option<Waker>,
+}
+
 /// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready
 /// and every consumer has room, then gives every other live consumer a clone of the batch: one
 /// lock for the whole batch. A panic in the source or in a `clone` ends the stream with an
@@ -382,7 +393,7 @@ fn pull<S, T>(
     batch: &mut Vec<Result<Event<T>, Error>>,
     room: usize,
     source_waker: &Waker,
-    finished_source: &mut Option<Pin<Box<S>>>,
+    leftovers: &mut Leftovers<S>,
 ) -> bool
 where
     S: Stream<Item = Result<Event<T>, Error>>,
@@ -417,11 +428,12 @@ where
         batch.push(Err(panicked("the source", &*panic)));
         Stop::Ended
     });
-    let stop = match distribute(&mut state.slots, index, batch) {
+    let stop = match distribute(&mut state.slots, index, batch, &mut leftovers.items) {
         Ok(()) => stop,
         Err(error) => {
-            // Nobody got any of the batch: every consumer gets the error instead.
-            batch.clear();
+            // Nobody got any of the batch: every consumer gets the error instead. The batch's
+            // items are dropped once the lock is released (their destructors are user code).
+            leftovers.items.push(std::mem::take(batch));
             batch.push(Err(error.clone()));
             for (j, slot) in state.slots.iter_mut().enumerate() {
                 if j != index && slot.live {
@@ -436,18 +448,20 @@ where
         Stop::Pending => true,
         Stop::Ended => {
             state.ended = true;
-            *finished_source = state.source.take();
+            leftovers.source = state.source.take();
             false
         }
     }
 }
 
 /// Appends a clone of `batch` to the queue of every live consumer but `index`. If a `clone`
-/// panics, every queue is put back as it was and the panic comes back as an `internal` error.
+/// panics, every queue is put back as it was (the clones already made go to `undone`, to be
+/// dropped once the lock is released) and the panic comes back as an `internal` error.
 fn distribute<T: Clone>(
     slots: &mut [Slot<Result<Event<T>, Error>>],
     index: usize,
     batch: &[Result<Event<T>, Error>],
+    undone: &mut Vec<Vec<Result<Event<T>, Error>>>,
 ) -> Result<(), Error> {
     // The slot being filled and its length before: how to undo a partial clone.
     let mut filling = (0, 0);
@@ -466,10 +480,10 @@ fn distribute<T: Clone>(
     for (j, slot) in slots.iter_mut().enumerate().take(failed) {
         if j != index && slot.live {
             let full = slot.queue.len() - batch.len();
-            slot.queue.truncate(full);
+            undone.push(slot.queue.split_off(full));
         }
     }
-    slots[failed].queue.truncate(before);
+    undone.push(slots[failed].queue.split_off(before));
     Err(panicked("an item's clone", &*panic))
 }
 
@@ -540,9 +554,11 @@ where
         let i = self.index;
         let inner = &*self.inner;
         let mut state = lock(&inner.state);
-        // A source that has ended is dropped after the lock is released: its destructor is user
-        // code.
-        let mut finished_source = None;
+        let mut leftovers = Leftovers {
+            source: None,
+            items: Vec::new(),
+            waker: None,
+        };
         let result = loop {
             let state = &mut *state;
             if !state.slots[i].queue.is_empty() {
@@ -565,7 +581,8 @@ where
                 match &slot.room_waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => {
-                        if slot.room_waker.replace(cx.waker().clone()).is_none() {
+                        leftovers.waker = slot.room_waker.replace(cx.waker().clone());
+                        if leftovers.waker.is_none() {
                             state.waiting_for_room += 1;
                         }
                     }
@@ -581,7 +598,7 @@ where
                 &mut self.taken,
                 inner.capacity - lag,
                 &inner.source_waker,
-                &mut finished_source,
+                &mut leftovers,
             );
             if !self.taken.is_empty() || state.ended {
                 inner.waiters.drain_into(&mut self.to_wake);
@@ -598,18 +615,21 @@ where
         };
         if self.waiting_for_room && result.is_ready() {
             // Ready now: no stale registration to wake this task for nothing.
-            if state.slots[i].room_waker.take().is_some() {
+            leftovers.waker = state.slots[i].room_waker.take();
+            if leftovers.waker.is_some() {
                 state.waiting_for_room -= 1;
             }
             self.waiting_for_room = false;
         }
         drop(state);
-        drop(finished_source);
         if self.registered && result.is_ready() {
             inner.waiters.forget(i);
             self.registered = false;
         }
+        // Wake first: the leftovers' destructors are user code, and a panic in one must not
+        // lose another consumer's wake-up.
         self.wake_collected();
+        drop(leftovers);
         result
     }
 }
@@ -636,7 +656,8 @@ impl<S: Stream> Drop for FanOut<S> {
         // The items only this consumer had yet to take go (after unlocking: their destructors
         // are user code).
         let dropped_items = std::mem::take(&mut slot.queue);
-        if slot.room_waker.take().is_some() {
+        let stale_waker = slot.room_waker.take();
+        if stale_waker.is_some() {
             state.waiting_for_room -= 1;
         }
         state.live -= 1;
@@ -651,9 +672,12 @@ impl<S: Stream> Drop for FanOut<S> {
             inner.waiters.drain_into(&mut self.to_wake);
         }
         drop(state);
+        // Wake first: what is dropped next is user code, and a panic in it must not lose
+        // another consumer's wake-up.
+        self.wake_collected();
+        drop(stale_waker);
         drop(dropped_source);
         drop(dropped_items);
-        self.wake_collected();
     }
 }
 

@@ -83,7 +83,8 @@ pub(crate) fn producer(
                 }
             };
             // SAFETY: the yielder is bound under a hygienic name that user code cannot spell,
-            // and the body only ever borrows it mutably, so it never leaves the body future.
+            // and it borrows the anchor, a local of the body future: even where a macro moves it
+            // (into a nested `async move` block), it cannot outlive the body future.
             #[allow(clippy::undocumented_unsafe_blocks)]
             let #stream = unsafe { #krate::__private::Producer::new(#watched, #body) };
             #returned

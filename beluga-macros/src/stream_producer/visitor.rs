@@ -26,7 +26,7 @@ enum Scope {
 
 /// Rewrites one producer body.
 pub(crate) struct Visitor<'a> {
-    /// The hidden `&mut Yielder<T>` binding.
+    /// The hidden `Yielder<'_, T>` binding (borrowing a local of the body future).
     yielder: &'a Ident,
     /// The path of `beluga_core`.
     krate: &'a syn::Path,
@@ -138,7 +138,8 @@ impl<'a> Visitor<'a> {
     /// Rewrites `emit!` inside another macro's tokens (`tokio::select!`, `tokio::join!`, ...),
     /// where the syntax tree is not visible: from `emit!(value)` into
     /// `Yielder::value(&mut yielder, value).await`. Sound whatever the macro does with the
-    /// result: the expansion only reborrows the yielder, and a borrow cannot leave the body.
+    /// result: the expansion uses the yielder in place, and even a macro that moves it (into a
+    /// nested `async move` block, say) cannot make it outlive the local of the body it borrows.
     fn rewrite_macro_tokens(&mut self, mac: &mut Macro) {
         if !contains_emit(&mac.tokens) {
             return;

@@ -1,6 +1,6 @@
 // The shape of async-stream issue #106: an `emit!` inside a macro that wraps it in an
-// `async move` block handed to another task. The yielder is only lent to the body as a borrow,
-// so it cannot leave it.
+// `async move` block handed to another task. The yielder borrows a local of the body, so it
+// cannot leave it.
 use beluga_core::{stream_producer, Context, Error, Event};
 use futures_util::Stream;
 
