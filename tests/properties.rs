@@ -24,6 +24,14 @@ fn delayed(
     }
 }
 
+/// What `delayed(ctx, 0, ..)` with `len` delays yields: `(0, i)` for each, then `done`.
+fn source_sequence(len: usize) -> Vec<Event<(usize, usize)>> {
+    (0..len)
+        .map(|i| Event::data((0, i)))
+        .chain([Event::done()])
+        .collect()
+}
+
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -84,10 +92,7 @@ proptest! {
             );
             futures_util::future::join_all(reads).await
         });
-        let expected: Vec<Event<(usize, usize)>> = (0..delays.len())
-            .map(|i| Event::data((0, i)))
-            .chain([Event::done()])
-            .collect();
+        let expected = source_sequence(delays.len());
         for seen in results {
             prop_assert_eq!(&seen, &expected);
         }
@@ -134,10 +139,7 @@ proptest! {
             tokio::time::timeout(Duration::from_secs(3600), all).await
         });
         let results = results.map_err(|_| TestCaseError::fail("a consumer never finished"))?;
-        let expected: Vec<Event<(usize, usize)>> = (0..delays.len())
-            .map(|i| Event::data((0, i)))
-            .chain([Event::done()])
-            .collect();
+        let expected = source_sequence(delays.len());
         for seen in results {
             prop_assert_eq!(&seen.unwrap(), &expected);
         }

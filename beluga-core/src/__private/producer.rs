@@ -55,8 +55,7 @@ impl<T> YieldHandle<T> {
     /// does with the yielder (a macro may move it into a nested `async move` block), it cannot
     /// outlive that local, so it never leaves the body future.
     #[inline]
-    pub fn bind(self, anchor: &mut Anchor) -> Yielder<'_, T> {
-        let _ = anchor;
+    pub fn bind(self, _anchor: &mut Anchor) -> Yielder<'_, T> {
         Yielder {
             slot: self.slot,
             _anchor: PhantomData,
@@ -294,7 +293,8 @@ impl<T, F, Fut> fmt::Debug for Producer<T, F, Fut> {
     }
 }
 
-/// Counts a poll down; true when the clock is due (or, without a deadline, every 2^32 polls).
+/// Counts a poll down; true when `poll_slow` is due: the clock with a deadline or token, every
+/// 2^32 polls without, and at once in any state but the steady one (see `until_clock`).
 #[inline(always)]
 #[allow(
     clippy::inline_always,
@@ -330,8 +330,9 @@ where
         return finish(this, Err(None));
     }
     if *proj.mode & UNSTARTED != 0 {
+        // The countdown was re-armed above: an unstarted producer's only way here past the
+        // cancellation check is its countdown reaching 0.
         *proj.mode &= !UNSTARTED;
-        *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
         let slot: &Slot<T> = proj.slot.as_ref().get_ref();
         if let Some(init) = proj.init.take() {
             let handle = YieldHandle {

@@ -138,15 +138,17 @@ struct Waiters {
 impl Waiters {
     fn register(&self, index: usize, waker: &Waker) {
         let mut wakers = lock(&self.wakers);
-        match &mut wakers[index] {
-            Some(w) if w.will_wake(waker) => {}
-            slot => {
-                if slot.is_none() {
-                    self.waiting.fetch_add(1, Ordering::SeqCst);
-                }
-                *slot = Some(waker.clone());
-            }
+        let slot = &mut wakers[index];
+        if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
         }
+        let replaced = slot.replace(waker.clone());
+        if replaced.is_none() {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        // A waker's drop is not ours to run under the lock.
+        drop(wakers);
+        drop(replaced);
     }
 
     /// Registers a consumer whose source poll came back `Pending`; if the source woke during
@@ -165,9 +167,12 @@ impl Waiters {
             return;
         }
         let mut wakers = lock(&self.wakers);
-        if wakers[index].take().is_some() {
+        let forgotten = wakers[index].take();
+        if forgotten.is_some() {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
+        drop(wakers);
+        drop(forgotten);
     }
 
     /// Moves every registered waker into `out`, to be woken once no lock is held.
