@@ -325,3 +325,172 @@ async fn a_panicking_destructor_in_a_dropped_consumer_loses_no_wake_up() {
         [2, 3, 4, 5]
     );
 }
+
+/// A source that yields `burst` items at a time, then is pending once (waking its task at
+/// once), so that a consumer pulls a batch of `burst` items at a time.
+struct Bursts {
+    next: u32,
+    end: u32,
+    burst: u32,
+    yielded: u32,
+}
+
+impl futures_util::Stream for Bursts {
+    type Item = EventResult<u32>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.next == self.end {
+            return std::task::Poll::Ready(None);
+        }
+        if self.yielded == self.burst {
+            self.yielded = 0;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.yielded += 1;
+        self.next += 1;
+        std::task::Poll::Ready(Some(Ok(Event::data(self.next - 1))))
+    }
+}
+
+#[tokio::test]
+async fn a_batch_reaching_a_queue_that_still_holds_items_keeps_the_order() {
+    let source = Bursts {
+        next: 0,
+        end: 20,
+        burst: 2,
+        yielded: 0,
+    };
+    let mut consumers = source.fan_out_with_capacity(2, 4).unwrap();
+    let slow = consumers.pop().unwrap();
+    let mut fast = consumers.pop().unwrap();
+    // Two batches of two for `fast`: the first reaches `slow`'s empty queue, the second one
+    // that still holds the first.
+    for expected in 0..4 {
+        let item = fast.next().await.unwrap().unwrap();
+        assert_eq!(item.into_payload(), Some(expected));
+    }
+    assert_eq!(slow.len(), 4);
+    let (fast, slow) =
+        futures_util::future::join(fast.collect_events(), slow.collect_events()).await;
+    assert_eq!(
+        fast.data().copied().collect::<Vec<_>>(),
+        (4..20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        slow.data().copied().collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+}
+
+/// Counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_consumer_waiting_for_room_from_another_task_is_woken_there() {
+    use std::task::{Context, Poll, Waker};
+    let mut consumers = stream::iter(0..3_u32).fan_out_with_capacity(2, 1).unwrap();
+    let mut slow = consumers.pop().unwrap();
+    let mut fast = consumers.pop().unwrap();
+    let (first, second) = (
+        Arc::new(CountingWaker::default()),
+        Arc::new(CountingWaker::default()),
+    );
+    let first_waker = Waker::from(Arc::clone(&first));
+    let second_waker = Waker::from(Arc::clone(&second));
+    let mut first_cx = Context::from_waker(&first_waker);
+    let mut second_cx = Context::from_waker(&second_waker);
+    // `fast` pulls 0; `slow`'s queue is full with its copy, so `fast` waits for room.
+    assert!(matches!(
+        fast.poll_next_unpin(&mut first_cx),
+        Poll::Ready(Some(Ok(_)))
+    ));
+    assert!(fast.poll_next_unpin(&mut first_cx).is_pending());
+    // Still waiting, now from another task: that task is the one to wake.
+    assert!(fast.poll_next_unpin(&mut second_cx).is_pending());
+    let noop = futures_util::task::noop_waker();
+    assert!(matches!(
+        slow.poll_next_unpin(&mut Context::from_waker(&noop)),
+        Poll::Ready(Some(Ok(_)))
+    ));
+    assert_eq!(
+        first.0.load(Ordering::SeqCst),
+        0,
+        "the first task no longer waits"
+    );
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    let item = fast.poll_next_unpin(&mut second_cx);
+    assert!(
+        matches!(&item, Poll::Ready(Some(Ok(event))) if event.payload() == Some(&1)),
+        "{item:?}"
+    );
+}
+
+/// A waker whose destructor takes the fan-out's lock (through a sibling consumer's `len()`).
+struct LockingWaker(
+    std::sync::Mutex<stream::FanOut<futures_util::stream::Pending<EventResult<u32>>>>,
+);
+
+impl std::task::Wake for LockingWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for LockingWaker {
+    fn drop(&mut self) {
+        let sibling = self.0.lock().unwrap();
+        sibling.len();
+        LOCKING_WAKERS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+static LOCKING_WAKERS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn a_waker_replaced_while_waiting_for_the_source_is_dropped_outside_the_lock() {
+    // If it were dropped under the lock, its destructor would take the lock its own thread
+    // holds: run the case on a thread of its own and give it a generous limit.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::task::{Context, Waker};
+        // The source never yields: every poll registers the consumer to be woken by it.
+        let mut consumers = futures_util::stream::pending::<EventResult<u32>>()
+            .fan_out(2)
+            .unwrap();
+        let sibling = consumers.pop().unwrap();
+        let mut consumer = consumers.pop().unwrap();
+        let first = Waker::from(Arc::new(LockingWaker(std::sync::Mutex::new(sibling))));
+        assert!(
+            consumer
+                .poll_next_unpin(&mut Context::from_waker(&first))
+                .is_pending()
+        );
+        // The fan-out now holds the only clone of `first`.
+        drop(first);
+        let second = futures_util::task::noop_waker();
+        assert!(
+            consumer
+                .poll_next_unpin(&mut Context::from_waker(&second))
+                .is_pending()
+        );
+        done.send(LOCKING_WAKERS_DROPPED.load(Ordering::SeqCst))
+            .unwrap();
+    });
+    let dropped = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a waker was dropped under the fan-out's lock (deadlock), or the case failed");
+    assert_eq!(dropped, 1, "the replaced waker was not dropped");
+}

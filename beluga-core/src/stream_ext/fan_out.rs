@@ -38,6 +38,10 @@ pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 /// taken items of its own. Dropping a consumer stops it counting; dropping the last one drops
 /// the source.
 ///
+/// A consumer that takes its items while another consumer's queue is full registers at once to
+/// be woken when room is made, so that it can later wait without locking: its task may be woken
+/// while it still holds taken items (a spurious wake-up, which polling copes with).
+///
 /// A panic in the source, or in an item's `clone`, ends every consumer with an `internal` error
 /// (after the items every consumer got before it).
 #[must_use = "streams do nothing unless polled"]
@@ -50,17 +54,24 @@ pub struct FanOut<S: Stream> {
     to_wake: Vec<Waker>,
     /// Items this consumer has taken but not returned yet, **newest first**, so that the next
     /// one is `taken.pop()`: one lock takes every item waiting for it (swapping this vector with
-    /// its shared queue, then reversing it), and the next polls return them without locking.
-    /// Empty whenever the shared state is read.
+    /// its shared queue, which is usually newest first already, see [`Slot::newest_first`]), and
+    /// the next polls return them without locking. Empty whenever the shared state is read.
     taken: Vec<S::Item>,
     /// Whether this consumer's waker is registered in `waiters` (waiting for the source).
     registered: bool,
-    /// Whether this consumer's waker is registered in its slot (waiting for room).
-    waiting_for_room: bool,
+    /// Which waker this consumer's slot holds for room (as the slot's `room_waker_id`), to tell
+    /// without locking whether a wait for room still wakes the task polling now.
+    room_waker_id: Option<WakerId>,
 }
 
 struct Inner<S: Stream> {
     state: Mutex<State<S>>,
+    /// `room_waits[i]`: consumer `i` waits for room, and its slot's room waker is woken when
+    /// room is made. Set and cleared under `state`'s lock only, with the slot's `waiting`; read
+    /// by consumer `i` without the lock. While it is set no item can reach that consumer (the
+    /// source is not pulled while a queue is full, and whatever empties one ends every wait), so
+    /// the consumer may return `Pending` without locking: it will be woken.
+    room_waits: Box<[AtomicBool]>,
     /// Consumers waiting for the source. Its own lock, never held while taking `state`'s, so
     /// that a source waking its waker inside `poll_next` cannot deadlock. (A standard `Arc`: it
     /// is also the source's waker.)
@@ -76,6 +87,9 @@ struct State<S: Stream> {
     slots: Vec<Slot<S::Item>>,
     /// How many slots have a waker waiting for room.
     waiting_for_room: usize,
+    /// How many queues are full (hold `capacity` items; none holds more): while any is, the
+    /// source is not pulled, and a consumer out of items waits for room.
+    full: usize,
     live: usize,
     /// The source has yielded its last item.
     ended: bool,
@@ -83,13 +97,70 @@ struct State<S: Stream> {
 
 /// A consumer's share of the state.
 struct Slot<I> {
-    /// Items pulled that this consumer has not taken yet, oldest first: at most `capacity`.
-    /// Empty once the consumer is dropped.
+    /// Items pulled that this consumer has not taken yet, at most `capacity`, in the order
+    /// `newest_first` says. Empty once the consumer is dropped.
     queue: Vec<I>,
+    /// Whether `queue` holds its items newest first (else oldest first). A batch that reaches
+    /// an empty queue, the usual case (a consumer that keeps up takes everything each time),
+    /// is stored newest first, the order `taken` wants, so that taking it reverses nothing; one
+    /// that reaches a non-empty queue turns it oldest first, and taking that reverses it.
+    newest_first: bool,
     live: bool,
-    /// Set while the consumer waits for room (another consumer's queue is full). Kept here,
-    /// under the state's lock, since room is only ever made under it.
+    /// A clone of the waker of the consumer's latest wait for room (another consumer's queue is
+    /// full), kept between waits so that waiting again from the same task clones nothing. Kept
+    /// here, under the state's lock, since room is only ever made under it.
     room_waker: Option<Waker>,
+    /// The waker `room_waker` was cloned from.
+    room_waker_id: WakerId,
+    /// Whether `room_waker` is to be woken when room is made (mirrored in `Inner::room_waits`).
+    waiting: bool,
+}
+
+/// A waker's identity as [`Waker::will_wake`] sees it (its data pointer and vtable), but taken
+/// from the waker a consumer was polled with rather than from the clone it keeps: the clone of
+/// some wakers does not `will_wake` the original (Tokio's `block_on` waker has a vtable of its
+/// own), so comparing with the clone would clone again at every wait. Two wakers with one
+/// identity are the same `RawWaker`: a clone of either wakes the same task. The clone kept
+/// keeps the data alive (if the waker owns it), so the identity is not reused meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    fn of(waker: &Waker) -> Self {
+        WakerId(
+            waker.data().addr(),
+            std::ptr::from_ref(waker.vtable()).addr(),
+        )
+    }
+}
+
+impl<I> Slot<I> {
+    /// Puts `queue` oldest first.
+    fn oldest_first(&mut self) {
+        if self.newest_first {
+            self.queue.reverse();
+            self.newest_first = false;
+        }
+    }
+
+    /// Appends `item` as the newest.
+    fn push(&mut self, item: I) {
+        self.oldest_first();
+        self.queue.push(item);
+    }
+}
+
+impl<I: Clone> Slot<I> {
+    /// Appends a clone of `batch` (oldest first): newest first if the queue is empty.
+    fn append_clones(&mut self, batch: &[I]) {
+        if self.queue.is_empty() {
+            self.newest_first = true;
+            self.queue.extend(batch.iter().rev().cloned());
+        } else {
+            self.oldest_first();
+            self.queue.extend_from_slice(batch);
+        }
+    }
 }
 
 impl<S: Stream> State<S> {
@@ -103,25 +174,70 @@ impl<S: Stream> State<S> {
             .unwrap_or(0)
     }
 
-    /// Moves the wakers of consumers waiting for room into `out`.
-    fn drain_room_waiters(&mut self, out: &mut Vec<Waker>) {
-        if self.waiting_for_room == 0 {
-            return;
-        }
-        self.waiting_for_room = 0;
-        for slot in &mut self.slots {
-            if let Some(waker) = slot.room_waker.take() {
-                push_waker(out, waker);
-            }
-        }
+    /// How many queues hold `capacity` items, counted.
+    fn count_full(&self, capacity: usize) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.queue.len() >= capacity)
+            .count()
     }
-}
 
-/// Adds `waker` to `out` unless a waker there already wakes the same task: consumers drained at
-/// once on one task (`join!`) share it, and one wake polls them all.
-fn push_waker(out: &mut Vec<Waker>, waker: Waker) {
-    if !out.iter().any(|w| w.will_wake(&waker)) {
-        out.push(waker);
+    /// Ends every wait for room. The wakers stay in their slots (nothing is dropped under the
+    /// lock): a clone of each goes into `out`, once per task, since consumers drained at once on
+    /// one task (`join!`) share it and one wake polls them all; and none for the waker `me`
+    /// identifies, which the caller wakes itself: returns whether to.
+    fn end_room_waits(
+        &mut self,
+        room_waits: &[AtomicBool],
+        out: &mut Vec<Waker>,
+        me: Option<WakerId>,
+    ) -> bool {
+        let mut wake_me = false;
+        if self.waiting_for_room == 0 {
+            return wake_me;
+        }
+        for (slot, flag) in self.slots.iter_mut().zip(room_waits) {
+            if !slot.waiting {
+                continue;
+            }
+            if me == Some(slot.room_waker_id) {
+                wake_me = true;
+            } else if let Some(waker) = &slot.room_waker {
+                if !out.iter().any(|w| w.will_wake(waker)) {
+                    out.push(waker.clone());
+                }
+            }
+            // Only once its wake-up is collected (a clone may panic).
+            slot.waiting = false;
+            flag.store(false, Ordering::Release);
+            self.waiting_for_room -= 1;
+        }
+        wake_me
+    }
+
+    /// Makes consumer `index` wait for room, woken through `waker`, which `id` identifies.
+    /// Returns the waker it replaces, if any, to drop once the lock is released.
+    #[inline]
+    fn wait_for_room(
+        &mut self,
+        room_waits: &[AtomicBool],
+        index: usize,
+        waker: &Waker,
+        id: WakerId,
+    ) -> Option<Waker> {
+        let slot = &mut self.slots[index];
+        let replaced = if slot.room_waker.is_some() && slot.room_waker_id == id {
+            None
+        } else {
+            slot.room_waker_id = id;
+            slot.room_waker.replace(waker.clone())
+        };
+        if !slot.waiting {
+            slot.waiting = true;
+            self.waiting_for_room += 1;
+            room_waits[index].store(true, Ordering::Release);
+        }
+        replaced
     }
 }
 
@@ -136,28 +252,30 @@ struct Waiters {
 }
 
 impl Waiters {
-    fn register(&self, index: usize, waker: &Waker) {
+    /// Registers consumer `index`'s `waker`; returns the waker it replaces, for the caller to
+    /// drop once it holds no lock (a waker's drop is not ours to run under a lock).
+    #[must_use]
+    fn register(&self, index: usize, waker: &Waker) -> Option<Waker> {
         let mut wakers = lock(&self.wakers);
         let slot = &mut wakers[index];
         if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            return;
+            return None;
         }
         let replaced = slot.replace(waker.clone());
         if replaced.is_none() {
             self.waiting.fetch_add(1, Ordering::SeqCst);
         }
-        // A waker's drop is not ours to run under the lock.
-        drop(wakers);
-        drop(replaced);
+        replaced
     }
 
-    /// Registers a consumer whose source poll came back `Pending`; if the source woke during
-    /// that poll, wakes it at once instead.
-    fn register_after_poll(&self, index: usize, waker: &Waker) {
-        self.register(index, waker);
-        if self.notified.swap(false, Ordering::SeqCst) {
-            waker.wake_by_ref();
-        }
+    /// Registers a consumer whose source poll came back `Pending` (called under the state's
+    /// lock, so that no other consumer pulls meanwhile). Returns the waker replaced, and whether
+    /// the source woke during that poll: then the caller wakes its task at once, once it holds
+    /// no lock.
+    #[must_use]
+    fn register_after_poll(&self, index: usize, waker: &Waker) -> (Option<Waker>, bool) {
+        let replaced = self.register(index, waker);
+        (replaced, self.notified.swap(false, Ordering::SeqCst))
     }
 
     fn forget(&self, index: usize) {
@@ -183,14 +301,28 @@ impl Waiters {
         }
     }
 
+    /// [`drain_into`](Self::drain_into)'s work. Wakers of one task are not weeded out here,
+    /// where dropping one would run its destructor under the lock: [`wake_all`] wakes each task
+    /// once, then drops them.
     #[inline(never)]
     fn drain_slow(&self, out: &mut Vec<Waker>) {
         let mut wakers = lock(&self.wakers);
         for slot in wakers.iter_mut() {
             if let Some(waker) = slot.take() {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
-                push_waker(out, waker);
+                out.push(waker);
             }
+        }
+    }
+
+    /// Clears `notified` before the source is polled, so that a wake that comes while it is
+    /// polled, before anyone registers, is kept. Written only if set: a wake that sets it just
+    /// after the read costs at worst one spurious wake-up, and the usual case (a ready source
+    /// that never wakes) writes nothing.
+    #[inline]
+    fn reset_notified(&self) {
+        if self.notified.load(Ordering::SeqCst) {
+            self.notified.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -232,11 +364,27 @@ impl Wake for Waiters {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state consistent before anything can panic (the only
     // user code run under the lock is the source's `poll_next` and items' `clone`, whose panics
-    // are caught and undone; destructors of the source, of items and of wakers run once the
-    // lock is released), so a poisoned lock is still usable.
+    // are caught and undone, and wakers' `clone`, made before the state it is for changes;
+    // destructors of the source, of items and of wakers run once the lock is released), so a
+    // poisoned lock is still usable.
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Wakes the wakers collected under a lock, once per task (consumers on one task, drained at
+/// once with `join!`, share it: one wake polls them all), then drops them.
+#[inline]
+fn wake_all(wakers: &mut Vec<Waker>) {
+    if wakers.is_empty() {
+        return;
+    }
+    for (k, waker) in wakers.iter().enumerate() {
+        if !wakers[..k].iter().any(|w| w.will_wake(waker)) {
+            waker.wake_by_ref();
+        }
+    }
+    wakers.clear();
 }
 
 /// Splits `source` into `n` consumers; see [`EventStreamExt::fan_out`](crate::EventStreamExt::fan_out).
@@ -268,15 +416,20 @@ where
     let slots = (0..n)
         .map(|_| Slot {
             queue: Vec::with_capacity(capacity),
+            newest_first: false,
             live: true,
             room_waker: None,
+            room_waker_id: WakerId(0, 0),
+            waiting: false,
         })
         .collect();
     let inner = Arc::new(Inner {
+        room_waits: (0..n).map(|_| AtomicBool::new(false)).collect(),
         state: Mutex::new(State {
             source: Some(Box::pin(source)),
             slots,
             waiting_for_room: 0,
+            full: 0,
             live: n,
             ended: false,
         }),
@@ -292,7 +445,7 @@ where
             to_wake: Vec::new(),
             taken: Vec::new(),
             registered: false,
-            waiting_for_room: false,
+            room_waker_id: None,
         })
         .collect())
 }
@@ -345,16 +498,6 @@ impl<S: Stream> FanOut<S> {
     pub fn capacity(&self) -> usize {
         self.inner.capacity
     }
-
-    #[inline]
-    fn wake_collected(&mut self) {
-        if self.to_wake.is_empty() {
-            return;
-        }
-        for waker in self.to_wake.drain(..) {
-            waker.wake();
-        }
-    }
 }
 
 // Nothing in a consumer is ever pinned: the source lives pinned in its own box, and taken items
@@ -384,8 +527,21 @@ struct Leftovers<S: Stream> {
     source: Option<Pin<Box<S>>>,
     /// Items put back after a `clone` panicked.
     items: Vec<Vec<S::Item>>,
-    /// A waker replaced or no longer needed.
+    /// A room waker replaced.
     waker: Option<Waker>,
+    /// A source waiter's waker replaced.
+    source_waiter: Option<Waker>,
+}
+
+impl<S: Stream> Leftovers<S> {
+    fn new() -> Self {
+        Leftovers {
+            source: None,
+            items: Vec::new(),
+            waker: None,
+            source_waiter: None,
+        }
+    }
 }
 
 /// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready
@@ -410,6 +566,7 @@ where
         return false;
     };
     let mut source_cx = TaskContext::from_waker(source_waker);
+    batch.reserve(room);
     // One `catch_unwind` around the whole run, not one per item: every item is in the batch as
     // soon as it is pulled, so a panic leaves the items before it in place.
     let stop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -417,7 +574,7 @@ where
             match running.as_mut().poll_next(&mut source_cx) {
                 Poll::Ready(Some(item)) => {
                     let last = is_terminal(&item);
-                    batch.push(item);
+                    push_reserved(batch, item);
                     if last {
                         return Stop::Ended;
                     }
@@ -442,7 +599,7 @@ where
             batch.push(Err(error.clone()));
             for (j, slot) in state.slots.iter_mut().enumerate() {
                 if j != index && slot.live {
-                    slot.queue.push(Err(error.clone()));
+                    slot.push(Err(error.clone()));
                 }
             }
             Stop::Ended
@@ -459,9 +616,30 @@ where
     }
 }
 
+/// `batch.push(item)` when `batch` has room, which it has (the caller reserved it): with a bare
+/// `push`, the item is first stored on the stack to outlive a possible reallocation, then copied
+/// into the vector with wider loads than the stores that wrote it, which defeats store-to-load
+/// forwarding and stalls every item (about 5 ns an item on the bench machine). Checked here, the
+/// `push` that follows cannot reallocate, and the item goes straight into the vector.
+#[inline]
+fn push_reserved<I>(batch: &mut Vec<I>, item: I) {
+    if batch.len() < batch.capacity() {
+        batch.push(item);
+    } else {
+        push_cold(batch, item);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_cold<I>(batch: &mut Vec<I>, item: I) {
+    batch.push(item);
+}
+
 /// Appends a clone of `batch` to the queue of every live consumer but `index`. If a `clone`
-/// panics, every queue is put back as it was (the clones already made go to `undone`, to be
-/// dropped once the lock is released) and the panic comes back as an `internal` error.
+/// panics, every queue is put back as it was (but perhaps oldest first now; the clones already
+/// made go to `undone`, to be dropped once the lock is released) and the panic comes back as an
+/// `internal` error.
 fn distribute<T: Clone>(
     slots: &mut [Slot<Result<Event<T>, Error>>],
     index: usize,
@@ -474,7 +652,7 @@ fn distribute<T: Clone>(
         for (j, slot) in slots.iter_mut().enumerate() {
             if j != index && slot.live {
                 filling = (j, slot.queue.len());
-                slot.queue.extend_from_slice(batch);
+                slot.append_clones(batch);
             }
         }
     }));
@@ -547,93 +725,142 @@ where
     S: Stream<Item = Result<Event<T>, Error>>,
     T: Clone,
 {
-    /// `poll_next` once the taken items are used up: takes every item waiting for this consumer
-    /// under one lock (pulling the source first if none is waiting and there is room), or
-    /// registers to be woken.
-    #[inline(never)]
+    /// `poll_next` once the taken items are used up.
+    #[inline]
     fn poll_shared(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Event<T>, Error>>> {
+        // Still waiting for room, from this task: nothing can have reached this consumer, and
+        // whoever makes room wakes the task (see `Inner::room_waits`), so there is nothing to
+        // lock for. (Small enough to inline with `poll_next`'s fast path.)
+        let me = WakerId::of(cx.waker());
+        if self.room_waker_id == Some(me)
+            && self.inner.room_waits[self.index].load(Ordering::Acquire)
+        {
+            return Poll::Pending;
+        }
+        self.poll_locked(cx, me)
+    }
+
+    /// Takes every item waiting for this consumer under one lock (pulling the source first if
+    /// none is waiting and there is room), or registers to be woken. `me` identifies `cx`'s
+    /// waker.
+    #[inline(never)]
+    fn poll_locked(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        me: WakerId,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
         debug_assert!(self.taken.is_empty());
         if self.terminated {
             return Poll::Ready(None);
         }
         let i = self.index;
         let inner = &*self.inner;
-        let mut state = lock(&inner.state);
-        let mut leftovers = Leftovers {
-            source: None,
-            items: Vec::new(),
-            waker: None,
-        };
-        let result = loop {
-            let state = &mut *state;
-            if !state.slots[i].queue.is_empty() {
-                // Take every item waiting, in one swap with the (empty) vector of taken ones.
-                std::mem::swap(&mut self.taken, &mut state.slots[i].queue);
-                if state.waiting_for_room != 0 && state.lag() < inner.capacity {
-                    state.drain_room_waiters(&mut self.to_wake);
-                }
+        let mut guard = lock(&inner.state);
+        let state = &mut *guard;
+        let slot = &mut state.slots[i];
+        if !slot.queue.is_empty() {
+            // Take every item waiting, in one swap with the (empty) vector of taken ones.
+            std::mem::swap(&mut self.taken, &mut slot.queue);
+            let newest_first = slot.newest_first;
+            if self.taken.len() >= inner.capacity {
+                state.full -= 1;
+            }
+            debug_assert_eq!(state.full, state.count_full(inner.capacity));
+            let mut wake_me = false;
+            let mut replaced = None;
+            if state.full == 0 {
+                wake_me = state.end_room_waits(&inner.room_waits, &mut self.to_wake, Some(me));
+            } else if !state.ended {
+                // Another consumer's queue is full: once this one has returned what it took, it
+                // will wait for room. Registered now, under this lock, so that the wait itself
+                // needs none.
+                replaced = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
+                self.room_waker_id = Some(me);
+            }
+            drop(guard);
+            // Wake first: what is dropped next (a replaced or forgotten waker) is user code, and
+            // a panic in it must not lose another consumer's wake-up.
+            if wake_me {
+                cx.waker().wake_by_ref();
+            }
+            wake_all(&mut self.to_wake);
+            if !newest_first {
                 self.taken.reverse();
-                break Poll::Ready(self.taken.pop());
             }
-            if state.ended {
-                self.terminated = true;
-                break Poll::Ready(None);
+            if self.registered {
+                inner.waiters.forget(i);
+                self.registered = false;
             }
-            let lag = state.lag();
-            if lag >= inner.capacity {
-                // Another consumer's queue is full: wait for it to take.
-                let slot = &mut state.slots[i];
-                match &slot.room_waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => {
-                        leftovers.waker = slot.room_waker.replace(cx.waker().clone());
-                        if leftovers.waker.is_none() {
-                            state.waiting_for_room += 1;
-                        }
-                    }
-                }
-                self.waiting_for_room = true;
-                break Poll::Pending;
-            }
-            // A wake that comes while the source is polled, before anyone registers, is kept.
-            inner.waiters.notified.store(false, Ordering::SeqCst);
+            drop(replaced);
+            return Poll::Ready(self.taken.pop());
+        }
+        // Nothing waits for this consumer: pull the source if every queue has room, else wait
+        // for room; or end.
+        let mut leftovers = Leftovers::new();
+        // Whether to wake this task at once (the source woke while it was polled).
+        let mut wake_me = false;
+        // Whether to return `Pending` (else the first item pulled, or the end).
+        let waiting = if state.ended {
+            self.terminated = true;
+            false
+        } else if state.full > 0 {
+            debug_assert_eq!(state.full, state.count_full(inner.capacity));
+            // Another consumer's queue is full: wait for it to take.
+            leftovers.waker = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
+            self.room_waker_id = Some(me);
+            true
+        } else {
+            inner.waiters.reset_notified();
             let pending = pull(
                 state,
                 i,
                 &mut self.taken,
-                inner.capacity - lag,
+                inner.capacity - state.lag(),
                 &inner.source_waker,
                 &mut leftovers,
             );
+            state.full = state.count_full(inner.capacity);
             if !self.taken.is_empty() || state.ended {
                 inner.waiters.drain_into(&mut self.to_wake);
             }
-            self.taken.reverse();
-            if let Some(item) = self.taken.pop() {
-                break Poll::Ready(Some(item));
-            }
-            if pending {
-                inner.waiters.register_after_poll(i, cx.waker());
+            if !self.taken.is_empty() {
+                if !state.ended && state.full > 0 {
+                    // The batch filled a queue: as when taking, registered for room now.
+                    leftovers.waker = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
+                    self.room_waker_id = Some(me);
+                }
+                false
+            } else if pending {
+                let (replaced, notified) = inner.waiters.register_after_poll(i, cx.waker());
+                leftovers.source_waiter = replaced;
+                wake_me = notified;
                 self.registered = true;
-                break Poll::Pending;
+                true
+            } else {
+                // The source ended without another item.
+                debug_assert!(state.ended);
+                self.terminated = true;
+                false
             }
         };
-        if self.waiting_for_room && result.is_ready() {
-            // Ready now: no stale registration to wake this task for nothing.
-            leftovers.waker = state.slots[i].room_waker.take();
-            if leftovers.waker.is_some() {
-                state.waiting_for_room -= 1;
-            }
-            self.waiting_for_room = false;
+        drop(guard);
+        // Wake first, as above: what is dropped next (the leftovers, a forgotten waker) is user
+        // code.
+        if wake_me {
+            cx.waker().wake_by_ref();
         }
-        drop(state);
+        wake_all(&mut self.to_wake);
+        let result = if waiting {
+            Poll::Pending
+        } else {
+            // The batch pulled, oldest first (reversed after the lock: it is this consumer's).
+            self.taken.reverse();
+            Poll::Ready(self.taken.pop())
+        };
         if self.registered && result.is_ready() {
             inner.waiters.forget(i);
             self.registered = false;
         }
-        // Wake first: the leftovers' destructors are user code, and a panic in one must not
-        // lose another consumer's wake-up.
-        self.wake_collected();
         drop(leftovers);
         result
     }
@@ -662,8 +889,12 @@ impl<S: Stream> Drop for FanOut<S> {
         // are user code).
         let dropped_items = std::mem::take(&mut slot.queue);
         let stale_waker = slot.room_waker.take();
-        if stale_waker.is_some() {
+        if std::mem::replace(&mut slot.waiting, false) {
+            inner.room_waits[i].store(false, Ordering::Release);
             state.waiting_for_room -= 1;
+        }
+        if dropped_items.len() >= inner.capacity {
+            state.full -= 1;
         }
         state.live -= 1;
         let mut dropped_source = None;
@@ -673,13 +904,13 @@ impl<S: Stream> Drop for FanOut<S> {
         } else {
             // Room may have been made, and if this consumer was the one the source would have
             // woken, someone else must poll it now: wake everyone waiting.
-            state.drain_room_waiters(&mut self.to_wake);
+            state.end_room_waits(&inner.room_waits, &mut self.to_wake, None);
             inner.waiters.drain_into(&mut self.to_wake);
         }
         drop(state);
         // Wake first: what is dropped next is user code, and a panic in it must not lose
         // another consumer's wake-up.
-        self.wake_collected();
+        wake_all(&mut self.to_wake);
         drop(stale_waker);
         drop(dropped_source);
         drop(dropped_items);
@@ -746,6 +977,29 @@ mod fan_out_loom {
             for thread in threads {
                 assert_eq!(thread.join().unwrap(), expected);
             }
+        });
+    }
+
+    /// Two consumers drained together on one thread (one task: whichever makes room wakes that
+    /// task for both) and a third on another thread, a buffer of one: the waits for room that
+    /// are registered as items are taken, and returned without locking, lose no wake-up.
+    #[test]
+    fn consumers_sharing_a_task_and_one_on_its_own_see_every_item() {
+        model(|| {
+            let mut consumers = stream::iter([1_u8, 2]).fan_out_with_capacity(3, 1).unwrap();
+            let third = consumers.pop().unwrap();
+            let second = consumers.pop().unwrap();
+            let first = consumers.pop().unwrap();
+            let other =
+                loom::thread::spawn(move || loom::future::block_on(third.collect_events()).events);
+            let (mine, also_mine) = loom::future::block_on(futures_util::future::join(
+                first.collect_events(),
+                second.collect_events(),
+            ));
+            let expected = [Event::data(1), Event::data(2), Event::done()];
+            assert_eq!(mine.events, expected);
+            assert_eq!(also_mine.events, expected);
+            assert_eq!(other.join().unwrap(), expected);
         });
     }
 
