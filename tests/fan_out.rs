@@ -494,3 +494,112 @@ fn a_waker_replaced_while_waiting_for_the_source_is_dropped_outside_the_lock() {
         .expect("a waker was dropped under the fan-out's lock (deadlock), or the case failed");
     assert_eq!(dropped, 1, "the replaced waker was not dropped");
 }
+
+/// A waker whose data is one fixed place (a "task slot") standing for whichever task owns it
+/// now, and whose `clone` allocates a waker of its own for that task: an original's data
+/// address is then reused by the next task's waker, the way a freed address can be.
+mod slot_waker {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    /// The fixed place: the woken flag of the task that owns it now.
+    pub(crate) struct TaskSlot(pub(crate) Mutex<Arc<AtomicBool>>);
+
+    static BORROWED: RawWakerVTable =
+        RawWakerVTable::new(clone_borrowed, wake_borrowed, wake_borrowed, drop_borrowed);
+    static OWNED: RawWakerVTable =
+        RawWakerVTable::new(clone_owned, wake_owned, wake_by_ref_owned, drop_owned);
+
+    /// The waker of the task that owns `slot` now. `slot` outlives it (the tests keep it).
+    pub(crate) fn borrowed(slot: &'static TaskSlot) -> Waker {
+        let data = std::ptr::from_ref(slot).cast::<()>();
+        // SAFETY: `BORROWED`'s functions take `data` as a `&'static TaskSlot`, which it is.
+        unsafe { Waker::from_raw(RawWaker::new(data, &BORROWED)) }
+    }
+
+    fn owned(flag: Arc<AtomicBool>) -> RawWaker {
+        RawWaker::new(Arc::into_raw(flag).cast::<()>(), &OWNED)
+    }
+
+    unsafe fn clone_borrowed(data: *const ()) -> RawWaker {
+        // SAFETY: `borrowed` made `data` from a `&'static TaskSlot`.
+        let slot = unsafe { &*data.cast::<TaskSlot>() };
+        owned(Arc::clone(&slot.0.lock().unwrap()))
+    }
+
+    unsafe fn wake_borrowed(data: *const ()) {
+        // SAFETY: as in `clone_borrowed`.
+        let slot = unsafe { &*data.cast::<TaskSlot>() };
+        slot.0.lock().unwrap().store(true, Ordering::SeqCst);
+    }
+
+    unsafe fn drop_borrowed(_: *const ()) {}
+
+    unsafe fn clone_owned(data: *const ()) -> RawWaker {
+        // SAFETY: `owned` made `data` with `Arc::into_raw`, and this waker still holds it.
+        let flag = unsafe { Arc::from_raw(data.cast::<AtomicBool>()) };
+        let clone = Arc::clone(&flag);
+        std::mem::forget(flag);
+        owned(clone)
+    }
+
+    unsafe fn wake_owned(data: *const ()) {
+        // SAFETY: as in `clone_owned`; waking by value gives the reference up.
+        let flag = unsafe { Arc::from_raw(data.cast::<AtomicBool>()) };
+        flag.store(true, Ordering::SeqCst);
+    }
+
+    unsafe fn wake_by_ref_owned(data: *const ()) {
+        // SAFETY: as in `clone_owned`.
+        let flag = unsafe { &*data.cast::<AtomicBool>() };
+        flag.store(true, Ordering::SeqCst);
+    }
+
+    unsafe fn drop_owned(data: *const ()) {
+        // SAFETY: as in `clone_owned`; dropping gives the reference up.
+        drop(unsafe { Arc::from_raw(data.cast::<AtomicBool>()) });
+    }
+}
+
+#[test]
+fn a_waiting_consumer_polled_by_a_new_task_at_a_reused_waker_address_is_woken() {
+    use std::task::{Context, Poll};
+
+    let first_task = Arc::new(AtomicBool::new(false));
+    let slot: &'static slot_waker::TaskSlot = Box::leak(Box::new(slot_waker::TaskSlot(
+        std::sync::Mutex::new(Arc::clone(&first_task)),
+    )));
+    let mut consumers = stream::iter(0..4_u32).fan_out_with_capacity(2, 1).unwrap();
+    let mut other = consumers.pop().unwrap();
+    let mut waiting = consumers.pop().unwrap();
+
+    // The first task pulls one item (filling the other consumer's queue) and then waits for
+    // room.
+    let waker = slot_waker::borrowed(slot);
+    let mut cx = Context::from_waker(&waker);
+    let item = waiting.poll_next_unpin(&mut cx);
+    assert!(matches!(item, Poll::Ready(Some(Ok(_)))));
+    assert!(waiting.poll_next_unpin(&mut cx).is_pending());
+    drop(waker);
+
+    // A new task takes the slot over: its waker has the same data and vtable as the first
+    // one's, and must be the one woken when room is made.
+    let second_task = Arc::new(AtomicBool::new(false));
+    *slot.0.lock().unwrap() = Arc::clone(&second_task);
+    let waker = slot_waker::borrowed(slot);
+    let mut cx = Context::from_waker(&waker);
+    assert!(waiting.poll_next_unpin(&mut cx).is_pending());
+
+    let noop = futures_util::task::noop_waker();
+    let item = other.poll_next_unpin(&mut Context::from_waker(&noop));
+    assert!(matches!(item, Poll::Ready(Some(Ok(_)))));
+    assert!(
+        second_task.load(Ordering::SeqCst),
+        "the task now polling the waiting consumer was not woken when room was made"
+    );
+    assert!(matches!(
+        waiting.poll_next_unpin(&mut cx),
+        Poll::Ready(Some(Ok(_)))
+    ));
+}

@@ -59,8 +59,9 @@ pub struct FanOut<S: Stream> {
     taken: Vec<S::Item>,
     /// Whether this consumer's waker is registered in `waiters` (waiting for the source).
     registered: bool,
-    /// Which waker this consumer's slot holds for room (as the slot's `room_waker_id`), to tell
-    /// without locking whether a wait for room still wakes the task polling now.
+    /// Which waker this consumer's slot holds for room (a copy of the slot's `room_waker_id`:
+    /// `None` unless that identity can be trusted), to tell without locking whether a wait for
+    /// room still wakes the task polling now.
     room_waker_id: Option<WakerId>,
 }
 
@@ -110,8 +111,9 @@ struct Slot<I> {
     /// full), kept between waits so that waiting again from the same task clones nothing. Kept
     /// here, under the state's lock, since room is only ever made under it.
     room_waker: Option<Waker>,
-    /// The waker `room_waker` was cloned from.
-    room_waker_id: WakerId,
+    /// The waker `room_waker` was cloned from, when that identity can be trusted (see
+    /// [`WakerId::of_clone`]); `None` when it cannot, and then every wait clones anew.
+    room_waker_id: Option<WakerId>,
     /// Whether `room_waker` is to be woken when room is made (mirrored in `Inner::room_waits`).
     waiting: bool,
 }
@@ -120,8 +122,8 @@ struct Slot<I> {
 /// from the waker a consumer was polled with rather than from the clone it keeps: the clone of
 /// some wakers does not `will_wake` the original (Tokio's `block_on` waker has a vtable of its
 /// own), so comparing with the clone would clone again at every wait. Two wakers with one
-/// identity are the same `RawWaker`: a clone of either wakes the same task. The clone kept
-/// keeps the data alive (if the waker owns it), so the identity is not reused meanwhile.
+/// identity are the same `RawWaker`: a clone of either wakes the same task, as long as the
+/// identity is not reused by another waker meanwhile (see [`WakerId::of_clone`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct WakerId(usize, usize);
 
@@ -131,6 +133,16 @@ impl WakerId {
             waker.data().addr(),
             std::ptr::from_ref(waker.vtable()).addr(),
         )
+    }
+
+    /// The identity of `original` (which `id` is), to be kept beside `clone`, its clone, if it
+    /// can be trusted for as long as `clone` is kept: only when `clone` shares the original's
+    /// data. Then `clone` keeps that data alive (or it is static), so no other waker can come
+    /// to have the same data pointer meanwhile; a clone with data of its own (a waker whose
+    /// `clone` allocates, say) would let the original's data be freed and its address reused by
+    /// another task's waker, which would then pass for this one and never be woken.
+    fn of_clone(id: WakerId, original: &Waker, clone: &Waker) -> Option<WakerId> {
+        (clone.data() == original.data()).then_some(id)
     }
 }
 
@@ -200,7 +212,7 @@ impl<S: Stream> State<S> {
             if !slot.waiting {
                 continue;
             }
-            if me == Some(slot.room_waker_id) {
+            if me.is_some() && me == slot.room_waker_id {
                 wake_me = true;
             } else if let Some(waker) = &slot.room_waker {
                 if !out.iter().any(|w| w.will_wake(waker)) {
@@ -226,11 +238,12 @@ impl<S: Stream> State<S> {
         id: WakerId,
     ) -> Option<Waker> {
         let slot = &mut self.slots[index];
-        let replaced = if slot.room_waker.is_some() && slot.room_waker_id == id {
+        let replaced = if slot.room_waker.is_some() && slot.room_waker_id == Some(id) {
             None
         } else {
-            slot.room_waker_id = id;
-            slot.room_waker.replace(waker.clone())
+            let clone = waker.clone();
+            slot.room_waker_id = WakerId::of_clone(id, waker, &clone);
+            slot.room_waker.replace(clone)
         };
         if !slot.waiting {
             slot.waiting = true;
@@ -419,7 +432,7 @@ where
             newest_first: false,
             live: true,
             room_waker: None,
-            room_waker_id: WakerId(0, 0),
+            room_waker_id: None,
             waiting: false,
         })
         .collect();
@@ -775,7 +788,7 @@ where
                 // will wait for room. Registered now, under this lock, so that the wait itself
                 // needs none.
                 replaced = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
-                self.room_waker_id = Some(me);
+                self.room_waker_id = state.slots[i].room_waker_id;
             }
             drop(guard);
             // Wake first: what is dropped next (a replaced or forgotten waker) is user code, and
@@ -807,7 +820,7 @@ where
             debug_assert_eq!(state.full, state.count_full(inner.capacity));
             // Another consumer's queue is full: wait for it to take.
             leftovers.waker = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
-            self.room_waker_id = Some(me);
+            self.room_waker_id = state.slots[i].room_waker_id;
             true
         } else {
             inner.waiters.reset_notified();
@@ -827,7 +840,7 @@ where
                 if !state.ended && state.full > 0 {
                     // The batch filled a queue: as when taking, registered for room now.
                     leftovers.waker = state.wait_for_room(&inner.room_waits, i, cx.waker(), me);
-                    self.room_waker_id = Some(me);
+                    self.room_waker_id = state.slots[i].room_waker_id;
                 }
                 false
             } else if pending {
