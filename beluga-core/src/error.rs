@@ -240,31 +240,6 @@ impl fmt::Display for UnknownErrorCode {
 
 impl StdError for UnknownErrorCode {}
 
-/// The error returned when parsing an unknown [`EventType`](crate::EventType) name.
-///
-/// ```
-/// use beluga_core::EventType;
-/// let err = "chunk".parse::<EventType>().unwrap_err();
-/// assert_eq!(err.to_string(), "unknown event type `chunk`, expected one of: `data`, `tool_call`, `tool_result`, `handoff`, `done`, `error`");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownEventType(pub(crate) String);
-
-impl fmt::Display for UnknownEventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown event type `{}`, expected one of: ", self.0)?;
-        for (i, ty) in crate::EventType::ALL.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "`{ty}`")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for UnknownEventType {}
-
 impl FromStr for ErrorCode {
     type Err = UnknownErrorCode;
 

@@ -6,10 +6,11 @@ mod producer;
 use std::future::poll_fn;
 use std::pin::pin;
 
-pub use self::producer::{
-    Anchor, Final, IntoFinal, Producer, Yield, YieldHandle, Yielded, Yielder,
-};
-pub use crate::{Context, Error, Event, EventStream};
+pub use self::producer::{Anchor, Final, IntoFinal, Producer, Yield, YieldHandle, Yielder};
+pub use crate::context::Context;
+pub use crate::error::Error;
+pub use crate::event::{Event, Yielded};
+pub use crate::stream::EventStream;
 pub use futures_core::Stream;
 
 /// Forwards every event of `stream` through `yielder` (the expansion of `emit_all!`), and

@@ -16,8 +16,9 @@ use std::task::{Context as TaskContext, Poll};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::context::Cancelled;
-use crate::{Context, Error, Event};
+use crate::context::{Cancelled, Context};
+use crate::error::Error;
+use crate::event::{Event, Yielded};
 
 /// How many polls pass between two clock reads when the context has a deadline or a token.
 const CLOCK_EVERY: u32 = 32;
@@ -118,15 +119,6 @@ impl<T> fmt::Debug for Yielder<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Yielder").finish_non_exhaustive()
     }
-}
-
-/// A value on its way into the slot.
-#[derive(Debug)]
-pub enum Yielded<T> {
-    /// A payload, sent as a `data` event.
-    Data(T),
-    /// An event, sent as it is.
-    Event(Event<T>),
 }
 
 /// The future of one `emit!`: [`Yielder::value`] has already put the value in the slot; this
