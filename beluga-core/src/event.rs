@@ -36,6 +36,15 @@ pub use self::kind::{EventKind, EventType, UnknownEventType};
 pub use self::meta::{Meta, MetaValue};
 use crate::error::Error;
 
+/// One item of an event stream: an event, or the terminal error.
+///
+/// ```
+/// use beluga_core::{Event, EventResult};
+/// let item: EventResult<&str> = Ok(Event::data("hi"));
+/// # drop(item);
+/// ```
+pub type EventResult<T> = Result<Event<T>, Error>;
+
 /// One event of a stream: a kind with its typed payload, and metadata.
 ///
 /// Construct it with the function named after its kind, read it with [`Event::kind`] (or

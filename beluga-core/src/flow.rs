@@ -45,7 +45,8 @@ use std::task::Poll;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{Context, Error, ErrorCode};
+use crate::context::Context;
+use crate::error::{Error, ErrorCode};
 
 /// A limit of `capacity` concurrent permits, acquired with a [`Context`] and released on drop.
 ///

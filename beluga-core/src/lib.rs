@@ -73,10 +73,11 @@ mod stream_ext;
 
 pub use crate::context::{CancelReason, Context};
 pub use crate::error::{Error, ErrorCode, ResultExt};
+pub use crate::event::EventResult;
 pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
 pub use crate::flow::{FlowController, Permit};
 pub use crate::runnable::{BoxRunnable, DynRunnable, Runnable, RunnableExt};
-pub use crate::stream::{EventResult, EventStream};
+pub use crate::stream::EventStream;
 pub use crate::stream_ext::EventStreamExt;
 
 /// Turns a function whose body `emit!`s values into one that returns an event stream.

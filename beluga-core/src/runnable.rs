@@ -49,7 +49,9 @@ pub use self::batch::{BatchOptions, RetryPolicy, batch, batch_stream};
 pub use self::dynamic::{BoxRunnable, DynRunnable};
 pub use self::parallel::{Branches, IntoBranches, Parallel, parallel};
 pub use self::pipe::Pipe;
-use crate::{Context, Error, ErrorCode, EventKind, EventResult};
+use crate::context::Context;
+use crate::error::{Error, ErrorCode};
+use crate::event::{EventKind, EventResult};
 
 /// A typed step of a pipeline: given a [`Context`] and an input, it streams events of its
 /// output type.

@@ -8,19 +8,11 @@ use std::pin::Pin;
 
 use futures_core::Stream;
 
+pub use crate::event::EventResult;
 pub use crate::stream_ext::{
     Buffered, Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
 };
 use crate::{Context, Error, Event};
-
-/// One item of an event stream: an event, or the terminal error.
-///
-/// ```
-/// use beluga_core::{Event, EventResult};
-/// let item: EventResult<&str> = Ok(Event::data("hi"));
-/// # drop(item);
-/// ```
-pub type EventResult<T> = Result<Event<T>, Error>;
 
 /// A boxed, `Send` event stream, for trait objects and struct fields.
 ///

@@ -18,8 +18,10 @@ pub use self::fan_out::{DEFAULT_FAN_OUT_CAPACITY, FanOut};
 pub use self::filter::Filter;
 pub use self::map::Map;
 pub use self::merge::Merge;
+use crate::context::Context;
+use crate::error::Error;
+use crate::event::Event;
 use crate::stream::EventStream;
-use crate::{Context, Error, Event};
 
 /// Combinators for streams of `Result<Event<T>, Error>`, implemented for every such stream.
 ///

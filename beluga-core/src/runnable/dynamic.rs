@@ -1,7 +1,8 @@
 //! The boxed, object-safe form of [`Runnable`].
 
 use super::Runnable;
-use crate::{Context, EventStream};
+use crate::context::Context;
+use crate::stream::EventStream;
 
 /// The object-safe form of [`Runnable`], implemented for every runnable: `dyn DynRunnable<I, O>`
 /// is any step from `I` to `O`. Use it through [`BoxRunnable`].
@@ -60,7 +61,7 @@ impl<I: Send, O: Send> Runnable for Box<dyn DynRunnable<I, O> + '_> {
         &self,
         ctx: Context,
         input: I,
-    ) -> impl futures_core::Stream<Item = crate::EventResult<O>> + Send + '_ {
+    ) -> impl futures_core::Stream<Item = crate::event::EventResult<O>> + Send + '_ {
         (**self).stream_boxed(ctx, input)
     }
 }

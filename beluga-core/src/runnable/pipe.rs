@@ -3,7 +3,9 @@
 use futures_core::Stream;
 
 use super::{Runnable, RunnableExt};
-use crate::{Context, EventResult, stream_producer};
+use crate::context::Context;
+use crate::event::EventResult;
+use beluga_macros::stream_producer;
 
 /// Runnable for the [`pipe`](super::RunnableExt::pipe) method: runs `first` to completion
 /// (its [`invoke`](super::RunnableExt::invoke)), then streams `second` on that result.

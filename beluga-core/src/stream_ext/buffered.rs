@@ -11,7 +11,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinError, JoinHandle};
 
 use super::Cancellable;
-use crate::{Context, Error, ErrorCode, Event};
+use crate::context::Context;
+use crate::error::{Error, ErrorCode};
+use crate::event::Event;
 
 type Item<T> = Result<Event<T>, Error>;
 

@@ -7,7 +7,9 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::context::Cancelled;
-use crate::{Context, Error, Event};
+use crate::context::Context;
+use crate::error::Error;
+use crate::event::Event;
 
 /// How many polls pass between two clock reads when the context has a deadline. A clock read
 /// costs about as much as twenty items; every 32nd poll keeps it under one nanosecond per item

@@ -6,7 +6,8 @@ use std::task::{Context as TaskContext, Poll, ready};
 use futures_core::{FusedFuture, Stream};
 use pin_project_lite::pin_project;
 
-use crate::{Error, Event, EventKind};
+use crate::error::Error;
+use crate::event::{Event, EventKind};
 
 /// What [`collect`](crate::stream::collect) gathers: every event, in order, and the terminal
 /// error if the stream ended with one.

@@ -5,7 +5,8 @@ use std::task::{Context as TaskContext, Poll, ready};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::{Error, Event};
+use crate::error::Error;
+use crate::event::Event;
 
 pin_project! {
     /// Stream for the [`filter_events`](crate::EventStreamExt::filter_events) method and the
