@@ -10,7 +10,8 @@ use futures_core::Stream;
 
 pub use crate::event::EventResult;
 pub use crate::stream_ext::{
-    Buffered, Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
+    Buffered, Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map,
+    Merge, Payloads, TryMapEvents,
 };
 use crate::{Context, Error, Event};
 

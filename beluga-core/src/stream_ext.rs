@@ -7,6 +7,8 @@ mod fan_out;
 mod filter;
 mod map;
 mod merge;
+mod payloads;
+mod try_map_events;
 
 use futures_core::Stream;
 
@@ -18,6 +20,8 @@ pub use self::fan_out::{DEFAULT_FAN_OUT_CAPACITY, FanOut};
 pub use self::filter::Filter;
 pub use self::map::Map;
 pub use self::merge::Merge;
+pub use self::payloads::Payloads;
+pub use self::try_map_events::TryMapEvents;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::Event;
@@ -81,6 +85,78 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         F: FnMut(&Event<T>) -> bool,
     {
         Filter::new(self, predicate)
+    }
+
+    /// Maps every whole event, kind and metadata included, with a function that may fail
+    /// (Beluga's `MapStream`). Each event, `done` included, goes through `f`; an `Err` from `f`
+    /// ends the stream with that error and drops the source, and a terminal `Err` of the source
+    /// passes through unchanged. No allocation.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode, Event, EventKind, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Tool calls are checked and renamed; every other kind passes through as it is.
+    /// let checked = stream::iter(["Hel", "lo"])
+    ///     .try_map_events(|ev| match ev.kind() {
+    ///         EventKind::ToolCall(name) if name.is_empty() => {
+    ///             Err(Error::new(ErrorCode::InvalidInput, "a tool call without a name"))
+    ///         }
+    ///         _ => Ok(ev.map(str::to_uppercase)),
+    ///     })
+    ///     .collect_events()
+    ///     .await;
+    /// assert_eq!(checked.data().cloned().collect::<Vec<_>>(), ["HEL", "LO"]);
+    /// assert!(checked.error.is_none());
+    ///
+    /// let refused = futures_util::stream::iter([Ok(Event::data("a")), Ok(Event::tool_call("")), Ok(Event::done())])
+    ///     .try_map_events(|ev| match ev.kind() {
+    ///         EventKind::ToolCall(name) if name.is_empty() => {
+    ///             Err(Error::new(ErrorCode::InvalidInput, "a tool call without a name"))
+    ///         }
+    ///         _ => Ok(ev),
+    ///     })
+    ///     .collect_events()
+    ///     .await;
+    /// assert_eq!(refused.events, [Event::data("a")]);
+    /// assert_eq!(refused.error.unwrap().code(), ErrorCode::InvalidInput);
+    /// # }
+    /// ```
+    fn try_map_events<U, F>(self, f: F) -> TryMapEvents<Self, F>
+    where
+        Self: Sized,
+        F: FnMut(Event<T>) -> Result<Event<U>, Error>,
+    {
+        TryMapEvents::new(self, f)
+    }
+
+    /// The `data` payloads alone, as `Ok(payload)` items, and the terminal error as `Err`: a
+    /// view for code that wants values, not events, such as `TryStreamExt::try_collect`.
+    /// `tool_call`, `tool_result`, `handoff` and reported `error` events are skipped, and
+    /// `done` (with its final value, if any) ends the view without an item of its own.
+    ///
+    /// ```
+    /// use beluga_core::{Error, ErrorCode, Event, EventStreamExt, stream};
+    /// use futures_util::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let tokens: Vec<&str> = stream::iter(["Hel", "lo"]).payloads().try_collect().await.unwrap();
+    /// assert_eq!(tokens, ["Hel", "lo"]);
+    ///
+    /// let failing = futures_util::stream::iter([
+    ///     Ok(Event::data(1)),
+    ///     Ok(Event::tool_call(2)),
+    ///     Err(Error::new(ErrorCode::RateLimit, "slow down")),
+    /// ]);
+    /// let err = failing.payloads().try_collect::<Vec<u32>>().await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::RateLimit);
+    /// # }
+    /// ```
+    fn payloads(self) -> Payloads<Self>
+    where
+        Self: Sized,
+    {
+        Payloads::new(self)
     }
 
     /// Drains the stream: every event, plus the terminal error if it ended with one.
