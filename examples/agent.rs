@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use beluga_core::runnable::{BatchOptions, Branches, RetryPolicy, batch, parallel};
+use beluga_core::runnable::{BatchOptions, ParallelOutput, RetryPolicy, parallel};
 use beluga_core::{
     BoxRunnable, Context, Error, ErrorCode, EventKind, EventResult, Runnable, RunnableExt,
     stream_producer,
@@ -163,10 +163,10 @@ async fn main() -> Result<(), Error> {
     let mut results = std::pin::pin!(fan.stream(ctx.clone(), "Is shipping free?".to_owned()));
     while let Some(item) = results.next().await {
         match item?.into_kind() {
-            EventKind::Data(Branches::Item { branch, value }) => {
+            EventKind::Data(ParallelOutput::Item { branch, value }) => {
                 println!("  tool {branch}: {value}");
             }
-            EventKind::Done(Some(Branches::All(all))) => {
+            EventKind::Done(Some(ParallelOutput::All(all))) => {
                 println!("all {} tools answered: {}", all.len(), all.join(" | "));
             }
             _ => {}
@@ -195,7 +195,7 @@ async fn main() -> Result<(), Error> {
         "What about the weather on Mars?",
     ]
     .map(str::to_owned);
-    let answers = batch(&rag, &ctx, questions.clone(), &options).await;
+    let answers = rag.batch(&ctx, questions.clone(), &options).await;
 
     for (question, answer) in questions.iter().zip(answers) {
         match answer {

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use beluga_core::runnable::{BatchOptions, RetryPolicy, batch, batch_stream};
-use beluga_core::{Context, Error, ErrorCode, Event, EventResult, Runnable, stream_producer};
+use beluga_core::runnable::{BatchOptions, RetryPolicy};
+use beluga_core::{
+    Context, Error, ErrorCode, Event, EventResult, Runnable, RunnableExt, stream_producer,
+};
 use beluga_tests::{DropGuard, alive_tasks, drops, eventually, settle};
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, sleep};
@@ -312,7 +314,7 @@ async fn results_come_back_in_input_order_whatever_the_delays() {
     let delays = [50, 10, 40, 0, 30, 20];
     let inputs: Vec<(usize, u64)> = delays.iter().copied().enumerate().collect();
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), inputs, &options(8)).await;
+    let results = runnable.batch(&Context::new(), inputs, &options(8)).await;
     let ids: Vec<usize> = results.into_iter().map(Result::unwrap).collect();
     assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
     assert_eq!(start.elapsed(), ms(50), "all ran at once");
@@ -323,11 +325,11 @@ async fn the_stream_yields_in_completion_order_each_at_its_own_time() {
     let runnable = Sleepy::default();
     let inputs = [(0, 50), (1, 10), (2, 40), (3, 0), (4, 30), (5, 20)];
     let start = Instant::now();
-    let seen: Vec<(usize, usize, u128)> =
-        batch_stream(&runnable, &Context::new(), inputs, &options(8))
-            .map(|(index, result)| (index, result.unwrap(), start.elapsed().as_millis()))
-            .collect()
-            .await;
+    let seen: Vec<(usize, usize, u128)> = runnable
+        .batch_unordered(&Context::new(), inputs, &options(8))
+        .map(|(index, result)| (index, result.unwrap(), start.elapsed().as_millis()))
+        .collect()
+        .await;
     assert_eq!(
         seen,
         [
@@ -345,7 +347,7 @@ async fn the_stream_yields_in_completion_order_each_at_its_own_time() {
 async fn never_more_than_max_concurrency_in_flight_and_it_is_reached() {
     let runnable = Sleepy::default();
     let inputs: Vec<(usize, u64)> = (0..20).map(|i| (i, (i as u64 * 7 % 5 + 1) * 10)).collect();
-    let results = batch(&runnable, &Context::new(), inputs, &options(3)).await;
+    let results = runnable.batch(&Context::new(), inputs, &options(3)).await;
     assert_eq!(results.len(), 20);
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(runnable.gauge.peak(), 3);
@@ -354,13 +356,9 @@ async fn never_more_than_max_concurrency_in_flight_and_it_is_reached() {
     // Concurrency 1 is strictly one after the other.
     let runnable = Sleepy::default();
     let start = Instant::now();
-    let results = batch(
-        &runnable,
-        &Context::new(),
-        [(0, 10), (1, 20), (2, 30)],
-        &options(1),
-    )
-    .await;
+    let results = runnable
+        .batch(&Context::new(), [(0, 10), (1, 20), (2, 30)], &options(1))
+        .await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(runnable.gauge.peak(), 1);
     assert_eq!(start.elapsed(), ms(60));
@@ -371,15 +369,15 @@ async fn a_freed_slot_is_filled_at_once() {
     // Concurrency 2: item 2 starts when item 1 (10 ms) ends, not when item 0 (100 ms) does.
     let runnable = Sleepy::default();
     let start = Instant::now();
-    let seen: Vec<(usize, u128)> = batch_stream(
-        &runnable,
-        &Context::new(),
-        [(0, 100), (1, 10), (2, 10), (3, 10)],
-        &options(2),
-    )
-    .map(|(index, _)| (index, start.elapsed().as_millis()))
-    .collect()
-    .await;
+    let seen: Vec<(usize, u128)> = runnable
+        .batch_unordered(
+            &Context::new(),
+            [(0, 100), (1, 10), (2, 10), (3, 10)],
+            &options(2),
+        )
+        .map(|(index, _)| (index, start.elapsed().as_millis()))
+        .collect()
+        .await;
     assert_eq!(seen, [(1, 10), (2, 20), (3, 30), (0, 100)]);
     assert_eq!(runnable.gauge.peak(), 2);
 }
@@ -394,7 +392,7 @@ async fn inputs_are_pulled_only_as_slots_free_up() {
     });
     let inputs = inputs.map(|i| (i, 10));
     let ctx = Context::new();
-    let mut stream = std::pin::pin!(batch_stream(&runnable, &ctx, inputs, &options(4)));
+    let mut stream = std::pin::pin!(runnable.batch_unordered(&ctx, inputs, &options(4)));
     let first: Vec<usize> = stream.as_mut().take(5).map(|(i, _)| i).collect().await;
     assert_eq!(first, [0, 1, 2, 3, 4]);
     // 4 at first, one more for each of the first 4 results: the fifth result came from those.
@@ -404,10 +402,12 @@ async fn inputs_are_pulled_only_as_slots_free_up() {
 #[tokio::test(start_paused = true)]
 async fn empty_input_gives_empty_output() {
     let runnable = Sleepy::default();
-    let results = batch(&runnable, &Context::new(), Vec::new(), &options(4)).await;
+    let results = runnable
+        .batch(&Context::new(), Vec::new(), &options(4))
+        .await;
     assert!(results.is_empty());
     let ctx = Context::new();
-    let stream = batch_stream(&runnable, &ctx, Vec::new(), &options(4));
+    let stream = runnable.batch_unordered(&ctx, Vec::new(), &options(4));
     assert_eq!(stream.count().await, 0);
 }
 
@@ -429,8 +429,8 @@ fn the_futures_are_send() {
     let runnable = Sleepy::default();
     let ctx = Context::new();
     let options = BatchOptions::default();
-    assert_send(&batch(&runnable, &ctx, vec![(0, 1)], &options));
-    assert_send(&batch_stream(&runnable, &ctx, vec![(0, 1)], &options));
+    assert_send(&runnable.batch(&ctx, vec![(0, 1)], &options));
+    assert_send(&runnable.batch_unordered(&ctx, vec![(0, 1)], &options));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ async fn a_rate_limit_is_retried_max_attempts_minus_one_times_with_the_capped_ba
     let runnable = Flaky::always(rate_limit);
     let opts = options(4).with_retry(exact_retry(4, ms(250)));
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), [0], &opts).await;
+    let results = runnable.batch(&Context::new(), [0], &opts).await;
     assert_eq!(
         code(&results[0]),
         ErrorCode::RateLimit,
@@ -463,7 +463,7 @@ async fn a_retry_that_succeeds_returns_the_value() {
     let runnable = Flaky::script(vec![rate_limit, rate_limit]);
     let opts = options(4).with_retry(exact_retry(5, ms(10_000)));
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), [0], &opts).await;
+    let results = runnable.batch(&Context::new(), [0], &opts).await;
     assert_eq!(
         results[0].as_ref().ok(),
         Some(&3),
@@ -478,7 +478,7 @@ async fn an_auth_error_is_attempted_exactly_once() {
     let runnable = Flaky::always(auth);
     let opts = options(4).with_retry(exact_retry(5, ms(10_000)));
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), [0], &opts).await;
+    let results = runnable.batch(&Context::new(), [0], &opts).await;
     assert_eq!(code(&results[0]), ErrorCode::Auth);
     assert_eq!(runnable.attempts(0).len(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -490,19 +490,19 @@ async fn retryability_is_decided_by_the_root_cause() {
 
     // `tool_failed` on its own is not retryable; a rate limit underneath makes it so.
     let wrapped_limit = Flaky::always(rate_limit_as_tool_failed);
-    let results = batch(&wrapped_limit, &Context::new(), [0], &opts).await;
+    let results = wrapped_limit.batch(&Context::new(), [0], &opts).await;
     assert_eq!(code(&results[0]), ErrorCode::ToolFailed);
     assert_eq!(wrapped_limit.attempts(0).len(), 3);
 
     // `provider_unavailable` on its own is retryable; an auth error underneath makes it fatal.
     let wrapped_auth = Flaky::always(auth_as_provider_unavailable);
-    let results = batch(&wrapped_auth, &Context::new(), [0], &opts).await;
+    let results = wrapped_auth.batch(&Context::new(), [0], &opts).await;
     assert_eq!(code(&results[0]), ErrorCode::ProviderUnavailable);
     assert_eq!(wrapped_auth.attempts(0).len(), 1);
 
     // A retryable error, then a fatal one: retrying stops at the fatal one.
     let mixed = Flaky::script(vec![rate_limit, auth, rate_limit]);
-    let results = batch(&mixed, &Context::new(), [0], &opts).await;
+    let results = mixed.batch(&Context::new(), [0], &opts).await;
     assert_eq!(code(&results[0]), ErrorCode::Auth);
     assert_eq!(mixed.attempts(0).len(), 2);
 }
@@ -510,7 +510,9 @@ async fn retryability_is_decided_by_the_root_cause() {
 #[tokio::test(start_paused = true)]
 async fn without_a_retry_policy_nothing_is_retried() {
     let runnable = Flaky::always(rate_limit);
-    let results = batch(&runnable, &Context::new(), [0, 1], &BatchOptions::default()).await;
+    let results = runnable
+        .batch(&Context::new(), [0, 1], &BatchOptions::default())
+        .await;
     assert!(results.iter().all(|r| code(r) == ErrorCode::RateLimit));
     assert_eq!(runnable.attempts(0).len(), 1);
     assert_eq!(runnable.attempts(1).len(), 1);
@@ -522,7 +524,7 @@ async fn jitter_shortens_each_backoff_by_at_most_its_fraction_and_spreads_items(
     let policy = exact_retry(4, ms(10_000)).with_jitter(0.5);
     let opts = options(16).with_retry(policy);
     let items: Vec<usize> = (0..16).collect();
-    let results = batch(&runnable, &Context::new(), items.clone(), &opts).await;
+    let results = runnable.batch(&Context::new(), items.clone(), &opts).await;
     assert!(results.iter().all(|r| code(r) == ErrorCode::RateLimit));
     let mut first_gaps = BTreeSet::new();
     for item in items {
@@ -550,24 +552,16 @@ async fn inputs_are_cloned_only_for_attempts_that_may_be_retried() {
         attempts: AtomicUsize::new(0),
     };
 
-    let results = batch(
-        &runnable,
-        &Context::new(),
-        [Counted(Arc::clone(&clones))],
-        &options(1),
-    )
-    .await;
+    let results = runnable
+        .batch(&Context::new(), [Counted(Arc::clone(&clones))], &options(1))
+        .await;
     assert_eq!(code(&results[0]), ErrorCode::RateLimit);
     assert_eq!(clones.load(Ordering::SeqCst), 0, "no retry, no clone");
 
     let opts = options(1).with_retry(exact_retry(3, ms(10)));
-    let results = batch(
-        &runnable,
-        &Context::new(),
-        [Counted(Arc::clone(&clones))],
-        &opts,
-    )
-    .await;
+    let results = runnable
+        .batch(&Context::new(), [Counted(Arc::clone(&clones))], &opts)
+        .await;
     assert_eq!(code(&results[0]), ErrorCode::RateLimit);
     assert_eq!(runnable.attempts.load(Ordering::SeqCst), 1 + 3);
     assert_eq!(
@@ -583,7 +577,7 @@ async fn an_item_in_backoff_keeps_its_slot() {
     let runnable = Flaky::always(rate_limit);
     let opts = options(1).with_retry(exact_retry(3, ms(10_000)));
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), [0, 1], &opts).await;
+    let results = runnable.batch(&Context::new(), [0, 1], &opts).await;
     assert!(results.iter().all(|r| code(r) == ErrorCode::RateLimit));
     assert_eq!(runnable.attempts(1)[0] - start, ms(300));
 }
@@ -597,21 +591,21 @@ async fn a_slow_item_times_out_without_stalling_the_others() {
     let runnable = Sleepy::default();
     let opts = options(8).with_timeout(ms(100));
     let start = Instant::now();
-    let seen: Vec<(usize, Result<usize, ErrorCode>, u128)> = batch_stream(
-        &runnable,
-        &Context::new(),
-        [(0, 10), (1, 1_000), (2, 20), (3, 50)],
-        &opts,
-    )
-    .map(|(index, result)| {
-        (
-            index,
-            result.map_err(|e| e.code()),
-            start.elapsed().as_millis(),
+    let seen: Vec<(usize, Result<usize, ErrorCode>, u128)> = runnable
+        .batch_unordered(
+            &Context::new(),
+            [(0, 10), (1, 1_000), (2, 20), (3, 50)],
+            &opts,
         )
-    })
-    .collect()
-    .await;
+        .map(|(index, result)| {
+            (
+                index,
+                result.map_err(|e| e.code()),
+                start.elapsed().as_millis(),
+            )
+        })
+        .collect()
+        .await;
     assert_eq!(
         seen,
         [
@@ -633,11 +627,11 @@ async fn a_timed_out_item_frees_its_slot_on_time() {
     let runnable = Sleepy::default();
     let opts = options(1).with_timeout(ms(100));
     let start = Instant::now();
-    let seen: Vec<(usize, u128)> =
-        batch_stream(&runnable, &Context::new(), [(0, 1_000), (1, 10)], &opts)
-            .map(|(index, _)| (index, start.elapsed().as_millis()))
-            .collect()
-            .await;
+    let seen: Vec<(usize, u128)> = runnable
+        .batch_unordered(&Context::new(), [(0, 1_000), (1, 10)], &opts)
+        .map(|(index, _)| (index, start.elapsed().as_millis()))
+        .collect()
+        .await;
     assert_eq!(seen, [(0, 100), (1, 110)]);
 }
 
@@ -647,7 +641,9 @@ async fn a_runnable_that_sees_its_own_deadline_still_ends_with_timeout() {
     // `deadline_exceeded`, which the batch reports as the (retryable) `timeout` it is.
     let runnable = Cooperative::default();
     let opts = options(8).with_timeout(ms(100));
-    let results = batch(&runnable, &Context::new(), [(0, 10), (1, 1_000)], &opts).await;
+    let results = runnable
+        .batch(&Context::new(), [(0, 10), (1, 1_000)], &opts)
+        .await;
     assert_eq!(results[0].as_ref().ok(), Some(&0));
     let err = results[1].as_ref().unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
@@ -663,7 +659,7 @@ async fn a_timed_out_attempt_is_retried() {
         .with_jitter(0.0);
     let opts = options(8).with_timeout(ms(100)).with_retry(retry);
     let start = Instant::now();
-    let results = batch(&runnable, &Context::new(), [(0, 1_000)], &opts).await;
+    let results = runnable.batch(&Context::new(), [(0, 1_000)], &opts).await;
     assert_eq!(code(&results[0]), ErrorCode::Timeout);
     assert_eq!(runnable.gauge.started(), 3);
     // 100 (attempt) + 10 (backoff) + 100 + 20 + 100.
@@ -680,7 +676,7 @@ async fn a_cancelled_context_ends_every_remaining_item_without_starting_new_ones
     let ctx = Context::new();
     let inputs: Vec<(usize, u64)> = (0..10).map(|i| (i, 100)).collect();
     let start = Instant::now();
-    let (results, ()) = tokio::join!(batch(&runnable, &ctx, inputs, &options(2)), async {
+    let (results, ()) = tokio::join!(runnable.batch(&ctx, inputs, &options(2)), async {
         sleep(ms(150)).await;
         ctx.cancel();
     });
@@ -705,7 +701,7 @@ async fn after_a_cancel_the_stream_owes_each_remaining_index_one_error() {
     let runnable = Sleepy::default();
     let ctx = Context::new();
     let inputs: Vec<(usize, u64)> = (0..6).map(|i| (i, 100 + i as u64)).collect();
-    let mut stream = std::pin::pin!(batch_stream(&runnable, &ctx, inputs, &options(3)));
+    let mut stream = std::pin::pin!(runnable.batch_unordered(&ctx, inputs, &options(3)));
     assert_eq!(
         stream.next().await.map(|(i, r)| (i, r.unwrap())),
         Some((0, 0))
@@ -729,7 +725,9 @@ async fn an_already_cancelled_context_starts_nothing() {
     let runnable = Sleepy::default();
     let ctx = Context::new();
     ctx.cancel();
-    let results = batch(&runnable, &ctx, [(0, 0), (1, 0), (2, 0)], &options(2)).await;
+    let results = runnable
+        .batch(&ctx, [(0, 0), (1, 0), (2, 0)], &options(2))
+        .await;
     assert!(results.iter().all(|r| code(r) == ErrorCode::Cancelled));
     assert_eq!(runnable.gauge.started(), 0);
 }
@@ -739,13 +737,9 @@ async fn the_contexts_deadline_ends_the_batch_with_deadline_exceeded() {
     let runnable = Sleepy::default();
     let ctx = Context::new().with_timeout(ms(150));
     let start = Instant::now();
-    let results = batch(
-        &runnable,
-        &ctx,
-        [(0, 100), (1, 1_000), (2, 1_000)],
-        &options(2),
-    )
-    .await;
+    let results = runnable
+        .batch(&ctx, [(0, 100), (1, 1_000), (2, 1_000)], &options(2))
+        .await;
     assert_eq!(start.elapsed(), ms(150));
     assert_eq!(results[0].as_ref().ok(), Some(&0));
     assert_eq!(code(&results[1]), ErrorCode::DeadlineExceeded);
@@ -758,7 +752,7 @@ async fn a_cancel_cuts_a_backoff_short() {
     let opts = options(1).with_retry(exact_retry(5, ms(60_000)).with_initial_backoff(ms(10_000)));
     let ctx = Context::new();
     let start = Instant::now();
-    let (results, ()) = tokio::join!(batch(&runnable, &ctx, [0], &opts), async {
+    let (results, ()) = tokio::join!(runnable.batch(&ctx, [0], &opts), async {
         sleep(ms(1_000)).await;
         ctx.cancel();
     });
@@ -773,7 +767,7 @@ async fn dropping_the_batch_future_drops_every_item_in_flight_and_leaves_no_task
     let runnable = Parked::new(10);
     let ctx = Context::new();
     {
-        let mut future = Box::pin(batch(&runnable, &ctx, [true; 10], &options(4)));
+        let mut future = Box::pin(runnable.batch(&ctx, [true; 10], &options(4)));
         assert!(futures_util::poll!(future.as_mut()).is_pending());
         settle().await;
         assert_eq!(runnable.gauge.started(), 4);
@@ -803,7 +797,7 @@ async fn dropping_the_stream_mid_flight_drops_every_item_in_flight() {
     let ctx = Context::new();
     {
         let inputs = [true, false, true, true, false, true];
-        let mut stream = Box::pin(batch_stream(&runnable, &ctx, inputs, &options(3)));
+        let mut stream = Box::pin(runnable.batch_unordered(&ctx, inputs, &options(3)));
         // Items 0, 1, 2 start; 1 finishes, its slot goes to 3.
         assert_eq!(
             stream.next().await.map(|(i, r)| (i, r.is_ok())),
@@ -829,7 +823,9 @@ async fn dropping_the_stream_mid_flight_drops_every_item_in_flight() {
 async fn a_finished_batch_leaves_nothing_behind() {
     let baseline = alive_tasks();
     let runnable = Parked::new(8);
-    let results = batch(&runnable, &Context::new(), [false; 8], &options(3)).await;
+    let results = runnable
+        .batch(&Context::new(), [false; 8], &options(3))
+        .await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(runnable.dropped(), 8);
     eventually("every watcher has ended", || alive_tasks() == baseline).await;
@@ -866,7 +862,7 @@ impl Runnable for Yielding {
 async fn works_on_a_multi_threaded_runtime() {
     let (ids, peak) = tokio::spawn(async move {
         let runnable = Yielding::default();
-        let results = batch(&runnable, &Context::new(), 0..200, &options(5)).await;
+        let results = runnable.batch(&Context::new(), 0..200, &options(5)).await;
         let ids: Vec<usize> = results.into_iter().map(Result::unwrap).collect();
         (ids, runnable.gauge.peak())
     })
@@ -881,8 +877,7 @@ async fn works_on_a_multi_threaded_runtime() {
 async fn a_cancelled_batch_over_an_endless_iterator_ends() {
     let ctx = Context::new();
     ctx.cancel();
-    let stream = beluga_core::runnable::batch_stream(
-        &EndlessEcho,
+    let stream = EndlessEcho.batch_unordered(
         &ctx,
         0_u64..,
         &beluga_core::runnable::BatchOptions::default(),

@@ -7,7 +7,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use beluga_core::{
-    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, EventStreamExt, stream,
+    BoxEventStream, Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt,
+    stream,
 };
 use beluga_tests::{DropGuard, drops};
 use futures_util::stream::{FusedStream, Stream, StreamExt};
@@ -82,7 +83,7 @@ async fn collect_keeps_error_events_and_stops_at_the_first_terminal_error() {
 
 #[tokio::test]
 async fn collect_without_error_returns_everything() {
-    let collected = stream::collect(stream::iter([1, 2, 3])).await;
+    let collected = stream::iter([1, 2, 3]).collect_events().await;
     assert_eq!(collected.error, None);
     assert_eq!(
         collected.into_result().unwrap(),
@@ -251,7 +252,7 @@ async fn a_deadline_ends_a_parked_source_on_time() {
     let (source, _, dropped) = Scripted::new(vec![]);
     let start = tokio::time::Instant::now();
     let ctx = Context::new().with_timeout(Duration::from_millis(50));
-    let mut stream = stream::cancellable(source, &ctx);
+    let mut stream = source.cancellable(&ctx);
     let err = stream.next().await.unwrap().unwrap_err();
     assert_eq!(err.code(), ErrorCode::DeadlineExceeded);
     assert_eq!(start.elapsed(), Duration::from_millis(50));
@@ -442,10 +443,10 @@ async fn dropping_the_adapter_drops_the_source() {
 async fn boxed_streams_are_send_and_compose() {
     fn assert_send<S: Send>(_: &S) {}
     let ctx = Context::new();
-    let boxed: EventStream<'static, String> = stream::iter(["a", "b"])
+    let boxed: BoxEventStream<'static, String> = stream::iter(["a", "b"])
         .map_payload(str::to_owned)
         .cancellable(&ctx)
-        .boxed_events();
+        .boxed();
     assert_send(&boxed);
     let text: String = boxed.collect_events().await.data().cloned().collect();
     assert_eq!(text, "ab");

@@ -23,7 +23,7 @@ async fn finish<T>(task: tokio::task::JoinHandle<T>) -> T {
 
 #[test]
 fn try_acquire_takes_free_permits_and_available_counts_them() {
-    let flow = FlowController::new(3);
+    let flow = FlowController::new(3).unwrap();
     assert_eq!((flow.capacity(), flow.available()), (3, 3));
 
     let permits: Vec<Permit> = (0..3).map(|_| flow.try_acquire().unwrap()).collect();
@@ -41,7 +41,7 @@ fn try_acquire_takes_free_permits_and_available_counts_them() {
 
 #[tokio::test]
 async fn acquire_takes_a_free_permit_at_once() {
-    let flow = FlowController::new(2);
+    let flow = FlowController::new(2).unwrap();
     let ctx = Context::new();
     let a = within(flow.acquire(&ctx)).await.unwrap();
     let b = within(flow.acquire(&ctx)).await.unwrap();
@@ -52,7 +52,7 @@ async fn acquire_takes_a_free_permit_at_once() {
 
 #[tokio::test]
 async fn acquire_waits_while_exhausted_and_proceeds_when_a_permit_is_dropped() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
 
     let waiter = tokio::spawn({
@@ -75,7 +75,7 @@ async fn acquire_waits_while_exhausted_and_proceeds_when_a_permit_is_dropped() {
 
 #[tokio::test]
 async fn waiters_are_served_in_arrival_order() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut waiters = Vec::new();
@@ -102,7 +102,7 @@ async fn waiters_are_served_in_arrival_order() {
 
 #[tokio::test]
 async fn cancel_while_waiting_returns_cancelled_and_takes_no_permit() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
     let ctx = Context::new();
 
@@ -122,7 +122,7 @@ async fn cancel_while_waiting_returns_cancelled_and_takes_no_permit() {
 
 #[tokio::test]
 async fn a_cancel_racing_a_release_still_takes_no_permit() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
     let ctx = Context::new();
     let waiter = tokio::spawn({
@@ -145,7 +145,7 @@ async fn a_cancel_racing_a_release_still_takes_no_permit() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_a_waiting_acquire_takes_no_permit() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
     let timed_out =
         tokio::time::timeout(Duration::from_millis(10), flow.acquire(&Context::new())).await;
@@ -156,7 +156,7 @@ async fn dropping_a_waiting_acquire_takes_no_permit() {
 
 #[tokio::test]
 async fn an_ended_context_is_refused_even_when_permits_are_free() {
-    let flow = FlowController::new(2);
+    let flow = FlowController::new(2).unwrap();
     let ctx = Context::new();
     ctx.cancel();
     let err = within(flow.acquire(&ctx)).await.unwrap_err();
@@ -169,7 +169,7 @@ async fn an_ended_context_is_refused_even_when_permits_are_free() {
 
 #[tokio::test(start_paused = true)]
 async fn a_passed_deadline_is_refused_even_if_nobody_observed_it() {
-    let flow = FlowController::new(2);
+    let flow = FlowController::new(2).unwrap();
     let ctx = Context::new().with_timeout(Duration::from_millis(10));
     tokio::time::advance(Duration::from_millis(20)).await;
     assert!(!ctx.is_cancelled(), "the deadline was already observed");
@@ -181,7 +181,7 @@ async fn a_passed_deadline_is_refused_even_if_nobody_observed_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_while_waiting_ends_the_wait_on_time() {
-    let flow = FlowController::new(1);
+    let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
     let ctx = Context::new().with_timeout(Duration::from_millis(50));
     let start = Instant::now();
@@ -202,7 +202,7 @@ async fn a_deadline_while_waiting_ends_the_wait_on_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_more_than_capacity_in_flight_and_every_permit_comes_back() {
     const CAPACITY: usize = 3;
-    let flow = FlowController::new(CAPACITY);
+    let flow = FlowController::new(CAPACITY).unwrap();
     let ctx = Context::new();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -229,7 +229,7 @@ async fn never_more_than_capacity_in_flight_and_every_permit_comes_back() {
 
 #[test]
 fn clones_share_their_permits() {
-    let flow = FlowController::new(2);
+    let flow = FlowController::new(2).unwrap();
     let other = flow.clone();
     let permit = other.try_acquire().unwrap();
     assert_eq!(flow.available(), 1);
@@ -240,14 +240,22 @@ fn clones_share_their_permits() {
 }
 
 #[test]
-#[should_panic(expected = "FlowController::new: permits must be at least 1")]
-fn zero_permits_panics_with_a_clear_message() {
-    let _ = FlowController::new(0);
+fn zero_or_too_many_permits_are_invalid_input_errors() {
+    let zero = FlowController::new(0).unwrap_err();
+    assert_eq!(zero.code(), ErrorCode::InvalidInput);
+    assert!(zero.to_string().contains("at least 1"), "{zero}");
+    let huge = FlowController::new(usize::MAX).unwrap_err();
+    assert_eq!(huge.code(), ErrorCode::InvalidInput);
+    assert!(huge.to_string().contains("maximum"), "{huge}");
+    assert_eq!(
+        FlowController::new(usize::MAX >> 3).unwrap().capacity(),
+        usize::MAX >> 3
+    );
 }
 
 #[test]
 fn debug_shows_capacity_and_available() {
-    let flow = FlowController::new(2);
+    let flow = FlowController::new(2).unwrap();
     let permit = flow.try_acquire().unwrap();
     assert_eq!(
         format!("{flow:?}"),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use beluga_core::{Context, Error, Event, EventStream, EventStreamExt, stream_producer};
+use beluga_core::{BoxEventStream, Context, Error, Event, EventStreamExt, stream_producer};
 use beluga_tests::{DropGuard, drops, settle};
 use futures_util::{Stream, StreamExt};
 
@@ -28,14 +28,14 @@ enum Combinator {
     Cancellable,
     Merge,
     FanOut,
-    Buffered,
+    ReadAhead,
 }
 
 const ALL: [Combinator; 4] = [
     Combinator::Cancellable,
     Combinator::Merge,
     Combinator::FanOut,
-    Combinator::Buffered,
+    Combinator::ReadAhead,
 ];
 
 /// Builds the combinator over fresh guarded sources: the consumers to drive, and the drop
@@ -44,7 +44,7 @@ fn build(
     combinator: Combinator,
     ctx: &Context,
 ) -> (
-    Vec<EventStream<'static, u64>>,
+    Vec<BoxEventStream<'static, u64>>,
     Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 ) {
     let mut counters = Vec::new();
@@ -53,21 +53,21 @@ fn build(
         counters.push(dropped);
         source(ctx.clone(), guard)
     };
-    let consumers: Vec<EventStream<'static, u64>> = match combinator {
-        Combinator::Cancellable => vec![guarded().cancellable(ctx).boxed_events()],
+    let consumers: Vec<BoxEventStream<'static, u64>> = match combinator {
+        Combinator::Cancellable => vec![guarded().cancellable(ctx).boxed()],
         Combinator::Merge => {
-            let inputs: Vec<EventStream<'static, u64>> =
-                (0..3).map(|_| guarded().boxed_events()).collect();
-            vec![beluga_core::stream::merge(inputs).boxed_events()]
+            let inputs: Vec<BoxEventStream<'static, u64>> =
+                (0..3).map(|_| guarded().boxed()).collect();
+            vec![beluga_core::stream::merge(inputs).boxed()]
         }
         Combinator::FanOut => guarded()
             .fan_out_with_capacity(3, 2)
             .unwrap()
             .into_iter()
-            .map(EventStreamExt::boxed_events)
+            .map(StreamExt::boxed)
             .collect(),
         // The one combinator with a task: it must be gone too.
-        Combinator::Buffered => vec![guarded().buffered_events(4, ctx).boxed_events()],
+        Combinator::ReadAhead => vec![guarded().read_ahead(4, ctx).boxed()],
     };
     (consumers, counters)
 }

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use beluga_core::{Error, ErrorCode, Event, EventResult, EventStream, EventStreamExt, stream};
+use beluga_core::{BoxEventStream, Error, ErrorCode, Event, EventResult, EventStreamExt, stream};
 use beluga_tests::{DropGuard, drops};
 use futures_util::{Stream, StreamExt};
 
@@ -40,11 +40,11 @@ async fn an_always_ready_input_cannot_starve_the_others() {
 
 #[tokio::test]
 async fn one_done_when_every_input_is_done_and_each_input_keeps_its_order() {
-    let inputs: Vec<EventStream<'static, u32>> = vec![
-        stream::iter([1, 2, 3]).boxed_events(),
-        stream::iter([10]).boxed_events(),
-        stream::iter(Vec::<u32>::new()).boxed_events(),
-        stream::iter([20, 30]).boxed_events(),
+    let inputs: Vec<BoxEventStream<'static, u32>> = vec![
+        stream::iter([1, 2, 3]).boxed(),
+        stream::iter([10]).boxed(),
+        stream::iter(Vec::<u32>::new()).boxed(),
+        stream::iter([20, 30]).boxed(),
     ];
     let collected = stream::merge(inputs).collect_events().await;
     assert_eq!(collected.error, None);
@@ -76,10 +76,10 @@ async fn the_first_error_ends_the_merge_and_drops_every_input() {
         Ok(Event::data(1)),
         Err(Error::new(ErrorCode::RateLimit, "429")),
     ]);
-    let inputs: Vec<EventStream<'static, u32>> = vec![
-        pending_forever.boxed_events(),
-        failing.boxed_events(),
-        also_pending.boxed_events(),
+    let inputs: Vec<BoxEventStream<'static, u32>> = vec![
+        pending_forever.boxed(),
+        failing.boxed(),
+        also_pending.boxed(),
     ];
     let mut merged = stream::merge(inputs);
     assert_eq!(merged.next().await.unwrap().unwrap(), Event::data(1));
@@ -96,7 +96,7 @@ async fn the_first_error_ends_the_merge_and_drops_every_input() {
 
 #[tokio::test]
 async fn an_empty_merge_is_just_done() {
-    let collected = stream::merge(Vec::<EventStream<'static, u8>>::new())
+    let collected = stream::merge(Vec::<BoxEventStream<'static, u8>>::new())
         .collect_events()
         .await;
     assert_eq!(collected.events, [Event::done()]);
@@ -104,7 +104,7 @@ async fn an_empty_merge_is_just_done() {
 
 #[test]
 fn size_hint_is_honest() {
-    let merged = stream::iter(vec![1, 2]).merge_with([stream::iter(vec![3])]);
+    let merged = stream::merge([stream::iter(vec![1, 2]), stream::iter(vec![3])]);
     // The inputs promise at most 3 + 2 items (their `done`s included, though an input may end
     // without one), plus the merge's own `done`; an error could end it at any point.
     assert_eq!(merged.size_hint(), (0, Some(6)));

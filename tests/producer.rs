@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use beluga_core::{
-    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, EventStreamExt,
+    BoxEventStream, Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt,
     stream_producer,
 };
 use beluga_tests::{DropGuard, drops};
@@ -395,14 +395,14 @@ impl Model {
 }
 
 trait Provider {
-    fn stream(&self, ctx: Context) -> EventStream<'_, u32>;
+    fn stream(&self, ctx: Context) -> BoxEventStream<'_, u32>;
 }
 
 struct Fixed(u32);
 
 impl Provider for Fixed {
     #[stream_producer]
-    fn stream(&self, ctx: Context) -> EventStream<'_, u32> {
+    fn stream(&self, ctx: Context) -> BoxEventStream<'_, u32> {
         emit!(self.0);
         self.0 + 1
     }

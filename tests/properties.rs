@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use beluga_core::{Context, Error, Event, EventStream, EventStreamExt, stream_producer};
+use beluga_core::{BoxEventStream, Context, Error, Event, EventStreamExt, stream_producer};
 use futures_util::Stream;
 use proptest::prelude::*;
 
@@ -50,10 +50,10 @@ proptest! {
         let rt = paused_runtime();
         let out = rt.block_on(async {
             let ctx = Context::new();
-            let streams: Vec<EventStream<'static, (usize, usize)>> = inputs
+            let streams: Vec<BoxEventStream<'static, (usize, usize)>> = inputs
                 .iter()
                 .enumerate()
-                .map(|(tag, delays)| delayed(ctx.clone(), tag, delays.clone()).boxed_events())
+                .map(|(tag, delays)| futures_util::StreamExt::boxed(delayed(ctx.clone(), tag, delays.clone())))
                 .collect();
             beluga_core::stream::merge(streams).collect_events().await
         });

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use beluga_core::runnable::{Branches, parallel};
+use beluga_core::runnable::{ParallelOutput, parallel};
 use beluga_core::{
     BoxRunnable, Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt,
     Runnable, RunnableExt, stream_producer,
@@ -137,7 +137,7 @@ async fn parallel_streams_items_as_they_arrive_tagged_by_branch() {
         .events
         .iter()
         .filter_map(|ev| match ev.kind() {
-            EventKind::Data(Branches::Item { branch, .. }) => Some(*branch),
+            EventKind::Data(ParallelOutput::Item { branch, .. }) => Some(*branch),
             _ => None,
         })
         .collect();
@@ -145,7 +145,7 @@ async fn parallel_streams_items_as_they_arrive_tagged_by_branch() {
     assert_eq!(tags, [1, 1, 0, 0]);
     assert_eq!(
         collected.events.last(),
-        Some(&Event::done_with(Branches::All(vec![10, 20])))
+        Some(&Event::done_with(ParallelOutput::All(vec![10, 20])))
     );
     let all = run
         .invoke(Context::new(), 10)
@@ -207,7 +207,7 @@ async fn the_first_failure_cancels_the_other_branches_within_one_poll() {
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(
         first,
-        Event::data(Branches::Item {
+        Event::data(ParallelOutput::Item {
             branch: 0,
             value: 1
         })
@@ -232,7 +232,7 @@ async fn settle_mode_reports_every_branch() {
         Scripted2.boxed(),
     ];
     let settled = parallel(branches)
-        .settle()
+        .all_settled()
         .invoke(Context::new(), 2)
         .await
         .unwrap()

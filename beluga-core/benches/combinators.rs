@@ -1,4 +1,4 @@
-//! Cost of `merge`, `fan_out`, `buffered_events` and `FlowController` against a hand-written
+//! Cost of `merge`, `fan_out`, `read_ahead` and `FlowController` against a hand-written
 //! stream and the usual Rust picks: futures-util `select_all`, tokio-stream's `merge`, Tokio
 //! channels with spawned tasks, and Tokio's `Semaphore`.
 //!
@@ -212,13 +212,13 @@ impl Case {
         }
     }
 
-    /// Read-ahead: `buffered_events(16)`, or a spawned task sending into an mpsc(16).
+    /// Read-ahead: `read_ahead(16)`, or a spawned task sending into an mpsc(16).
     fn run_buffered(self, rt: &Runtime, n: u64) -> (Duration, u64) {
         if self == Case::Buffered16 {
             let ctx = Context::new();
             let ahead = {
                 let _guard = rt.enter();
-                Counter::range(0, n).buffered_events(16, &ctx)
+                Counter::range(0, n).read_ahead(16, &ctx)
             };
             self.drain(rt, n, consume(ahead))
         } else {
@@ -242,7 +242,7 @@ impl Case {
                 } else {
                     Context::new()
                 };
-                let flow = FlowController::new(1);
+                let flow = FlowController::new(1).unwrap();
                 self.drain(rt, n, async move {
                     let mut sum = 0_u64;
                     for i in 0..n {

@@ -12,7 +12,7 @@
 //!   `runnable.invoke(ctx, N).await`. The result is the producer's sum, checked.
 //! - Per input, `N / 10` inputs (default 100,000): a derived no-op runnable (its producer ends at
 //!   once with `done_with(input)`). `batch1`, `batch8` and `batch64` run
-//!   `batch(&noop, &ctx, 0..N/10, &options)` with that `max_concurrency`; `invoke_loop` awaits
+//!   `noop.batch(&ctx, 0..N/10, &options)` with that `max_concurrency`; `invoke_loop` awaits
 //!   `noop.invoke` on each input in turn, for reference; `batch64_spawned` is `batch64` run in
 //!   a spawned task rather than in `block_on`'s own future. The results are summed and checked.
 //!
@@ -38,7 +38,7 @@ use std::pin::pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use beluga_core::runnable::{BatchOptions, batch, invoke_stream};
+use beluga_core::runnable::{BatchOptions, invoke_stream};
 use beluga_core::{
     BoxRunnable, Context, Error, ErrorCode, EventKind, EventResult, Runnable, RunnableExt,
     stream_producer,
@@ -263,7 +263,7 @@ impl support::Case for Case {
                     .with_max_concurrency(limit)
                     .expect("a valid concurrency");
                 self.measure(rt, units, async move {
-                    let results = batch(&Noop, &ctx, 0..units, &options).await;
+                    let results = Noop.batch(&ctx, 0..units, &options).await;
                     sum_results(results, units)
                 })
             }
@@ -273,7 +273,7 @@ impl support::Case for Case {
                     .expect("a valid concurrency");
                 self.measure(rt, units, async move {
                     let task = tokio::spawn(async move {
-                        let results = batch(&Noop, &ctx, 0..units, &options).await;
+                        let results = Noop.batch(&ctx, 0..units, &options).await;
                         sum_results(results, units)
                     });
                     task.await.expect("the batch task")

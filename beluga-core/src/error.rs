@@ -6,7 +6,7 @@
 //! different things:
 //!
 //! * **`Err(Error)` item: terminal.** The producer has failed and the stream is over. It is the
-//!   last item a well-behaved stream yields. [`collect`](crate::stream::collect) stops at it and
+//!   last item a well-behaved stream yields. [`collect_events`](crate::EventStreamExt::collect_events) stops at it and
 //!   reports it as *the* error, [`cancellable`](crate::EventStreamExt::cancellable) ends (and
 //!   drops its source) right after it, and the pure adapters (`map_payload`, `filter_events`)
 //!   pass it through unchanged.

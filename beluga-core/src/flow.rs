@@ -18,7 +18,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), beluga_core::Error> {
 //! let ctx = Context::new();
-//! let flow = FlowController::new(2); // at most two model calls at once
+//! let flow = FlowController::new(2)?; // at most two model calls at once
 //!
 //! let mut calls = Vec::new();
 //! for prompt in ["a", "b", "c", "d"] {
@@ -57,7 +57,7 @@ use crate::error::{Error, ErrorCode};
 /// use beluga_core::{Context, FlowController};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let flow = FlowController::new(1);
+/// let flow = FlowController::new(1).unwrap();
 /// let permit = flow.acquire(&Context::new()).await.unwrap();
 /// assert!(flow.try_acquire().is_none()); // all taken
 /// drop(permit);
@@ -77,7 +77,7 @@ pub struct FlowController {
 ///
 /// ```
 /// use beluga_core::FlowController;
-/// let flow = FlowController::new(3);
+/// let flow = FlowController::new(3).unwrap();
 /// let permit = flow.try_acquire().unwrap();
 /// assert_eq!(flow.available(), 2);
 /// drop(permit);
@@ -91,35 +91,42 @@ pub struct Permit {
 impl FlowController {
     /// A controller with `permits` permits, all free.
     ///
-    /// # Panics
-    ///
-    /// If `permits` is 0, or larger than [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`). A
-    /// controller with no permits could never grant one: every `acquire` would wait until its
-    /// context ended. Like a zero capacity for
-    /// [`buffered_events`](crate::EventStreamExt::buffered_events), that is a bug in the code
-    /// rather than a condition to handle, so it panics (at the caller's line) instead of
-    /// returning an error.
+    /// `permits` of 0 (a controller that could never grant a permit: every `acquire` would wait
+    /// until its context ended), or more than [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`), is
+    /// an `invalid_input` error, as every count in this crate is (see
+    /// [Counts and capacities](crate#counts-and-capacities)).
     ///
     /// ```
-    /// let flow = beluga_core::FlowController::new(8);
+    /// use beluga_core::{ErrorCode, FlowController};
+    /// let flow = FlowController::new(8)?;
     /// assert_eq!(flow.capacity(), 8);
     /// assert_eq!(flow.available(), 8);
+    ///
+    /// assert_eq!(FlowController::new(0).unwrap_err().code(), ErrorCode::InvalidInput);
+    /// # Ok::<(), beluga_core::Error>(())
     /// ```
-    #[track_caller]
-    pub fn new(permits: usize) -> Self {
-        assert!(
-            permits != 0,
-            "FlowController::new: permits must be at least 1 (with 0, acquire could never succeed)"
-        );
-        assert!(
-            permits <= Semaphore::MAX_PERMITS,
-            "FlowController::new: {permits} permits is more than the maximum, {}",
-            Semaphore::MAX_PERMITS
-        );
-        FlowController {
+    pub fn new(permits: usize) -> Result<Self, Error> {
+        if permits == 0 {
+            return Err(Error::new(
+                ErrorCode::InvalidInput,
+                "permits must be at least 1 (with 0, acquire could never succeed)",
+            )
+            .with_op("FlowController::new"));
+        }
+        if permits > Semaphore::MAX_PERMITS {
+            return Err(Error::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "{permits} permits is more than the maximum, {}",
+                    Semaphore::MAX_PERMITS
+                ),
+            )
+            .with_op("FlowController::new"));
+        }
+        Ok(FlowController {
             semaphore: Arc::new(Semaphore::new(permits)),
             capacity: permits,
-        }
+        })
     }
 
     /// Waits for a free permit, or returns the `cancelled` or `deadline_exceeded` error if `ctx`
@@ -136,7 +143,7 @@ impl FlowController {
     /// use beluga_core::{Context, ErrorCode, FlowController};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let flow = FlowController::new(1);
+    /// let flow = FlowController::new(1).unwrap();
     /// let held = flow.acquire(&Context::new()).await.unwrap();
     ///
     /// // Nothing is free, so this waits until its deadline.
@@ -180,7 +187,7 @@ impl FlowController {
     /// A free permit, or `None` if all are taken (or promised to a waiter). Never waits.
     ///
     /// ```
-    /// let flow = beluga_core::FlowController::new(2);
+    /// let flow = beluga_core::FlowController::new(2).unwrap();
     /// let a = flow.try_acquire().unwrap();
     /// let b = flow.try_acquire().unwrap();
     /// assert!(flow.try_acquire().is_none());
@@ -196,7 +203,7 @@ impl FlowController {
     /// How many permits are free now.
     ///
     /// ```
-    /// let flow = beluga_core::FlowController::new(4);
+    /// let flow = beluga_core::FlowController::new(4).unwrap();
     /// let _permit = flow.try_acquire().unwrap();
     /// assert_eq!(flow.available(), 3);
     /// ```
@@ -207,7 +214,7 @@ impl FlowController {
     /// How many permits the controller has in all, free or not.
     ///
     /// ```
-    /// let flow = beluga_core::FlowController::new(4);
+    /// let flow = beluga_core::FlowController::new(4).unwrap();
     /// let _permit = flow.try_acquire().unwrap();
     /// assert_eq!(flow.capacity(), 4);
     /// ```

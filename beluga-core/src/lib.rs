@@ -9,7 +9,16 @@
 //! * [`Context`]: cancellation, deadline and request-scoped values, passed per call, with a
 //!   cancellation check that is one atomic load.
 //! * Streams of `Result<Event<T>, Error>` ([`EventResult`]) and their combinators, as methods
-//!   of [`EventStreamExt`] and as free functions in [`stream`].
+//!   of [`EventStreamExt`]; [`stream`] holds the constructors of new streams ([`stream::iter`],
+//!   and [`stream::merge`], where several streams meet) and the boxed alias [`BoxEventStream`].
+//! * [`#[stream_producer]`](macro@stream_producer): a function whose body `emit!`s its items
+//!   becomes an event stream that checks cancellation for you.
+//! * [`Runnable`] and [`#[derive(Runnable)]`](macro@Runnable): a typed step whose `invoke` is
+//!   derived from its `stream`, with [`pipe`](RunnableExt::pipe),
+//!   [`runnable::parallel`] and [`batch`](RunnableExt::batch).
+//! * [`FlowController`]: a cancellable limit on the work in flight.
+//!
+//! Coming from Go? [`from_go`] maps Beluga's names onto these.
 //!
 //! # Example
 //!
@@ -55,6 +64,45 @@
 //! assert_eq!(text, "HELLO");
 //! # }
 //! ```
+//!
+//! # Names
+//!
+//! Each operation has one name. Combinators are methods of [`EventStreamExt`], named so that
+//! they do not clash with `futures::StreamExt` or `tokio_stream::StreamExt` (`map_payload`,
+//! `filter_events`, `collect_events`, ...), so all three traits can be in scope at once; a free
+//! function exists only where several streams meet ([`stream::merge`]). A name keeps the meaning
+//! it has in futures and Tokio: [`read_ahead`](EventStreamExt::read_ahead) runs one stream
+//! ahead on a task (futures' `buffered` runs several futures at once, which is another thing),
+//! and boxed forms start with `Box` ([`BoxEventStream`], [`BoxRunnable`]; futures'
+//! `StreamExt::boxed` turns any `Send` event stream into a `BoxEventStream`).
+//!
+//! [`Context`] is Go's `context.Context`: the request's cancellation, deadline and values. In
+//! code that implements `Stream` by hand, import the task context as
+//! `std::task::Context as TaskContext`, as this crate does.
+//!
+//! # Counts and capacities
+//!
+//! A count or capacity of zero, or one above the limit a type documents, is refused with an
+//! [`invalid_input`](ErrorCode::InvalidInput) error and never panics: constructors return it
+//! ([`FlowController::new`], [`fan_out`](EventStreamExt::fan_out),
+//! [`BatchOptions::with_max_concurrency`](runnable::BatchOptions::with_max_concurrency),
+//! [`RetryPolicy::new`](runnable::RetryPolicy::new)), and a stream adapter
+//! ([`read_ahead`](EventStreamExt::read_ahead)) yields it as its one item. Nothing allocates a
+//! buffer of its full capacity up front, so any capacity up to the limit works.
+//!
+//! # Layers
+//!
+//! The modules form layers, and each imports only from the layers below it, by module path:
+//!
+//! 1. the event model: [`error`], then [`event`];
+//! 2. [`context`], then [`flow`];
+//! 3. the combinators ([`EventStreamExt`] and their stream types), then [`stream`] (aliases and
+//!    constructors);
+//! 4. the runtime of the macros (hidden: what `#[stream_producer]` expands to);
+//! 5. [`runnable`] (the trait, `pipe`, `parallel`, `batch`).
+//!
+//! This file only documents and re-exports. The integration tests check the layering on the
+//! source (`tests/layering.rs`), so an import that runs the other way fails the build's tests.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -67,6 +115,7 @@ pub mod context;
 pub mod error;
 pub mod event;
 pub mod flow;
+pub mod from_go;
 pub mod runnable;
 pub mod stream;
 mod stream_ext;
@@ -77,7 +126,7 @@ pub use crate::event::EventResult;
 pub use crate::event::{Event, EventKind, EventType, IntoEvent, Meta, MetaValue};
 pub use crate::flow::{FlowController, Permit};
 pub use crate::runnable::{BoxRunnable, DynRunnable, Runnable, RunnableExt};
-pub use crate::stream::EventStream;
+pub use crate::stream::BoxEventStream;
 pub use crate::stream_ext::EventStreamExt;
 
 /// Turns a function whose body `emit!`s values into one that returns an event stream.
@@ -104,7 +153,7 @@ pub use crate::stream_ext::EventStreamExt;
 ///
 /// The return type says what the stream carries: `impl Stream<Item = Result<Event<T>, Error>>`
 /// (or `EventResult<T>`), which allocates nothing per item and nothing per stream beyond the
-/// body itself, or [`EventStream<'_, T>`](EventStream), boxed, for trait objects (the body must
+/// body itself, or [`BoxEventStream<'_, T>`](BoxEventStream), boxed, for trait objects (the body must
 /// then be `Send`). Free functions, inherent and trait-impl methods, generics, borrowed and
 /// `impl Trait` arguments all work. `emit!` cannot be used inside a closure or a nested `async`
 /// block (it would not be the producer's): that is a compile error saying what to do instead.
@@ -200,7 +249,7 @@ pub use beluga_macros::stream_producer;
 /// [`Input`](Runnable::Input) and [`Output`](Runnable::Output) types and the method that
 /// produces its events. The method is called as `Self::method(self, ctx, input)`, so it takes
 /// `(&self, ctx: Context, input: Input)` and returns
-/// `impl Stream<Item = EventResult<Output>> + Send + '_` (or an [`EventStream<'_, Output>`]).
+/// `impl Stream<Item = EventResult<Output>> + Send + '_` (or an [`BoxEventStream<'_, Output>`]).
 /// [`invoke`](RunnableExt::invoke), [`pipe`](RunnableExt::pipe) and
 /// [`boxed`](RunnableExt::boxed) then come with [`RunnableExt`].
 ///

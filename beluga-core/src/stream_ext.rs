@@ -1,6 +1,5 @@
 //! [`EventStreamExt`]: the combinators as methods on any event stream.
 
-mod buffered;
 mod cancellable;
 mod collect;
 mod fan_out;
@@ -8,29 +7,29 @@ mod filter;
 mod map;
 mod merge;
 mod payloads;
+mod read_ahead;
 mod try_map_events;
 
 use futures_core::Stream;
 
-pub use self::buffered::Buffered;
 pub use self::cancellable::Cancellable;
 pub use self::collect::{Collect, Collected};
-pub(crate) use self::fan_out::fan_out as fan_out_impl;
 pub use self::fan_out::{DEFAULT_FAN_OUT_CAPACITY, FanOut};
 pub use self::filter::Filter;
 pub use self::map::Map;
 pub use self::merge::Merge;
 pub use self::payloads::Payloads;
+pub use self::read_ahead::ReadAhead;
 pub use self::try_map_events::TryMapEvents;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::Event;
-use crate::stream::EventStream;
 
 /// Combinators for streams of `Result<Event<T>, Error>`, implemented for every such stream.
 ///
 /// The method names do not clash with `futures::StreamExt` or `tokio_stream::StreamExt`, so all
-/// of them can be in scope at once. Each method is also a free function in [`crate::stream`].
+/// of them can be in scope at once. Where several streams meet, the constructor is a free
+/// function instead: [`stream::merge`](crate::stream::merge).
 ///
 /// ```
 /// use beluga_core::{EventStreamExt, stream};
@@ -208,30 +207,6 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         Cancellable::new(self, ctx)
     }
 
-    /// Merges this stream with `others` into one, in arrival order (see [`Merge`]): polled from
-    /// the consumer's task, fair, one `done` when all inputs are done, ended (dropping every
-    /// input) by the first `Err`. No task is spawned and nothing is allocated per item.
-    ///
-    /// Inputs must be `Unpin`; box a producer (`boxed_events`, or `Box::pin`) to merge it.
-    ///
-    /// ```
-    /// use beluga_core::{EventStreamExt, stream};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let merged = stream::iter([1, 2]).merge_with([stream::iter([10, 20])]);
-    /// let mut data: Vec<u32> = merged.collect_events().await.data().copied().collect();
-    /// data.sort_unstable();
-    /// assert_eq!(data, [1, 2, 10, 20]);
-    /// # }
-    /// ```
-    fn merge_with<I>(self, others: I) -> Merge<Self>
-    where
-        Self: Sized,
-        I: IntoIterator<Item = Self>,
-    {
-        Merge::new(std::iter::once(self).chain(others))
-    }
-
     /// Splits the stream into `n` consumers that each see every item, in order (Beluga's
     /// `FanOut`), with a buffer of [`DEFAULT_FAN_OUT_CAPACITY`] items; see [`FanOut`].
     ///
@@ -280,7 +255,7 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     }
 
     /// Runs the stream ahead of the consumer on a spawned Tokio task, into a buffer of
-    /// `capacity` items (Beluga's `BufferedStream`); see [`Buffered`].
+    /// `capacity` items (Beluga's `BufferedStream`); see [`ReadAhead`].
     ///
     /// The task pulls the source while the consumer is busy, never more than `capacity` items
     /// ahead, so a slow consumer and a slow producer overlap instead of taking turns. Nothing
@@ -297,14 +272,14 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// errors above), or where the source ends without one, then yields `None` forever. The
     /// source and `T` must be `Send + 'static` because they move to the task.
     ///
+    /// A `capacity` of 0, or larger than Tokio's channel maximum (`usize::MAX >> 3`), is refused
+    /// as every count in this crate is (see [Counts and capacities](crate#counts-and-capacities)):
+    /// the stream's one item is an `invalid_input` error, and no task is spawned.
+    ///
     /// # Panics
     ///
-    /// If `capacity` is 0 or larger than Tokio's channel maximum (`usize::MAX >> 3`), and if
-    /// called outside a Tokio runtime. A bad capacity panics rather than returning an error
-    /// because it is almost always a constant in the code: a zero is a bug to fix, not a
-    /// condition to handle at run time, and a `Result` would burden every correct call site.
-    /// The panic points at the caller's line and says what is wrong (as Tokio's own
-    /// `mpsc::channel(0)` and `spawn` panic, but from deep inside).
+    /// If called outside a Tokio runtime, which it needs to spawn its task; the panic points at
+    /// the caller's line.
     ///
     /// ```
     /// use beluga_core::{Context, EventStreamExt, stream};
@@ -312,7 +287,7 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// # async fn main() {
     /// let ctx = Context::new();
     /// let words = stream::iter(["read", "ahead"])
-    ///     .buffered_events(16, &ctx)
+    ///     .read_ahead(16, &ctx)
     ///     .map_payload(str::to_uppercase)
     ///     .collect_events()
     ///     .await;
@@ -320,26 +295,12 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// # }
     /// ```
     #[track_caller]
-    fn buffered_events(self, capacity: usize, ctx: &Context) -> Buffered<T>
+    fn read_ahead(self, capacity: usize, ctx: &Context) -> ReadAhead<T>
     where
         Self: Sized + Send + 'static,
         T: Send + 'static,
     {
-        Buffered::new(self, capacity, ctx)
-    }
-
-    /// Boxes the stream into an [`EventStream`], for trait objects and struct fields.
-    ///
-    /// ```
-    /// use beluga_core::{EventStream, EventStreamExt, stream};
-    /// let boxed: EventStream<'static, u8> = stream::iter([1_u8]).boxed_events();
-    /// # drop(boxed);
-    /// ```
-    fn boxed_events<'a>(self) -> EventStream<'a, T>
-    where
-        Self: Sized + Send + 'a,
-    {
-        Box::pin(self)
+        ReadAhead::new(self, capacity, ctx)
     }
 }
 

@@ -1,6 +1,6 @@
 // Derived runnables boxed side by side, and piped; one whose method returns a boxed stream.
 use beluga_core::{
-    stream_producer, BoxRunnable, Context, EventResult, EventStream, Runnable, RunnableExt,
+    stream_producer, BoxRunnable, Context, EventResult, BoxEventStream, Runnable, RunnableExt,
 };
 use futures_util::Stream;
 
@@ -34,7 +34,7 @@ struct Reverse;
 
 impl Reverse {
     #[stream_producer]
-    fn run(&self, ctx: Context, text: String) -> EventStream<'_, String> {
+    fn run(&self, ctx: Context, text: String) -> BoxEventStream<'_, String> {
         text.chars().rev().collect::<String>()
     }
 }

@@ -1,4 +1,4 @@
-use beluga_core::{stream_producer, Context, EventResult, EventStream, EventStreamExt};
+use beluga_core::{stream_producer, Context, EventResult, BoxEventStream, EventStreamExt};
 use futures_util::Stream;
 
 struct Model {
@@ -23,12 +23,12 @@ impl Model {
 }
 
 trait Step {
-    fn run(&self, ctx: Context) -> EventStream<'_, String>;
+    fn run(&self, ctx: Context) -> BoxEventStream<'_, String>;
 }
 
 impl Step for Model {
     #[stream_producer]
-    fn run(&self, ctx: Context) -> EventStream<'_, String> {
+    fn run(&self, ctx: Context) -> BoxEventStream<'_, String> {
         emit!(format!("{} runs", self.name));
     }
 }

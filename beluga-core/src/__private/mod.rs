@@ -10,7 +10,7 @@ pub use self::producer::{Anchor, Final, IntoFinal, Producer, Yield, YieldHandle,
 pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::event::{Event, Yielded};
-pub use crate::stream::EventStream;
+pub use crate::stream::BoxEventStream;
 pub use futures_core::Stream;
 
 /// Forwards every event of `stream` through `yielder` (the expansion of `emit_all!`), and
@@ -31,9 +31,9 @@ where
     Ok(None)
 }
 
-/// Boxes a producer into an [`EventStream`], for a declared boxed return type.
+/// Boxes a producer into an [`BoxEventStream`], for a declared boxed return type.
 #[inline]
-pub fn boxed<'a, T, S>(stream: S) -> EventStream<'a, T>
+pub fn boxed<'a, T, S>(stream: S) -> BoxEventStream<'a, T>
 where
     S: Stream<Item = Result<Event<T>, Error>> + Send + 'a,
 {

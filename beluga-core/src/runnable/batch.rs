@@ -1,5 +1,6 @@
-//! [`batch`] and [`batch_stream`]: one runnable over many inputs, with a concurrency limit, a
-//! per-attempt timeout and a retry policy that is actually applied. The rules are on [`batch`].
+//! [`RunnableExt::batch`] and [`RunnableExt::batch_unordered`]: one runnable over many inputs,
+//! with a concurrency limit, a per-attempt timeout and a retry policy that is actually applied.
+//! The rules are on [`RunnableExt::batch`].
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -19,7 +20,7 @@ use super::{Runnable, RunnableExt};
 use crate::context::Cancelled;
 use crate::{CancelReason, Context, Error, ErrorCode};
 
-/// How a [`batch`] runs: how many items at once, how long each attempt may take, and how failed
+/// How a [`batch`](RunnableExt::batch) runs: how many items at once, how long each attempt may take, and how failed
 /// items are retried.
 ///
 /// The default runs 8 items at once, with no timeout and no retry.
@@ -162,7 +163,7 @@ impl BatchOptions {
     }
 }
 
-/// How a [`batch`] retries an item whose attempt failed with a
+/// How a [`batch`](RunnableExt::batch) retries an item whose attempt failed with a
 /// [retryable](Error::is_retryable) error: up to `max_attempts` attempts in all, with an
 /// exponential backoff between them.
 ///
@@ -420,121 +421,8 @@ impl RetryPolicy {
     }
 }
 
-/// Runs `runnable` on every input, at most [`max_concurrency`](BatchOptions::max_concurrency)
-/// at once, and returns one result per input, **in input order** ([`batch_stream`] yields them as
-/// they complete).
-///
-/// Beluga's `BatchInvoke` advertises a retry policy it never applies, and with
-/// `MaxConcurrency: 0` starts every input at once. Here:
-///
-/// * **Concurrency.** At most [`max_concurrency`](BatchOptions::max_concurrency) items are in
-///   flight at once, polled from the caller's task: nothing is spawned. An item waiting out a
-///   retry backoff keeps its slot (it is still in flight), so a rate-limited batch does not
-///   start new items while it backs off. `0` is rejected when the options are built.
-/// * **Order.** [`batch`] returns one result per input, in input order; [`batch_stream`] yields
-///   each result as it completes, tagged with its input's index.
-/// * **Each item** runs [`invoke`](crate::RunnableExt::invoke) on its own child of the batch's
-///   context. With a [timeout](BatchOptions::with_timeout), each *attempt* gets that long: the
-///   child context carries the deadline (so a cooperative runnable sees it), and the attempt is
-///   dropped when it passes even if the runnable ignores its context. Either way it ends with a
-///   `timeout` error, which is retryable.
-/// * **Retries** ([`RetryPolicy`]) apply only to errors whose
-///   [`is_retryable`](Error::is_retryable) is true: `rate_limit`, `timeout` and
-///   `provider_unavailable`, decided by the *root cause*, so a rate limit wrapped as
-///   `tool_failed` is retried and an auth error wrapped as `provider_unavailable` is not. After
-///   the last attempt the item's result is the last error, as it was. Backoffs are
-///   `tokio::time::sleep`s (so they follow Tokio's paused clock in tests).
-/// * **Cancellation.** When the batch's context is cancelled (or its deadline passes), every item
-///   still in flight is dropped at once (its child context cancelled), no new item starts, and
-///   every remaining item, in flight or not yet started, ends with the context's error
-///   (`cancelled` or `deadline_exceeded`). A backoff in progress is cut short the same way.
-/// * **Drop.** Dropping the [`batch`] future or the [`batch_stream`] stream drops every item in
-///   flight and cancels their child contexts, inside `drop`: nothing outlives it. Both borrow
-///   `runnable` only (`ctx` and `options` are copied), and take inputs from the iterator only as
-///   slots free up.
-///
-/// Retrying needs the input again, so the input type must be `Clone`. An input is cloned only
-/// for an attempt that may be followed by another one: the last allowed attempt (the only one
-/// with [`RetryPolicy::none`]) takes the input itself.
-///
-/// A timeout or a retry needs a Tokio runtime with the time driver enabled.
-///
-/// ```
-/// use std::time::Duration;
-/// use beluga_core::runnable::{batch, BatchOptions, RetryPolicy};
-/// use beluga_core::{Context, Error, ErrorCode, Event, EventResult, Runnable};
-/// use futures_util::Stream;
-///
-/// /// Looks a word up; the backend is rate limited for "busy".
-/// struct Lookup;
-/// impl Runnable for Lookup {
-///     type Input = String;
-///     type Output = usize;
-///     fn stream(&self, _ctx: Context, word: String) -> impl Stream<Item = EventResult<usize>> + Send + '_ {
-///         let result = if word == "busy" {
-///             Err(Error::new(ErrorCode::RateLimit, "slow down"))
-///         } else {
-///             Ok(Event::done_with(word.len()))
-///         };
-///         futures_util::stream::iter([result])
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), Error> {
-/// let options = BatchOptions::default()
-///     .with_max_concurrency(4)?
-///     .with_timeout(Duration::from_secs(30))
-///     .with_retry(RetryPolicy::new(3)?.with_initial_backoff(Duration::from_millis(200)));
-///
-/// let words = ["tide", "busy", "reef"].map(String::from);
-/// let results = batch(&Lookup, &Context::new(), words, &options).await;
-///
-/// assert_eq!(results[0].as_ref().ok(), Some(&4));
-/// assert_eq!(results[1].as_ref().unwrap_err().code(), ErrorCode::RateLimit); // after 3 attempts
-/// assert_eq!(results[2].as_ref().ok(), Some(&4));
-/// # Ok(())
-/// # }
-/// ```
-///
-/// A slow item times out without holding up the others:
-///
-/// ```
-/// use std::time::Duration;
-/// use beluga_core::runnable::{batch, BatchOptions};
-/// use beluga_core::{stream_producer, Context, ErrorCode, EventResult, Runnable};
-/// use futures_util::Stream;
-///
-/// /// Takes `ms` milliseconds, then answers `ms`.
-/// struct Slow;
-/// impl Slow {
-///     #[stream_producer]
-///     fn run(&self, ctx: Context, ms: u64) -> impl Stream<Item = EventResult<u64>> + Send + '_ {
-///         tokio::time::sleep(Duration::from_millis(ms)).await;
-///         ms
-///     }
-/// }
-/// impl Runnable for Slow {
-///     type Input = u64;
-///     type Output = u64;
-///     fn stream(&self, ctx: Context, ms: u64) -> impl Stream<Item = EventResult<u64>> + Send + '_ {
-///         self.run(ctx, ms)
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let options = BatchOptions::default().with_timeout(Duration::from_millis(100));
-/// let start = tokio::time::Instant::now();
-/// let results = batch(&Slow, &Context::new(), [30, 500, 10], &options).await;
-///
-/// assert_eq!(results[0].as_ref().ok(), Some(&30)); // input order, not completion order
-/// assert_eq!(results[1].as_ref().unwrap_err().code(), ErrorCode::Timeout);
-/// assert_eq!(results[2].as_ref().ok(), Some(&10));
-/// assert_eq!(start.elapsed(), Duration::from_millis(100));
-/// # }
-/// ```
-pub fn batch<'a, R, I>(
+/// The engine of [`RunnableExt::batch`]: one result per input, in input order.
+pub(crate) fn batch<'a, R, I>(
     runnable: &'a R,
     ctx: &Context,
     inputs: I,
@@ -571,50 +459,8 @@ where
     }
 }
 
-/// Like [`batch`], but yields each result **as it completes**, tagged with the index of its
-/// input (counting from 0). Every input yields exactly once; after a cancellation the remaining
-/// ones come out at once with the context's error, in index order, without being started. (If
-/// the iterator has no upper bound on its size, as `0..` has none, the stream ends after the
-/// items that were in flight instead: reporting an endless iterator's inputs would never end.)
-///
-/// The stream borrows `runnable` only (`ctx` and `options` are copied). Inputs are taken from
-/// the iterator only as slots free up, so it may be long or endless. Nothing is spawned: the
-/// items run while the stream is polled, and dropping the stream drops (and cancels) every item
-/// in flight.
-///
-/// ```
-/// use std::time::Duration;
-/// use beluga_core::runnable::{batch_stream, BatchOptions};
-/// use beluga_core::{stream_producer, Context, EventResult, Runnable};
-/// use futures_util::{Stream, StreamExt};
-///
-/// struct Slow;
-/// impl Slow {
-///     #[stream_producer]
-///     fn run(&self, ctx: Context, ms: u64) -> impl Stream<Item = EventResult<u64>> + Send + '_ {
-///         tokio::time::sleep(Duration::from_millis(ms)).await;
-///         ms
-///     }
-/// }
-/// impl Runnable for Slow {
-///     type Input = u64;
-///     type Output = u64;
-///     fn stream(&self, ctx: Context, ms: u64) -> impl Stream<Item = EventResult<u64>> + Send + '_ {
-///         self.run(ctx, ms)
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let ctx = Context::new();
-/// let done: Vec<(usize, u64)> = batch_stream(&Slow, &ctx, [30, 20, 10], &BatchOptions::default())
-///     .map(|(index, result)| (index, result.unwrap()))
-///     .collect()
-///     .await;
-/// assert_eq!(done, [(2, 10), (1, 20), (0, 30)]); // fastest first
-/// # }
-/// ```
-pub fn batch_stream<'a, R, I>(
+/// The engine of [`RunnableExt::batch_unordered`]: each result as it completes.
+pub(crate) fn batch_unordered<'a, R, I>(
     runnable: &'a R,
     ctx: &Context,
     inputs: I,
@@ -629,7 +475,7 @@ where
     drive(runnable, ctx, inputs.into_iter(), options)
 }
 
-/// The engine of [`batch`] and [`batch_stream`]. Its stream is `Send` whenever the iterator is
+/// The engine of [`batch`] and [`batch_unordered`]. Its stream is `Send` whenever the iterator is
 /// (auto traits leak through `impl Trait`), so `batch` asks nothing of the iterator.
 fn drive<'a, R, I>(
     runnable: &'a R,

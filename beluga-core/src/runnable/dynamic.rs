@@ -2,7 +2,7 @@
 
 use super::Runnable;
 use crate::context::Context;
-use crate::stream::EventStream;
+use crate::stream::BoxEventStream;
 
 /// The object-safe form of [`Runnable`], implemented for every runnable: `dyn DynRunnable<I, O>`
 /// is any step from `I` to `O`. Use it through [`BoxRunnable`].
@@ -24,11 +24,11 @@ use crate::stream::EventStream;
 /// ```
 pub trait DynRunnable<I, O>: Send + Sync {
     /// [`Runnable::stream`], boxed.
-    fn stream_boxed(&self, ctx: Context, input: I) -> EventStream<'_, O>;
+    fn stream_boxed(&self, ctx: Context, input: I) -> BoxEventStream<'_, O>;
 }
 
 impl<R: Runnable> DynRunnable<R::Input, R::Output> for R {
-    fn stream_boxed(&self, ctx: Context, input: R::Input) -> EventStream<'_, R::Output> {
+    fn stream_boxed(&self, ctx: Context, input: R::Input) -> BoxEventStream<'_, R::Output> {
         Box::pin(self.stream(ctx, input))
     }
 }

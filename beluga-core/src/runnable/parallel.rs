@@ -7,17 +7,17 @@ use futures_core::Stream;
 
 use super::{BoxRunnable, Runnable, RunnableExt};
 use crate::{
-    Context, Error, ErrorCode, Event, EventKind, EventResult, EventStream, stream_producer,
+    BoxEventStream, Context, Error, ErrorCode, Event, EventKind, EventResult, stream_producer,
 };
 
 /// One item of a [`Parallel`] run.
 ///
 /// Each branch's events come out as they arrive, with their kind kept and their payload tagged
-/// with the branch ([`Branches::Item`]); the final value (`done_with`, which `invoke` returns)
-/// is every branch's result in branch order ([`Branches::All`]), or in
-/// [`settle`](Parallel::settle) mode every branch's outcome ([`Branches::Settled`]).
+/// with the branch ([`ParallelOutput::Item`]); the final value (`done_with`, which `invoke` returns)
+/// is every branch's result in branch order ([`ParallelOutput::All`]), or in
+/// [`all_settled`](Parallel::all_settled) mode every branch's outcome ([`ParallelOutput::Settled`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Branches<O> {
+pub enum ParallelOutput<O> {
     /// A payload from branch `branch`.
     Item {
         /// The branch's index, in the order the branches were given.
@@ -31,31 +31,31 @@ pub enum Branches<O> {
     Settled(Vec<Result<O, Error>>),
 }
 
-impl<O> Branches<O> {
-    /// The results of an [`All`](Branches::All) final value.
+impl<O> ParallelOutput<O> {
+    /// The results of an [`All`](ParallelOutput::All) final value.
     ///
     /// ```
-    /// use beluga_core::runnable::Branches;
-    /// assert_eq!(Branches::All(vec![1, 2]).into_all(), Some(vec![1, 2]));
-    /// assert_eq!(Branches::Item { branch: 0, value: 1 }.into_all(), None);
+    /// use beluga_core::runnable::ParallelOutput;
+    /// assert_eq!(ParallelOutput::All(vec![1, 2]).into_all(), Some(vec![1, 2]));
+    /// assert_eq!(ParallelOutput::Item { branch: 0, value: 1 }.into_all(), None);
     /// ```
     pub fn into_all(self) -> Option<Vec<O>> {
         match self {
-            Branches::All(all) => Some(all),
+            ParallelOutput::All(all) => Some(all),
             _ => None,
         }
     }
 
-    /// The outcomes of a [`Settled`](Branches::Settled) final value.
+    /// The outcomes of a [`Settled`](ParallelOutput::Settled) final value.
     ///
     /// ```
-    /// use beluga_core::runnable::Branches;
-    /// let settled: Branches<u8> = Branches::Settled(vec![Ok(1)]);
+    /// use beluga_core::runnable::ParallelOutput;
+    /// let settled: ParallelOutput<u8> = ParallelOutput::Settled(vec![Ok(1)]);
     /// assert_eq!(settled.into_settled().map(|v| v.len()), Some(1));
     /// ```
     pub fn into_settled(self) -> Option<Vec<Result<O, Error>>> {
         match self {
-            Branches::Settled(all) => Some(all),
+            ParallelOutput::Settled(all) => Some(all),
             _ => None,
         }
     }
@@ -69,7 +69,7 @@ impl<O> Branches<O> {
 ///
 /// By default the first failure (a branch's `Err`, or a branch that ends without a value) ends
 /// the run with that error and cancels every other branch in the same poll: their streams are
-/// dropped, and the child context they share is cancelled. [`settle`](Parallel::settle)
+/// dropped, and the child context they share is cancelled. [`all_settled`](Parallel::all_settled)
 /// instead lets every branch finish and reports one `Result` per branch.
 ///
 /// Branches of different types with the same input and output fit in one `Parallel` as
@@ -86,7 +86,7 @@ pub struct Parallel<R> {
 /// runnable types with the same input and output (boxed as [`BoxRunnable`]s).
 ///
 /// ```
-/// use beluga_core::runnable::{parallel, Branches};
+/// use beluga_core::runnable::{parallel, ParallelOutput};
 /// use beluga_core::{Context, EventResult, Runnable, RunnableExt, stream};
 /// use futures_util::Stream;
 ///
@@ -109,7 +109,7 @@ pub struct Parallel<R> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let all = parallel([Times(1), Times(2), Times(3)]).invoke(Context::new(), 10).await.unwrap();
-/// assert_eq!(all, Branches::All(vec![10, 20, 30]));
+/// assert_eq!(all, ParallelOutput::All(vec![10, 20, 30]));
 ///
 /// // Different types, the same input and output: a tuple.
 /// let mixed = parallel((Times(2), Plus(1))).invoke(Context::new(), 10).await.unwrap();
@@ -190,10 +190,10 @@ tuple_branches!(A, B, C, D, E, F);
 
 impl<R> Parallel<R> {
     /// Lets every branch run to its end, failures included, and reports one `Result` per branch
-    /// as the final value ([`Branches::Settled`]).
+    /// as the final value ([`ParallelOutput::Settled`]).
     ///
     /// ```
-    /// use beluga_core::runnable::{parallel, Branches};
+    /// use beluga_core::runnable::{parallel, ParallelOutput};
     /// use beluga_core::{Context, Error, ErrorCode, Event, EventResult, Runnable, RunnableExt};
     /// use futures_util::Stream;
     ///
@@ -208,13 +208,13 @@ impl<R> Parallel<R> {
     /// }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let settled = parallel([MaybeFail(false), MaybeFail(true)]).settle();
+    /// let settled = parallel([MaybeFail(false), MaybeFail(true)]).all_settled();
     /// let outcomes = settled.invoke(Context::new(), ()).await.unwrap().into_settled().unwrap();
     /// assert!(outcomes[0].is_ok() && outcomes[1].is_err());
     /// # }
     /// ```
     #[must_use]
-    pub fn settle(mut self) -> Self {
+    pub fn all_settled(mut self) -> Self {
         self.settle = true;
         self
     }
@@ -239,13 +239,13 @@ where
     R::Output: Clone,
 {
     type Input = R::Input;
-    type Output = Branches<R::Output>;
+    type Output = ParallelOutput<R::Output>;
 
     fn stream(
         &self,
         ctx: Context,
         input: R::Input,
-    ) -> impl Stream<Item = EventResult<Branches<R::Output>>> + Send + '_ {
+    ) -> impl Stream<Item = EventResult<ParallelOutput<R::Output>>> + Send + '_ {
         run(&self.branches, self.settle, ctx, input)
     }
 }
@@ -260,7 +260,7 @@ fn no_value(branch: usize) -> Error {
 
 /// Polls the live branches round-robin, from `next` on; the first one with an item wins.
 fn poll_any<T>(
-    streams: &mut [Option<EventStream<'_, T>>],
+    streams: &mut [Option<BoxEventStream<'_, T>>],
     next: &mut usize,
     cx: &mut TaskContext<'_>,
 ) -> Poll<(usize, Option<EventResult<T>>)> {
@@ -283,7 +283,7 @@ fn run<'a, R>(
     settle: bool,
     ctx: Context,
     input: R::Input,
-) -> impl Stream<Item = EventResult<Branches<R::Output>>> + Send + 'a
+) -> impl Stream<Item = EventResult<ParallelOutput<R::Output>>> + Send + 'a
 where
     R: Runnable,
     R::Input: Clone,
@@ -291,10 +291,10 @@ where
 {
     // The branches share a child context: cancelling it stops them all, never the caller's.
     let branch_ctx = ctx.child();
-    let mut streams: Vec<Option<EventStream<'a, R::Output>>> = branches
+    let mut streams: Vec<Option<BoxEventStream<'a, R::Output>>> = branches
         .iter()
         .map(|branch| {
-            let stream: EventStream<'a, R::Output> =
+            let stream: BoxEventStream<'a, R::Output> =
                 Box::pin(branch.stream(branch_ctx.clone(), input.clone()));
             Some(stream)
         })
@@ -316,14 +316,14 @@ where
                     EventKind::Data(value) => {
                         last[i] = Some(value.clone());
                         emit!(Event::from_parts(
-                            EventKind::Data(Branches::Item { branch: i, value }),
+                            EventKind::Data(ParallelOutput::Item { branch: i, value }),
                             meta
                         ));
                         continue;
                     }
                     other => {
                         emit!(Event::from_parts(
-                            other.map(|value| Branches::Item { branch: i, value }),
+                            other.map(|value| ParallelOutput::Item { branch: i, value }),
                             meta
                         ));
                         continue;
@@ -347,8 +347,8 @@ where
     }
     let outcomes = outcomes.into_iter().map(|o| o.expect("every branch ended"));
     if settle {
-        Branches::Settled(outcomes.collect())
+        ParallelOutput::Settled(outcomes.collect())
     } else {
-        Branches::All(outcomes.collect::<Result<Vec<_>, Error>>()?)
+        ParallelOutput::All(outcomes.collect::<Result<Vec<_>, Error>>()?)
     }
 }

@@ -18,8 +18,7 @@ const CLOCK_EVERY: u32 = 32;
 
 pin_project! {
     #[project = CancellableProj]
-    /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method and the
-    /// [`stream::cancellable`](crate::stream::cancellable) function.
+    /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method.
     ///
     /// Ends the source with the `cancelled` or `deadline_exceeded` error as soon as the
     /// [`Context`] ends, and drops the source in that same poll, even if the source is parked

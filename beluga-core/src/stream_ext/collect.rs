@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use crate::error::Error;
 use crate::event::{Event, EventKind};
 
-/// What [`collect`](crate::stream::collect) gathers: every event, in order, and the terminal
+/// What [`collect_events`](crate::EventStreamExt::collect_events) gathers: every event, in order, and the terminal
 /// error if the stream ended with one.
 ///
 /// Reported `error` events are among the `events`; only a terminal `Err` item goes to `error`.
@@ -89,8 +89,7 @@ impl<T> Collected<T> {
 }
 
 pin_project! {
-    /// Future for the [`collect_events`](crate::EventStreamExt::collect_events) method and the
-    /// [`stream::collect`](crate::stream::collect) function.
+    /// Future for the [`collect_events`](crate::EventStreamExt::collect_events) method.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Collect<S, T> {
         #[pin]

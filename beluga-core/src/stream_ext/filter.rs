@@ -9,8 +9,7 @@ use crate::error::Error;
 use crate::event::Event;
 
 pin_project! {
-    /// Stream for the [`filter_events`](crate::EventStreamExt::filter_events) method and the
-    /// [`stream::filter`](crate::stream::filter) function.
+    /// Stream for the [`filter_events`](crate::EventStreamExt::filter_events) method.
     #[must_use = "streams do nothing unless polled"]
     pub struct Filter<S, F> {
         #[pin]

@@ -9,8 +9,7 @@ use crate::error::Error;
 use crate::event::Event;
 
 pin_project! {
-    /// Stream for the [`map_payload`](crate::EventStreamExt::map_payload) method and the
-    /// [`stream::map`](crate::stream::map) function.
+    /// Stream for the [`map_payload`](crate::EventStreamExt::map_payload) method.
     #[must_use = "streams do nothing unless polled"]
     pub struct Map<S, F> {
         #[pin]

@@ -6,8 +6,7 @@ use futures_core::{FusedStream, Stream};
 
 use crate::{Error, Event};
 
-/// Stream for the [`merge_with`](crate::EventStreamExt::merge_with) method and the
-/// [`stream::merge`](crate::stream::merge) function.
+/// Stream for the [`stream::merge`](crate::stream::merge) function.
 ///
 /// Polls every input from the consumer's task, starting each time after the input that yielded
 /// last, so an input that is always ready cannot starve the others. Each input's `done` event

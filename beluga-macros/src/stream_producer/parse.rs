@@ -41,7 +41,7 @@ impl Parse for RawFn {
 pub(crate) enum Output {
     /// `impl Stream<Item = Result<Event<T>, Error>>`: returned as it is.
     Unboxed,
-    /// `EventStream<'a, T>`: boxed.
+    /// `BoxEventStream<'a, T>`: boxed.
     Boxed,
 }
 
@@ -55,7 +55,7 @@ pub(crate) struct Producer {
 }
 
 const RETURN_HELP: &str = "a producer returns its event stream: write \
-    `-> impl Stream<Item = Result<Event<T>, Error>>` or `-> EventStream<'_, T>`";
+    `-> impl Stream<Item = Result<Event<T>, Error>>` or `-> BoxEventStream<'_, T>`";
 
 /// Checks the signature, reporting every problem at once.
 pub(crate) fn check(sig: &Signature, args: &Args) -> syn::Result<Producer> {
@@ -143,7 +143,7 @@ pub(crate) fn return_item(sig: &Signature) -> syn::Result<(Type, Output)> {
         }
         Type::Path(path) if path.qself.is_none() => {
             let last = path.path.segments.last().expect("a path has a segment");
-            if last.ident == "EventStream" {
+            if last.ident == "BoxEventStream" {
                 if let PathArguments::AngleBracketed(generics) = &last.arguments {
                     let types: Vec<&Type> = generics
                         .args
@@ -159,7 +159,7 @@ pub(crate) fn return_item(sig: &Signature) -> syn::Result<(Type, Output)> {
                 }
                 return Err(syn::Error::new_spanned(
                     last,
-                    "expected `EventStream<'_, T>`, with the payload type `T`",
+                    "expected `BoxEventStream<'_, T>`, with the payload type `T`",
                 ));
             }
             Err(syn::Error::new_spanned(ty, RETURN_HELP))

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use beluga_core::stream::Buffered;
+use beluga_core::stream::ReadAhead;
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult, EventStreamExt, stream};
 use beluga_tests::{DropGuard, alive_tasks, drops, eventually, settle};
 use futures_util::stream::{FusedStream, Stream, StreamExt};
@@ -93,7 +93,7 @@ async fn nothing_left(probe: &Probe, baseline: usize) {
     .await;
 }
 
-async fn next(stream: &mut Buffered<u32>) -> Option<EventResult<u32>> {
+async fn next(stream: &mut ReadAhead<u32>) -> Option<EventResult<u32>> {
     tokio::time::timeout(Duration::from_secs(5), stream.next())
         .await
         .expect("the buffered stream hung")
@@ -121,7 +121,7 @@ async fn order_is_preserved_whatever_the_capacity_and_timing() {
             Some((Ok(Event::data(n)), (n + 1, seed)))
         })
         .chain(futures_util::stream::iter([Ok(Event::done())]));
-        let mut buffered = source.buffered_events(capacity, &Context::new());
+        let mut buffered = source.read_ahead(capacity, &Context::new());
         let mut events = Vec::new();
         while let Some(item) = next(&mut buffered).await {
             events.push(item.expect("no error expected"));
@@ -138,7 +138,7 @@ async fn order_is_preserved_whatever_the_capacity_and_timing() {
 async fn the_source_runs_at_most_capacity_items_ahead_of_a_stalled_consumer() {
     const CAPACITY: usize = 4;
     let (source, probe) = Source::endless();
-    let mut buffered = source.buffered_events(CAPACITY, &Context::new());
+    let mut buffered = source.read_ahead(CAPACITY, &Context::new());
     assert_eq!(buffered.capacity(), CAPACITY);
 
     eventually("the buffer is full", || buffered.len() == CAPACITY).await;
@@ -168,7 +168,7 @@ async fn the_task_yields_to_the_scheduler_like_a_send_loop() {
     // A buffer far larger than Tokio's cooperative budget (128 operations per poll): the task
     // must still give the thread back now and then instead of filling it in one go.
     let (source, probe) = Source::endless();
-    let buffered = source.buffered_events(100_000, &Context::new());
+    let buffered = source.read_ahead(100_000, &Context::new());
     tokio::task::yield_now().await;
     tokio::task::yield_now().await;
     let produced = probe.produced();
@@ -184,7 +184,7 @@ async fn dropping_aborts_the_task_and_drops_a_source_parked_elsewhere() {
     let baseline = alive_tasks();
     // Two items, then parked forever on something that is not the channel.
     let (source, probe) = Source::scripted(data(0..2));
-    let mut buffered = source.buffered_events(8, &Context::new());
+    let mut buffered = source.read_ahead(8, &Context::new());
     assert_eq!(next(&mut buffered).await.unwrap().unwrap(), Event::data(0));
     settle().await;
     assert_eq!(alive_tasks(), baseline + 1);
@@ -198,7 +198,7 @@ async fn dropping_aborts_the_task_and_drops_a_source_parked_elsewhere() {
 async fn dropping_aborts_the_task_across_threads() {
     let baseline = alive_tasks();
     let (source, probe) = Source::scripted(data(0..2));
-    let mut buffered = source.buffered_events(8, &Context::new());
+    let mut buffered = source.read_ahead(8, &Context::new());
     assert_eq!(next(&mut buffered).await.unwrap().unwrap(), Event::data(0));
     eventually("the task has parked", || probe.produced() == 2).await;
 
@@ -210,7 +210,7 @@ async fn dropping_aborts_the_task_across_threads() {
 async fn dropping_aborts_a_task_waiting_on_a_full_buffer() {
     let baseline = alive_tasks();
     let (source, probe) = Source::endless();
-    let buffered = source.buffered_events(2, &Context::new());
+    let buffered = source.read_ahead(2, &Context::new());
     eventually("the buffer is full", || buffered.len() == 2).await;
 
     drop(buffered);
@@ -221,7 +221,7 @@ async fn dropping_aborts_a_task_waiting_on_a_full_buffer() {
 async fn dropping_before_the_task_ever_ran_leaves_nothing() {
     let baseline = alive_tasks();
     let (source, probe) = Source::endless();
-    drop(source.buffered_events(2, &Context::new()));
+    drop(source.read_ahead(2, &Context::new()));
     nothing_left(&probe, baseline).await;
     assert_eq!(probe.produced(), 0);
 }
@@ -238,7 +238,7 @@ async fn leak_matrix_consumer_drops_after_k_items_or_the_context_is_cancelled() 
                 let mut script = data(0..10);
                 script.push(Ok(Event::done()));
                 let (source, probe) = Source::scripted(script);
-                let mut buffered = source.buffered_events(capacity, &ctx);
+                let mut buffered = source.read_ahead(capacity, &ctx);
                 for _ in 0..lcg(&mut seed) % 3 {
                     tokio::task::yield_now().await;
                 }
@@ -273,7 +273,7 @@ async fn cancel_ends_a_waiting_consumer_and_drops_the_source() {
     let baseline = alive_tasks();
     let ctx = Context::new();
     let (source, probe) = Source::scripted(data(0..1));
-    let mut buffered = source.buffered_events(4, &ctx);
+    let mut buffered = source.read_ahead(4, &ctx);
     assert_eq!(next(&mut buffered).await.unwrap().unwrap(), Event::data(0));
 
     let (item, ()) = tokio::join!(next(&mut buffered), async {
@@ -293,7 +293,7 @@ async fn cancel_stops_the_task_while_the_consumer_is_stalled() {
     let baseline = alive_tasks();
     let ctx = Context::new();
     let (source, probe) = Source::endless();
-    let mut buffered = source.buffered_events(4, &ctx);
+    let mut buffered = source.read_ahead(4, &ctx);
     eventually("the buffer is full", || buffered.len() == 4).await;
 
     ctx.cancel();
@@ -314,7 +314,7 @@ async fn an_already_cancelled_context_yields_only_the_error_and_never_pulls() {
     let ctx = Context::new();
     ctx.cancel();
     let (source, probe) = Source::endless();
-    let buffered = source.buffered_events(4, &ctx);
+    let buffered = source.read_ahead(4, &ctx);
     // The task runs before the consumer looks, sees the cancel, and stops on its own.
     nothing_left(&probe, baseline).await;
     assert_eq!(
@@ -339,7 +339,7 @@ async fn a_deadline_ends_the_stream_on_time() {
         Some((Ok(Event::data(n)), (n + 1, guard)))
     });
     let start = tokio::time::Instant::now();
-    let collected = ticks.buffered_events(4, &ctx).collect_events().await;
+    let collected = ticks.read_ahead(4, &ctx).collect_events().await;
 
     assert_eq!(
         collected.data().copied().collect::<Vec<_>>(),
@@ -363,7 +363,7 @@ async fn a_deadline_stops_the_task_while_the_consumer_is_stalled() {
     let baseline = alive_tasks();
     let ctx = Context::new().with_timeout(Duration::from_millis(100));
     let (source, probe) = Source::endless();
-    let mut buffered = source.buffered_events(2, &ctx);
+    let mut buffered = source.read_ahead(2, &ctx);
     eventually("the buffer is full", || buffered.len() == 2).await;
 
     // The consumer sleeps past the deadline; the task's own timer ends it meanwhile.
@@ -393,13 +393,13 @@ fn panicking() -> (
 async fn a_panicking_source_ends_with_an_internal_error_then_none() {
     let baseline = alive_tasks();
     let (source, dropped) = panicking();
-    let mut buffered = source.buffered_events(4, &Context::new());
+    let mut buffered = source.read_ahead(4, &Context::new());
 
     assert_eq!(next(&mut buffered).await.unwrap().unwrap(), Event::data(0));
     assert_eq!(next(&mut buffered).await.unwrap().unwrap(), Event::data(1));
     let err = next(&mut buffered).await.unwrap().unwrap_err();
     assert_eq!(err.code(), ErrorCode::Internal);
-    assert_eq!(err.op(), "buffered");
+    assert_eq!(err.op(), "read_ahead");
     assert_eq!(err.message(), "the source panicked: boom at item 2");
     assert!(next(&mut buffered).await.is_none());
     assert!(next(&mut buffered).await.is_none());
@@ -417,7 +417,7 @@ async fn a_panic_reaches_a_consumer_already_waiting_on_another_thread() {
     }
     let ready = Arc::new(tokio::sync::Notify::new());
     let source = futures_util::stream::once(late_boom(Arc::clone(&ready)));
-    let mut buffered = source.buffered_events(1, &Context::new());
+    let mut buffered = source.read_ahead(1, &Context::new());
     let (item, ()) = tokio::join!(next(&mut buffered), async {
         settle().await;
         ready.notify_one();
@@ -436,7 +436,7 @@ fn a_runtime_shutting_down_under_the_task_ends_the_stream_with_an_error() {
     let (source, probe) = Source::scripted(data(0..1));
     let buffered = {
         let _entered = producer_rt.enter();
-        source.buffered_events(4, &Context::new())
+        source.read_ahead(4, &Context::new())
     };
     // The task's runtime goes away before it ever ran; the consumer lives on in another one.
     drop(producer_rt);
@@ -494,7 +494,7 @@ async fn exactly_one_terminal_item_then_none() {
     for (script, expected) in cases {
         let baseline = alive_tasks();
         let (source, probe) = Source::scripted(script);
-        let mut buffered = source.buffered_events(8, &Context::new());
+        let mut buffered = source.read_ahead(8, &Context::new());
         let mut items = Vec::new();
         while let Some(item) = next(&mut buffered).await {
             items.push(item);
@@ -513,7 +513,8 @@ async fn exactly_one_terminal_item_then_none() {
 
 #[tokio::test]
 async fn a_source_that_ends_without_done_ends_the_stream_with_none() {
-    let collected = stream::buffered(futures_util::stream::iter(data(0..3)), 2, &Context::new())
+    let collected = futures_util::stream::iter(data(0..3))
+        .read_ahead(2, &Context::new())
         .collect_events()
         .await;
     assert_eq!(collected.events, [0, 1, 2].map(Event::data));
@@ -521,20 +522,28 @@ async fn a_source_that_ends_without_done_ends_the_stream_with_none() {
 }
 
 #[tokio::test]
-#[should_panic(expected = "buffered: capacity must be at least 1")]
-async fn a_zero_capacity_panics_with_a_clear_message() {
-    let _ = stream::iter([1]).buffered_events(0, &Context::new());
+async fn a_zero_or_oversized_capacity_is_the_streams_one_invalid_input_error() {
+    let tasks = alive_tasks();
+    for capacity in [0, usize::MAX, (usize::MAX >> 3) + 1] {
+        let refused = stream::iter([1]).read_ahead(capacity, &Context::new());
+        assert_eq!(alive_tasks(), tasks, "no task for a refused capacity");
+        let collected = refused.collect_events().await;
+        assert!(collected.events.is_empty());
+        let err = collected.error.expect("the capacity is refused");
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert!(err.to_string().contains("capacity"), "{err}");
+    }
 }
 
 #[test]
-#[should_panic(expected = "buffered: must be called from inside a Tokio runtime")]
+#[should_panic(expected = "read_ahead: must be called from inside a Tokio runtime")]
 fn outside_a_runtime_panics_with_a_clear_message() {
-    let _ = stream::iter([1]).buffered_events(4, &Context::new());
+    let _ = stream::iter([1]).read_ahead(4, &Context::new());
 }
 
 #[tokio::test]
 async fn size_hint_len_and_debug() {
-    let mut buffered = stream::iter([1, 2, 3]).buffered_events(8, &Context::new());
+    let mut buffered = stream::iter([1, 2, 3]).read_ahead(8, &Context::new());
     let (lower, upper) = buffered.size_hint();
     assert_eq!(lower, 0);
     // Four events, plus room for an error that could end the stream early.
@@ -544,7 +553,7 @@ async fn size_hint_len_and_debug() {
 
     let debug = format!("{buffered:?}");
     assert!(
-        debug.starts_with("Buffered { len: 4, capacity: 8,"),
+        debug.starts_with("ReadAhead { len: 4, capacity: 8,"),
         "{debug}"
     );
 
@@ -554,7 +563,7 @@ async fn size_hint_len_and_debug() {
 
     let endless = futures_util::stream::repeat_with(|| Ok(Event::data(1_u8)));
     assert_eq!(
-        endless.buffered_events(1, &Context::new()).size_hint(),
+        endless.read_ahead(1, &Context::new()).size_hint(),
         (0, None)
     );
 }
@@ -562,7 +571,7 @@ async fn size_hint_len_and_debug() {
 #[test]
 fn buffered_is_unpin_and_send_whatever_the_source() {
     fn unpin_send<S: Unpin + Send>() {}
-    unpin_send::<Buffered<String>>();
+    unpin_send::<ReadAhead<String>>();
 }
 
 mod properties {
@@ -593,7 +602,7 @@ mod properties {
                         Ok(Event::data(i))
                     })
                     .chain(futures_util::stream::iter([Ok(Event::done())]));
-                let mut buffered = source.buffered_events(capacity, &Context::new());
+                let mut buffered = source.read_ahead(capacity, &Context::new());
                 let mut seen = Vec::new();
                 let mut pauses = consumer_delays.iter().cycle();
                 while let Some(item) = buffered.next().await {

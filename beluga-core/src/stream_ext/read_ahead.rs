@@ -21,11 +21,10 @@ type Item<T> = Result<Event<T>, Error>;
 const MAX_CAPACITY: usize = Semaphore::MAX_PERMITS;
 
 pin_project! {
-    /// Stream for the [`buffered_events`](crate::EventStreamExt::buffered_events) method and
-    /// the [`stream::buffered`](crate::stream::buffered) function.
+    /// Stream for the [`read_ahead`](crate::EventStreamExt::read_ahead) method.
     ///
     /// A spawned Tokio task pulls the source ahead of the consumer into a bounded channel: the
-    /// source is never more than [`capacity`](Buffered::capacity) items ahead of what the
+    /// source is never more than [`capacity`](ReadAhead::capacity) items ahead of what the
     /// consumer has taken. Unlike the other combinators it does not own its source (the task
     /// does), so it has no `get_ref` or `into_inner`.
     ///
@@ -37,29 +36,24 @@ pin_project! {
     ///
     /// It is `Unpin` and `Send` (when `T` is), whatever the source was.
     #[must_use = "streams do nothing unless polled, and dropping this one stops its task"]
-    pub struct Buffered<T> {
+    pub struct ReadAhead<T> {
         #[pin]
         inner: Cancellable<Channel<T>>,
         capacity: usize,
     }
 }
 
-impl<T: Send + 'static> Buffered<T> {
+impl<T: Send + 'static> ReadAhead<T> {
     #[track_caller]
     pub(crate) fn new<S>(stream: S, capacity: usize, ctx: &Context) -> Self
     where
         S: Stream<Item = Item<T>> + Send + 'static,
     {
-        assert!(
-            capacity != 0,
-            "buffered: capacity must be at least 1 (a buffer of 0 items cannot run ahead)"
-        );
-        assert!(
-            capacity <= MAX_CAPACITY,
-            "buffered: capacity {capacity} is larger than the maximum, {MAX_CAPACITY}"
-        );
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Self::refused(capacity, ctx);
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            panic!("buffered: must be called from inside a Tokio runtime, to spawn its task");
+            panic!("read_ahead: must be called from inside a Tokio runtime, to spawn its task");
         };
         // Every source item, plus one error (panic, cancellation, runtime shutdown) at most.
         let remaining = stream.size_hint().1.and_then(|n| n.checked_add(1));
@@ -67,27 +61,52 @@ impl<T: Send + 'static> Buffered<T> {
         let task = runtime.spawn(run(stream, tx, ctx.clone()));
         let channel = Channel {
             rx,
-            task,
+            task: Some(task),
             ctx: ctx.clone(),
             closed: false,
             remaining,
         };
-        Buffered {
+        ReadAhead {
             inner: Cancellable::new(channel, ctx),
             capacity,
         }
     }
 }
 
-impl<T> Buffered<T> {
+impl<T> ReadAhead<T> {
+    /// A stream whose one item is the `invalid_input` error for `capacity`: no task, no buffer.
+    fn refused(capacity: usize, ctx: &Context) -> Self {
+        let message = if capacity == 0 {
+            "read_ahead: capacity must be at least 1 (a buffer of 0 items cannot run ahead)"
+                .to_owned()
+        } else {
+            format!("read_ahead: capacity {capacity} is larger than the maximum, {MAX_CAPACITY}")
+        };
+        let error = Error::new(ErrorCode::InvalidInput, message).with_op("read_ahead");
+        let (tx, rx) = mpsc::channel(1);
+        // A fresh channel of one slot has room for the one item.
+        let _ = tx.try_send(Err(error));
+        let channel = Channel {
+            rx,
+            task: None,
+            ctx: ctx.clone(),
+            closed: false,
+            remaining: Some(1),
+        };
+        ReadAhead {
+            inner: Cancellable::new(channel, ctx),
+            capacity,
+        }
+    }
+
     /// How many items wait in the buffer, already pulled from the source; `0` once the stream
-    /// has ended. At most [`capacity`](Buffered::capacity).
+    /// has ended. At most [`capacity`](ReadAhead::capacity).
     ///
     /// ```
     /// use beluga_core::{Context, EventStreamExt, stream};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let buffered = stream::iter(1..=10).buffered_events(4, &Context::new());
+    /// let buffered = stream::iter(1..=10).read_ahead(4, &Context::new());
     /// for _ in 0..10 {
     ///     tokio::task::yield_now().await; // the task fills the buffer meanwhile
     /// }
@@ -98,13 +117,13 @@ impl<T> Buffered<T> {
         self.inner.get_ref().map_or(0, |channel| channel.rx.len())
     }
 
-    /// Whether no item waits in the buffer (see [`len`](Buffered::len)).
+    /// Whether no item waits in the buffer (see [`len`](ReadAhead::len)).
     ///
     /// ```
     /// use beluga_core::{Context, EventStreamExt, stream};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let buffered = stream::iter([1]).buffered_events(4, &Context::new());
+    /// let buffered = stream::iter([1]).read_ahead(4, &Context::new());
     /// assert!(buffered.is_empty()); // the task has not run yet
     /// # }
     /// ```
@@ -118,7 +137,7 @@ impl<T> Buffered<T> {
     /// use beluga_core::{Context, EventStreamExt, stream};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let buffered = stream::iter([1, 2]).buffered_events(16, &Context::new());
+    /// let buffered = stream::iter([1, 2]).read_ahead(16, &Context::new());
     /// assert_eq!(buffered.capacity(), 16);
     /// # }
     /// ```
@@ -133,7 +152,7 @@ impl<T> Buffered<T> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let ctx = Context::new().with_request_id("req-7");
-    /// let buffered = stream::iter([1, 2]).buffered_events(16, &ctx);
+    /// let buffered = stream::iter([1, 2]).read_ahead(16, &ctx);
     /// assert_eq!(buffered.context().request_id(), Some("req-7"));
     /// # }
     /// ```
@@ -142,9 +161,9 @@ impl<T> Buffered<T> {
     }
 }
 
-impl<T> fmt::Debug for Buffered<T> {
+impl<T> fmt::Debug for ReadAhead<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Buffered")
+        f.debug_struct("ReadAhead")
             .field("len", &self.len())
             .field("capacity", &self.capacity)
             .field("ctx", self.context())
@@ -153,7 +172,7 @@ impl<T> fmt::Debug for Buffered<T> {
     }
 }
 
-impl<T> Stream for Buffered<T> {
+impl<T> Stream for ReadAhead<T> {
     type Item = Item<T>;
 
     #[inline]
@@ -168,7 +187,7 @@ impl<T> Stream for Buffered<T> {
     }
 }
 
-impl<T> FusedStream for Buffered<T> {
+impl<T> FusedStream for ReadAhead<T> {
     fn is_terminated(&self) -> bool {
         self.inner.is_terminated()
     }
@@ -178,7 +197,8 @@ impl<T> FusedStream for Buffered<T> {
 /// terminal item. Dropping it aborts the task.
 struct Channel<T> {
     rx: mpsc::Receiver<Item<T>>,
-    task: JoinHandle<()>,
+    /// `None` for a refused capacity, whose stream is its one error.
+    task: Option<JoinHandle<()>>,
     ctx: Context,
     /// The channel has closed: only the task's outcome is left to read.
     closed: bool,
@@ -190,7 +210,9 @@ impl<T> Drop for Channel<T> {
     fn drop(&mut self) {
         // Drops the source at the task's next scheduling, wherever it is parked. A no-op if the
         // task has already finished.
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -226,7 +248,10 @@ impl<T> Channel<T> {
     #[cold]
     #[inline(never)]
     fn join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Item<T>>> {
-        let outcome = ready!(Pin::new(&mut self.task).poll(cx));
+        let Some(task) = &mut self.task else {
+            return Poll::Ready(None);
+        };
+        let outcome = ready!(Pin::new(task).poll(cx));
         Poll::Ready(match outcome {
             // The context may have ended after `Cancellable` last looked at it.
             Ok(()) => self.ctx.error().map(Err),
@@ -244,7 +269,7 @@ fn task_failed(err: JoinError) -> Error {
         },
         Err(_) => "the task was cancelled: its Tokio runtime shut down".to_owned(),
     };
-    Error::new(ErrorCode::Internal, message).with_op("buffered")
+    Error::new(ErrorCode::Internal, message).with_op("read_ahead")
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
