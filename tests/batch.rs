@@ -1,4 +1,4 @@
-//! `batch` and `batch_stream`: order, concurrency, retries, timeouts, cancellation, and that
+//! `batch` and `batch_unordered`: order, concurrency, retries, timeouts, cancellation, and that
 //! nothing outlives a dropped batch. Time is Tokio's paused clock throughout: no real sleeps.
 
 use std::collections::BTreeSet;

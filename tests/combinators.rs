@@ -1,4 +1,4 @@
-//! `collect`, `map`, `filter` and the cancellation adapter.
+//! `collect_events`, `map_payload`, `filter_events` and the cancellation adapter.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `buffered`: order, how far the source runs ahead, and that its task never outlives it.
+//! `read_ahead`: order, how far the source runs ahead, and that its task never outlives it.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `Runnable`: invoke's result rules, pipe, parallel (fail fast and settle), boxed pipelines.
+//! `Runnable`: invoke's result rules, pipe, parallel (fail fast and all settled), boxed pipelines.
 
 use std::time::Duration;
 

@@ -137,18 +137,18 @@ pub trait RunnableExt: Runnable {
     }
 
     /// Runs `runnable` on every input, at most [`max_concurrency`](BatchOptions::max_concurrency)
-    /// at once, and returns one result per input, **in input order** ([`batch_unordered`](RunnableExt::batch_unordered) yields them as
-    /// they complete).
+    /// at once, and returns one result per input, **in input order**
+    /// ([`batch_unordered`](RunnableExt::batch_unordered) yields them as they complete).
     ///
-    /// Beluga's `BatchInvoke` advertises a retry policy it never applies, and with
-    /// `MaxConcurrency: 0` starts every input at once. Here:
+    /// The rules:
     ///
     /// * **Concurrency.** At most [`max_concurrency`](BatchOptions::max_concurrency) items are in
     ///   flight at once, polled from the caller's task: nothing is spawned. An item waiting out a
     ///   retry backoff keeps its slot (it is still in flight), so a rate-limited batch does not
     ///   start new items while it backs off. `0` is rejected when the options are built.
-    /// * **Order.** [`batch`](RunnableExt::batch) returns one result per input, in input order; [`batch_unordered`](RunnableExt::batch_unordered) yields
-    ///   each result as it completes, tagged with its input's index.
+    /// * **Order.** [`batch`](RunnableExt::batch) returns one result per input, in input order;
+    ///   [`batch_unordered`](RunnableExt::batch_unordered) yields each result as it completes,
+    ///   tagged with its input's index.
     /// * **Each item** runs [`invoke`](crate::RunnableExt::invoke) on its own child of the batch's
     ///   context. With a [timeout](BatchOptions::with_timeout), each *attempt* gets that long: the
     ///   child context carries the deadline (so a cooperative runnable sees it), and the attempt is
@@ -164,10 +164,11 @@ pub trait RunnableExt: Runnable {
     ///   still in flight is dropped at once (its child context cancelled), no new item starts, and
     ///   every remaining item, in flight or not yet started, ends with the context's error
     ///   (`cancelled` or `deadline_exceeded`). A backoff in progress is cut short the same way.
-    /// * **Drop.** Dropping the [`batch`](RunnableExt::batch) future or the [`batch_unordered`](RunnableExt::batch_unordered) stream drops every item in
-    ///   flight and cancels their child contexts, inside `drop`: nothing outlives it. Both borrow
-    ///   `runnable` only (`ctx` and `options` are copied), and take inputs from the iterator only as
-    ///   slots free up.
+    /// * **Drop.** Dropping the [`batch`](RunnableExt::batch) future or the
+    ///   [`batch_unordered`](RunnableExt::batch_unordered) stream drops every item in flight and
+    ///   cancels their child contexts, inside `drop`: nothing outlives it. Both borrow the runnable
+    ///   only (`ctx` and `options` are copied), and take inputs from the iterator only as slots
+    ///   free up.
     ///
     /// Retrying needs the input again, so the input type must be `Clone`. An input is cloned only
     /// for an attempt that may be followed by another one: the last allowed attempt (the only one
