@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use beluga_core::{CancelReason, Context, ErrorCode};
+use beluga_tests::{DropGuard, drops};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,25 @@ fn values_are_inherited_and_overridden() {
     assert_eq!(child.value::<Tenant>(), Some(&Tenant("other")));
     assert_eq!(child.value::<u32>(), Some(&3));
     assert_eq!(child.value::<u64>(), None);
+}
+
+#[test]
+fn a_deep_chain_of_values_drops_without_recursion() {
+    // As deep as the chain of children `Context` is tested with: each level adds a value entry
+    // that points at the one before it, and dropping the last context frees them all.
+    const DEPTH: usize = 200_000;
+    let (guard, dropped) = DropGuard::new();
+    let root = Context::new().with_value(guard);
+    let mut ctx = root.clone();
+    for level in 0..DEPTH {
+        ctx = ctx.with_value(level);
+    }
+    assert_eq!(ctx.value::<usize>(), Some(&(DEPTH - 1)));
+    assert!(ctx.value::<DropGuard>().is_some());
+    drop(root);
+    assert_eq!(drops(&dropped), 0, "the chain still holds the first value");
+    drop(ctx);
+    assert_eq!(drops(&dropped), 1);
 }
 
 #[tokio::test(start_paused = true)]

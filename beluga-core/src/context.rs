@@ -180,6 +180,21 @@ struct ValueEntry {
     next: Option<Arc<ValueEntry>>,
 }
 
+impl Drop for ValueEntry {
+    fn drop(&mut self) {
+        // Release the entries behind this one in a loop rather than by recursion, so that
+        // dropping the last handle to a long chain of values cannot overflow the stack.
+        let mut next = self.next.take();
+        while let Some(entry) = next {
+            match Arc::try_unwrap(entry) {
+                // `entry` is dropped at the end of this arm with nothing behind it to recurse into.
+                Ok(mut entry) => next = entry.next.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
     // A panic while holding this lock cannot leave `Links` half-updated (every critical section
     // is a single slab operation or a whole `take`), so a poisoned lock is still consistent.
