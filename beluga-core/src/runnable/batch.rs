@@ -447,7 +447,10 @@ impl RetryPolicy {
 /// * **Cancellation.** When the batch's context is cancelled (or its deadline passes), every item
 ///   still in flight is dropped at once (its child context cancelled), no new item starts, and
 ///   every remaining item, in flight or not yet started, ends with the context's error
-///   (`cancelled` or `deadline_exceeded`). A backoff in progress is cut short the same way.
+///   (`cancelled` or `deadline_exceeded`): still one result per input, whether or not the
+///   iterator knows its length (`io::Lines`, `iter::from_fn`). Only an iterator that says it
+///   is endless (see [`batch_stream`]) gets results for the items started. A backoff in
+///   progress is cut short the same way.
 /// * **Drop.** Dropping the [`batch`] future or the [`batch_stream`] stream drops every item in
 ///   flight and cancels their child contexts, inside `drop`: nothing outlives it. Both borrow
 ///   `runnable` only (`ctx` and `options` are copied), and take inputs from the iterator only as
@@ -546,7 +549,8 @@ where
     I: IntoIterator<Item = R::Input>,
 {
     let inputs = inputs.into_iter();
-    let capacity = inputs.size_hint().0;
+    // Trust the lower bound only so far: an endless iterator (`0..`) claims `usize::MAX`.
+    let capacity = inputs.size_hint().0.min(1024);
     let mut results = drive(runnable, ctx, inputs, options);
     async move {
         let mut slots: Vec<Option<Result<R::Output, Error>>> = Vec::with_capacity(capacity);
@@ -573,9 +577,10 @@ where
 
 /// Like [`batch`], but yields each result **as it completes**, tagged with the index of its
 /// input (counting from 0). Every input yields exactly once; after a cancellation the remaining
-/// ones come out at once with the context's error, in index order, without being started. (If
-/// the iterator has no upper bound on its size, as `0..` has none, the stream ends after the
-/// items that were in flight instead: reporting an endless iterator's inputs would never end.)
+/// ones come out at once with the context's error, in index order, without being started,
+/// however long the iterator turns out to be. (An iterator that says it is endless, with a
+/// `size_hint` lower bound of `usize::MAX` as `0..`, `iter::repeat` and `cycle` have, ends the
+/// stream after the items that were in flight instead: reporting its inputs would never end.)
 ///
 /// The stream borrows `runnable` only (`ctx` and `options` are copied). Inputs are taken from
 /// the iterator only as slots free up, so it may be long or endless. Nothing is spawned: the
@@ -805,10 +810,13 @@ where
         if let Some(err) = self.ended.clone() {
             let index = match self.orphans.pop_front() {
                 Some(index) => Some(index),
-                // Not started, and never will be: the input is dropped unused. Only for an
-                // iterator with a bounded size: an endless one would yield errors forever.
-                None if !self.exhausted && self.inputs.size_hint().1.is_some() => {
-                    self.inputs.next().map(|_| self.take_index())
+                // Not started, and never will be: the input is dropped unused. Every input of
+                // an iterator that may end gets its error; one that says it never ends (its
+                // lower bound is `usize::MAX`) would yield errors forever.
+                None if !self.exhausted && self.inputs.size_hint().0 != usize::MAX => {
+                    let index = self.inputs.next().map(|_| self.take_index());
+                    self.exhausted = index.is_none();
+                    index
                 }
                 None => None,
             };
