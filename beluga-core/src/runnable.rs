@@ -167,6 +167,16 @@ pub trait RunnableExt: Runnable {
 
 impl<R: Runnable + ?Sized> RunnableExt for R {}
 
+/// A child context that is cancelled when its run ends or is dropped, so that anything the run
+/// handed it to (a task a runnable spawned, say) stops too.
+struct CancelOnDrop(Context);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// What `invoke` does with a stream: the `done_with` value, else the last `data` payload, else
 /// an error. Public so that code holding a stream (not a runnable) can apply the same rule.
 ///

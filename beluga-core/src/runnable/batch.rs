@@ -15,7 +15,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::{Runnable, RunnableExt};
+use super::{CancelOnDrop, Runnable, RunnableExt};
 use crate::context::Cancelled;
 use crate::{CancelReason, Context, Error, ErrorCode};
 
@@ -744,16 +744,6 @@ fn timed_out(timeout: Duration) -> Error {
         format!("the attempt did not finish within {timeout:?}"),
     )
     .with_op("batch")
-}
-
-/// Cancels an attempt's child context when the attempt ends or is dropped, so that anything
-/// the runnable handed that context to (a spawned task, say) stops too.
-struct CancelOnDrop(Context);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
 }
 
 pin_project! {
