@@ -720,6 +720,66 @@ async fn after_a_cancel_the_stream_owes_each_remaining_index_one_error() {
     assert_eq!(runnable.gauge.live(), 0);
 }
 
+/// Six inputs from an iterator that does not know its length, as `io::Lines` and
+/// `iter::from_fn` do not.
+fn six_of_unknown_length() -> impl Iterator<Item = (usize, u64)> + Send {
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        next += 1;
+        (next <= 6).then_some((next - 1, 100))
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_cancel_an_iterator_of_unknown_length_still_gets_one_result_per_input() {
+    let lines = std::io::BufRead::lines(std::io::Cursor::new("0\n1\n2\n3\n4\n5\n"))
+        .map(|line| (line.unwrap().parse::<usize>().unwrap(), 100));
+    assert_eq!(lines.size_hint(), (0, None));
+    let inputs: [Box<dyn Iterator<Item = (usize, u64)> + Send>; 2] =
+        [Box::new(six_of_unknown_length()), Box::new(lines)];
+    for inputs in inputs {
+        let runnable = Sleepy::default();
+        let ctx = Context::new();
+        let (results, ()) = tokio::join!(runnable.batch(&ctx, inputs, &options(2)), async {
+            sleep(ms(50)).await;
+            ctx.cancel();
+        });
+        assert_eq!(results.len(), 6, "one result per input");
+        assert!(results.iter().all(|r| code(r) == ErrorCode::Cancelled));
+        assert_eq!(runnable.gauge.started(), 2);
+    }
+
+    // The stream, too, owes every input its error.
+    let runnable = Sleepy::default();
+    let ctx = Context::new();
+    ctx.cancel();
+    let indices: Vec<usize> = runnable
+        .batch_unordered(&ctx, six_of_unknown_length(), &options(2))
+        .map(|(index, result)| {
+            assert_eq!(code(&result), ErrorCode::Cancelled);
+            index
+        })
+        .collect()
+        .await;
+    assert_eq!(indices, (0..6).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_batch_over_an_endless_iterator_returns_what_it_started() {
+    let runnable = Sleepy::default();
+    let ctx = Context::new();
+    let (results, ()) = tokio::join!(
+        runnable.batch(&ctx, (0..).map(|i| (i, 100)), &options(2)),
+        async {
+            sleep(ms(50)).await;
+            ctx.cancel();
+        }
+    );
+    // `0..` says it never ends: only the two items in flight are owed a result.
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| code(r) == ErrorCode::Cancelled));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_already_cancelled_context_starts_nothing() {
     let runnable = Sleepy::default();

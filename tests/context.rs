@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use beluga_core::{CancelReason, Context, ErrorCode};
+use beluga_core::{CancelReason, Context, ErrorCode, Event, EventResult, EventStreamExt};
+use beluga_tests::{DropGuard, drops};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,25 @@ fn values_are_inherited_and_overridden() {
     assert_eq!(child.value::<u64>(), None);
 }
 
+#[test]
+fn a_deep_chain_of_values_drops_without_recursion() {
+    // As deep as the chain of children `Context` is tested with: each level adds a value entry
+    // that points at the one before it, and dropping the last context frees them all.
+    const DEPTH: usize = 200_000;
+    let (guard, dropped) = DropGuard::new();
+    let root = Context::new().with_value(guard);
+    let mut ctx = root.clone();
+    for level in 0..DEPTH {
+        ctx = ctx.with_value(level);
+    }
+    assert_eq!(ctx.value::<usize>(), Some(&(DEPTH - 1)));
+    assert!(ctx.value::<DropGuard>().is_some());
+    drop(root);
+    assert_eq!(drops(&dropped), 0, "the chain still holds the first value");
+    drop(ctx);
+    assert_eq!(drops(&dropped), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn deadline_is_observed_on_time_under_the_paused_clock() {
     let start = Instant::now();
@@ -130,6 +150,90 @@ async fn check_deadline_reads_the_clock_once() {
     assert!(ctx.check_deadline());
     assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
     assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_and_reason_report_a_deadline_that_has_passed() {
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    let child = ctx.child();
+    assert!(ctx.error().is_none());
+    assert_eq!(child.reason(), None);
+    tokio::time::advance(Duration::from_millis(10)).await;
+    // Nothing else has looked at the clock: asking for the error is enough, as Go's `ctx.Err()`.
+    assert_eq!(
+        child.error().map(|e| e.code()),
+        Some(ErrorCode::DeadlineExceeded)
+    );
+    assert_eq!(ctx.reason(), Some(CancelReason::DeadlineExceeded));
+    assert!(
+        ctx.is_cancelled(),
+        "the observation ends the context for everyone"
+    );
+}
+
+/// The hand-written producer of the crate docs ("Without the macro"): checks `ctx.error()`
+/// before every item.
+struct Tokens {
+    ctx: Context,
+    words: Vec<String>,
+    next: usize,
+    done: bool,
+}
+
+impl futures_util::Stream for Tokens {
+    type Item = EventResult<String>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(err) = self.ctx.error() {
+            self.done = true;
+            return Poll::Ready(Some(Err(err)));
+        }
+        if self.next < self.words.len() {
+            let word = self.words[self.next].to_uppercase();
+            self.next += 1;
+            return Poll::Ready(Some(Ok(Event::data(word))));
+        }
+        self.done = true;
+        Poll::Ready(Some(Ok(Event::done_with("final answer".to_owned()))))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hand_written_stream_checking_error_ends_at_an_expired_deadline() {
+    let words: Vec<String> = (0..1_000).map(|i| format!("word{i}")).collect();
+    let live = Tokens {
+        ctx: Context::new(),
+        words: words.clone(),
+        next: 0,
+        done: false,
+    };
+    assert_eq!(live.collect_events().await.events.len(), 1_001);
+
+    let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let expired = Tokens {
+        ctx,
+        words,
+        next: 0,
+        done: false,
+    };
+    let collected = expired.collect_events().await;
+    assert!(
+        collected.events.is_empty(),
+        "{} events past the deadline",
+        collected.events.len()
+    );
+    assert_eq!(
+        collected.error.map(|e| e.code()),
+        Some(ErrorCode::DeadlineExceeded)
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use beluga_core::{
     BoxRunnable, Context, Error, ErrorCode, Event, EventKind, EventResult, EventStreamExt,
     Runnable, RunnableExt, stream_producer,
 };
-use beluga_tests::{DropGuard, drops};
+use beluga_tests::{DropGuard, alive_tasks, drops, eventually, settle};
 use futures_util::{Stream, StreamExt};
 
 /// Streams a fixed script of items.
@@ -281,6 +281,75 @@ async fn a_cancelled_context_stops_a_parallel_run() {
     ctx.cancel();
     assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
     assert_eq!(drops(&dropped), 1);
+}
+
+/// Spawns a task that lives until the context it was given ends, emits one item, then parks
+/// forever or (with `finish`) ends.
+struct SpawnsWatcher {
+    finish: bool,
+}
+
+impl SpawnsWatcher {
+    #[stream_producer]
+    fn run(&self, ctx: Context) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        tokio::spawn(ctx.clone().cancelled());
+        emit!(1);
+        if !self.finish {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Runnable for SpawnsWatcher {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, ctx: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        self.run(ctx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_parallel_run_cancels_what_its_branches_spawned() {
+    let baseline = alive_tasks();
+    let ctx = Context::new();
+    let run = parallel([
+        SpawnsWatcher { finish: false },
+        SpawnsWatcher { finish: false },
+    ]);
+    {
+        let mut stream = Box::pin(run.stream(ctx.clone(), 0));
+        assert!(stream.next().await.unwrap().is_ok());
+        assert!(stream.next().await.unwrap().is_ok());
+        settle().await;
+        assert_eq!(
+            alive_tasks(),
+            baseline + 2,
+            "each branch's watcher is waiting"
+        );
+        drop(stream);
+    }
+    eventually("the watchers of the dropped branches have ended", || {
+        alive_tasks() == baseline
+    })
+    .await;
+    assert!(!ctx.is_cancelled(), "the caller's context is left alone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_parallel_run_leaves_nothing_behind() {
+    let baseline = alive_tasks();
+    let ctx = Context::new();
+    let run = parallel([
+        SpawnsWatcher { finish: true },
+        SpawnsWatcher { finish: true },
+    ]);
+    let all = run.invoke(ctx.clone(), 0).await.unwrap().into_all();
+    assert_eq!(all, Some(vec![1, 1]));
+    eventually("the watchers of the finished branches have ended", || {
+        alive_tasks() == baseline
+    })
+    .await;
+    assert!(!ctx.is_cancelled());
 }
 
 #[tokio::test(start_paused = true)]

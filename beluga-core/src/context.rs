@@ -34,13 +34,15 @@
 //!
 //! * [`Context::check_deadline`] reads the clock (and the token) once. The stream adapters in this
 //!   crate call it every 32 items, so a deadline ends a stream even when its consumer never
-//!   yields to the runtime.
+//!   yields to the runtime. [`Context::error`] and [`Context::reason`] call it too while the
+//!   context is live, so they report a deadline that has passed, as Go's `ctx.Err()` does.
 //! * A parked [`Context::cancelled`] future arms a Tokio timer for the deadline and watches the
 //!   token, so a task waiting on a context wakes up on time.
 //! * Any of the above on an ancestor: the observation ends every descendant.
 //!
 //! Code that polls `is_cancelled()` in its own loop should call `check_deadline()` now and then
-//! (it costs a clock read, about 20 ns) if its context may carry a deadline.
+//! (it costs a clock read, about 20 ns) if its context may carry a deadline; code that asks for
+//! `error()` before every item needs nothing more, at the price of that clock read per item.
 //!
 //! Deadlines use [`tokio::time::Instant`], so tests can run them under Tokio's paused clock.
 //! Waiting for one needs a Tokio runtime with the time driver enabled, and Tokio timers have
@@ -178,6 +180,21 @@ struct Values {
 struct ValueEntry {
     value: Box<dyn Any + Send + Sync>,
     next: Option<Arc<ValueEntry>>,
+}
+
+impl Drop for ValueEntry {
+    fn drop(&mut self) {
+        // Release the entries behind this one in a loop rather than by recursion, so that
+        // dropping the last handle to a long chain of values cannot overflow the stack.
+        let mut next = self.next.take();
+        while let Some(entry) = next {
+            match Arc::try_unwrap(entry) {
+                // `entry` is dropped at the end of this arm with nothing behind it to recurse into.
+                Ok(mut entry) => next = entry.next.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
@@ -541,7 +558,8 @@ impl Context {
     /// a deadline that has been observed (see the [module docs](crate::context)).
     ///
     /// One atomic load: cheap enough to call before every item. It does not read the clock; use
-    /// [`Context::check_deadline`] for that.
+    /// [`Context::check_deadline`] for that (or [`Context::error`], which reports a deadline
+    /// that has passed).
     ///
     /// ```
     /// let ctx = beluga_core::Context::new();
@@ -554,6 +572,10 @@ impl Context {
 
     /// Why this context ended, or `None` while it is live.
     ///
+    /// A deadline that has passed counts, whether or not anything has observed it yet: on a live
+    /// context with a deadline (or a [`CancellationToken`]) this is
+    /// [`check_deadline`](Context::check_deadline), one clock read; otherwise one atomic load.
+    ///
     /// ```
     /// use beluga_core::{CancelReason, Context};
     /// let ctx = Context::new();
@@ -561,18 +583,32 @@ impl Context {
     /// assert_eq!(ctx.child().reason(), Some(CancelReason::Cancelled));
     /// ```
     pub fn reason(&self) -> Option<CancelReason> {
-        CancelReason::from_state(self.node.state())
+        let state = self.node.state();
+        if state == LIVE && self.needs_observing() && self.node.observe() {
+            return CancelReason::from_state(self.node.state());
+        }
+        CancelReason::from_state(state)
     }
 
     /// The error a stream should end with now: `cancelled` or `deadline_exceeded`, or `None`
-    /// while the context is live.
+    /// while the context is live. Like Go's `ctx.Err()`, it reports a deadline that has passed
+    /// (reading the clock, as [`reason`](Context::reason) does), so a hand-written stream that
+    /// asks for it before every item ends on time.
     ///
     /// ```
+    /// use std::time::Duration;
     /// use beluga_core::{Context, ErrorCode};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
     /// let ctx = Context::new();
     /// assert!(ctx.error().is_none());
     /// ctx.cancel();
     /// assert_eq!(ctx.error().unwrap().code(), ErrorCode::Cancelled);
+    ///
+    /// let ctx = Context::new().with_timeout(Duration::from_millis(10));
+    /// tokio::time::advance(Duration::from_millis(10)).await;
+    /// assert_eq!(ctx.error().unwrap().code(), ErrorCode::DeadlineExceeded);
+    /// # }
     /// ```
     pub fn error(&self) -> Option<Error> {
         self.reason().map(CancelReason::to_error)

@@ -207,7 +207,8 @@ pub use crate::stream_ext::EventStreamExt;
 /// ```
 /// use std::pin::Pin;
 /// use std::task::{Context as TaskContext, Poll};
-/// use beluga_core::{Context, Error, Event};
+/// use std::time::Duration;
+/// use beluga_core::{Context, Error, ErrorCode, Event, EventStreamExt};
 /// use futures_util::Stream;
 ///
 /// struct Tokens {
@@ -224,6 +225,8 @@ pub use crate::stream_ext::EventStreamExt;
 ///         if self.done {
 ///             return Poll::Ready(None);
 ///         }
+///         // `error()` reports a cancel, and a deadline that has passed (it reads the clock when
+///         // the context has one; the generated code reads it every 32 items instead).
 ///         if let Some(err) = self.ctx.error() {
 ///             self.done = true;
 ///             return Poll::Ready(Some(Err(err)));
@@ -238,7 +241,16 @@ pub use crate::stream_ext::EventStreamExt;
 ///         Poll::Ready(Some(Ok(Event::done_with("final answer".to_owned()))))
 ///     }
 /// }
-/// # let _ = Tokens { ctx: Context::new(), words: vec![], next: 0, done: false };
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let words: Vec<String> = (0..1_000).map(|i| format!("word{i}")).collect();
+/// let ctx = Context::new().with_timeout(Duration::from_millis(15));
+/// tokio::time::sleep(Duration::from_millis(20)).await; // the deadline passes
+/// let cut = Tokens { ctx, words, next: 0, done: false }.collect_events().await;
+/// assert!(cut.events.is_empty());
+/// assert_eq!(cut.error.unwrap().code(), ErrorCode::DeadlineExceeded);
+/// # }
 /// ```
 pub use beluga_macros::stream_producer;
 

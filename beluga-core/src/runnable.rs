@@ -163,7 +163,10 @@ pub trait RunnableExt: Runnable {
     /// * **Cancellation.** When the batch's context is cancelled (or its deadline passes), every item
     ///   still in flight is dropped at once (its child context cancelled), no new item starts, and
     ///   every remaining item, in flight or not yet started, ends with the context's error
-    ///   (`cancelled` or `deadline_exceeded`). A backoff in progress is cut short the same way.
+    ///   (`cancelled` or `deadline_exceeded`): still one result per input, whether or not the
+    ///   iterator knows its length (`io::Lines`, `iter::from_fn`). Only an iterator that says it
+    ///   is endless (see [`batch_unordered`](RunnableExt::batch_unordered)) gets results for the
+    ///   items started. A backoff in progress is cut short the same way.
     /// * **Drop.** Dropping the [`batch`](RunnableExt::batch) future or the
     ///   [`batch_unordered`](RunnableExt::batch_unordered) stream drops every item in flight and
     ///   cancels their child contexts, inside `drop`: nothing outlives it. Both borrow the runnable
@@ -264,11 +267,13 @@ pub trait RunnableExt: Runnable {
         batch::batch(self, ctx, inputs, options)
     }
 
-    /// Like [`batch`](RunnableExt::batch), but yields each result **as it completes**, tagged with the index of its
-    /// input (counting from 0). Every input yields exactly once; after a cancellation the remaining
-    /// ones come out at once with the context's error, in index order, without being started. (If
-    /// the iterator has no upper bound on its size, as `0..` has none, the stream ends after the
-    /// items that were in flight instead: reporting an endless iterator's inputs would never end.)
+    /// Like [`batch`](RunnableExt::batch), but yields each result **as it completes**, tagged with
+    /// the index of its input (counting from 0). Every input yields exactly once; after a
+    /// cancellation the remaining ones come out at once with the context's error, in index
+    /// order, without being started, however long the iterator turns out to be. (An iterator
+    /// that says it is endless, with a `size_hint` lower bound of `usize::MAX` as `0..`,
+    /// `iter::repeat` and `cycle` have, ends the stream after the items that were in flight
+    /// instead: reporting its inputs would never end.)
     ///
     /// The stream borrows the runnable only (`ctx` and `options` are copied). Inputs are taken from
     /// the iterator only as slots free up, so it may be long or endless. Nothing is spawned: the
@@ -353,6 +358,16 @@ pub trait RunnableExt: Runnable {
 }
 
 impl<R: Runnable + ?Sized> RunnableExt for R {}
+
+/// A child context that is cancelled when its run ends or is dropped, so that anything the run
+/// handed it to (a task a runnable spawned, say) stops too.
+struct CancelOnDrop(Context);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 
 /// What `invoke` does with a stream: the `done_with` value, else the last `data` payload, else
 /// an error. Public so that code holding a stream (not a runnable) can apply the same rule.

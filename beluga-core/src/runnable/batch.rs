@@ -16,7 +16,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::{Runnable, RunnableExt};
+use super::{CancelOnDrop, Runnable, RunnableExt};
 use crate::context::Cancelled;
 use crate::{CancelReason, Context, Error, ErrorCode};
 
@@ -434,7 +434,8 @@ where
     I: IntoIterator<Item = R::Input>,
 {
     let inputs = inputs.into_iter();
-    let capacity = inputs.size_hint().0;
+    // Trust the lower bound only so far: an endless iterator (`0..`) claims `usize::MAX`.
+    let capacity = inputs.size_hint().0.min(1024);
     let mut results = drive(runnable, ctx, inputs, options);
     async move {
         let mut slots: Vec<Option<Result<R::Output, Error>>> = Vec::with_capacity(capacity);
@@ -587,16 +588,6 @@ fn timed_out(timeout: Duration) -> Error {
     .with_op("batch")
 }
 
-/// Cancels an attempt's child context when the attempt ends or is dropped, so that anything
-/// the runnable handed that context to (a spawned task, say) stops too.
-struct CancelOnDrop(Context);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 pin_project! {
     /// An item's future with its input index, readable while it is in flight.
     struct Tagged<F> {
@@ -651,10 +642,13 @@ where
         if let Some(err) = self.ended.clone() {
             let index = match self.orphans.pop_front() {
                 Some(index) => Some(index),
-                // Not started, and never will be: the input is dropped unused. Only for an
-                // iterator with a bounded size: an endless one would yield errors forever.
-                None if !self.exhausted && self.inputs.size_hint().1.is_some() => {
-                    self.inputs.next().map(|_| self.take_index())
+                // Not started, and never will be: the input is dropped unused. Every input of
+                // an iterator that may end gets its error; one that says it never ends (its
+                // lower bound is `usize::MAX`) would yield errors forever.
+                None if !self.exhausted && self.inputs.size_hint().0 != usize::MAX => {
+                    let index = self.inputs.next().map(|_| self.take_index());
+                    self.exhausted = index.is_none();
+                    index
                 }
                 None => None,
             };

@@ -5,7 +5,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
 
-use super::{BoxRunnable, Runnable, RunnableExt};
+use super::{BoxRunnable, CancelOnDrop, Runnable, RunnableExt};
 use crate::{
     BoxEventStream, Context, Error, ErrorCode, Event, EventKind, EventResult, stream_producer,
 };
@@ -71,6 +71,9 @@ impl<O> ParallelOutput<O> {
 /// the run with that error and cancels every other branch in the same poll: their streams are
 /// dropped, and the child context they share is cancelled. [`all_settled`](Parallel::all_settled)
 /// instead lets every branch finish and reports one `Result` per branch.
+///
+/// That child context is cancelled whenever the run ends, and when its stream is dropped before
+/// the end: nothing a branch handed it to (a task it spawned, say) outlives the run.
 ///
 /// Branches of different types with the same input and output fit in one `Parallel` as
 /// [`BoxRunnable`]s, which is what a tuple of branches becomes.
@@ -289,13 +292,15 @@ where
     R::Input: Clone,
     R::Output: Clone,
 {
-    // The branches share a child context: cancelling it stops them all, never the caller's.
-    let branch_ctx = ctx.child();
+    // The branches share a child context: cancelling it stops them all, never the caller's. It
+    // is cancelled when the run ends or is dropped, so nothing a branch handed it to outlives
+    // the run.
+    let branch_ctx = CancelOnDrop(ctx.child());
     let mut streams: Vec<Option<BoxEventStream<'a, R::Output>>> = branches
         .iter()
         .map(|branch| {
             let stream: BoxEventStream<'a, R::Output> =
-                Box::pin(branch.stream(branch_ctx.clone(), input.clone()));
+                Box::pin(branch.stream(branch_ctx.0.clone(), input.clone()));
             Some(stream)
         })
         .collect();
@@ -339,7 +344,7 @@ where
             Err(err) if !settle => {
                 // Fail fast: stop every other branch now. Returning drops their streams in
                 // this very poll; the cancel reaches anything they handed the context to.
-                branch_ctx.cancel();
+                branch_ctx.0.cancel();
                 return Err(err);
             }
             outcome => outcomes[i] = Some(outcome),
