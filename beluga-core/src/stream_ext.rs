@@ -40,7 +40,8 @@ use crate::{Context, Error, Event};
 /// ```
 pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// Maps the payload of every event (`data`, `tool_call`, `tool_result`, `handoff`, and the
-    /// final value of `done`), keeping kinds, metadata and errors. No allocation.
+    /// final value of `done`), keeping kinds, metadata and errors. No allocation. Ends as the
+    /// source does (see [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{Event, EventStreamExt, stream};
@@ -59,7 +60,8 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     }
 
     /// Keeps the events for which `predicate` returns `true`. `done` events and `Err` items
-    /// always pass (they end the stream), so the predicate never sees them. No allocation.
+    /// always pass (they end the stream), so the predicate never sees them. No allocation. Ends
+    /// as the source does (see [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -81,7 +83,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         Filter::new(self, predicate)
     }
 
-    /// Drains the stream: every event, plus the terminal error if it ended with one.
+    /// Drains the stream: every event, plus the terminal error if it ended with one. Nothing is
+    /// added: a stream that ended without a `done` leaves none among the events (see
+    /// [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -104,9 +108,10 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// `take_until`, which keeps it alive). A deadline is noticed even by a consumer that never
     /// yields to the runtime.
     ///
-    /// The stream has exactly one terminal item: it ends, dropping the source, right after the
-    /// source's `done` event or `Err` item, and a later cancel adds nothing. The deadline, or the
-    /// `CancellationToken` the context came from, is checked every 32 polls.
+    /// The stream has at most one terminal item: it ends, dropping the source, right after the
+    /// source's `done` event or `Err` item, and a later cancel adds nothing; a source that ends
+    /// without either ends it without one (see [how a stream ends](crate::stream#how-a-stream-ends)). The
+    /// deadline, or the `CancellationToken` the context came from, is checked every 32 polls.
     ///
     /// ```
     /// use beluga_core::{Context, ErrorCode, EventStreamExt};
@@ -131,8 +136,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     }
 
     /// Merges this stream with `others` into one, in arrival order (see [`Merge`]): polled from
-    /// the consumer's task, fair, one `done` when all inputs are done, ended (dropping every
-    /// input) by the first `Err`. No task is spawned and nothing is allocated per item.
+    /// the consumer's task, fair, one plain `done` at the end if every input ended with one
+    /// (see [how a stream ends](crate::stream#how-a-stream-ends)), ended (dropping every input) by
+    /// the first `Err`. No task is spawned and nothing is allocated per item.
     ///
     /// Inputs must be `Unpin`; box a producer (`boxed_events`, or `Box::pin`) to merge it.
     ///
@@ -159,8 +165,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     ///
     /// Lossless: the source is pulled only as fast as the slowest live consumer reads. No task
     /// is spawned; whichever consumer needs the next item pulls it. A dropped consumer stops
-    /// counting, and when all are dropped the source is dropped. `n = 0` is an `invalid_input`
-    /// error.
+    /// counting, and when all are dropped the source is dropped. Every consumer ends as the
+    /// source does (see [how a stream ends](crate::stream#how-a-stream-ends)). `n = 0` is an
+    /// `invalid_input` error.
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -216,8 +223,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     ///   panicked (and its message), never a hang.
     ///
     /// The stream ends after one terminal item (the source's `done` or `Err`, or one of the
-    /// errors above), or where the source ends without one, then yields `None` forever. The
-    /// source and `T` must be `Send + 'static` because they move to the task.
+    /// errors above), or where the source ends without one, then yields `None` forever (see
+    /// [how a stream ends](crate::stream#how-a-stream-ends)). The source and `T` must be
+    /// `Send + 'static` because they move to the task.
     ///
     /// # Panics
     ///
