@@ -451,3 +451,50 @@ async fn boxed_streams_are_send_and_compose() {
     let text: String = boxed.collect_events().await.data().cloned().collect();
     assert_eq!(text, "ab");
 }
+
+/// Every event of `stream`, and whether it ended with a terminal `Err`.
+async fn drain(stream: impl Stream<Item = EventResult<u32>>) -> (Vec<Event<u32>>, bool) {
+    let collected = stream.collect_events().await;
+    (collected.events, collected.error.is_some())
+}
+
+/// The rule of the `stream` module docs ("How a stream ends"): a combinator's output ends with
+/// a `done` only if its source did, and never with one the source did not send.
+#[tokio::test]
+async fn no_combinator_invents_a_done() {
+    let ctx = Context::new();
+    for with_done in [true, false] {
+        let source = move || {
+            let mut items = vec![Ok(Event::data(1)), Ok(Event::data(2))];
+            if with_done {
+                items.push(Ok(Event::done_with(3)));
+            }
+            futures_util::stream::iter(items)
+        };
+        let expected: Vec<Event<u32>> = [Event::data(1), Event::data(2)]
+            .into_iter()
+            .chain(with_done.then(|| Event::done_with(3)))
+            .collect();
+        let mut outputs = vec![
+            ("map", drain(source().map_payload(|n| n)).await),
+            ("filter", drain(source().filter_events(|_| true)).await),
+            ("cancellable", drain(source().cancellable(&ctx)).await),
+            ("buffered", drain(source().read_ahead(4, &ctx)).await),
+        ];
+        for consumer in source().fan_out(2).unwrap() {
+            outputs.push(("fan_out", drain(consumer).await));
+        }
+        for (name, (events, failed)) in outputs {
+            assert!(!failed, "{name}");
+            assert_eq!(events, expected, "{name}, source with_done = {with_done}");
+        }
+        // `merge` swallows its inputs' `done`s and has its own, plain, only if each had one.
+        let (events, failed) = drain(stream::merge([source().boxed()])).await;
+        assert!(!failed);
+        let merged: Vec<Event<u32>> = [Event::data(1), Event::data(2)]
+            .into_iter()
+            .chain(with_done.then(Event::done))
+            .collect();
+        assert_eq!(events, merged, "merge, source with_done = {with_done}");
+    }
+}

@@ -1,4 +1,5 @@
-//! `merge`: arrival order, fairness, one `done`, the first error ends it and drops every input.
+//! `merge`: arrival order, fairness, one `done` (only if every input ended with one), the first
+//! error ends it and drops every input.
 
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -58,6 +59,27 @@ async fn one_done_when_every_input_is_done_and_each_input_keeps_its_order() {
     };
     assert_eq!(of(1..4), [1, 2, 3]);
     assert_eq!(of(20..31), [20, 30]);
+}
+
+#[tokio::test]
+async fn an_input_that_ends_without_done_leaves_the_merged_stream_without_one() {
+    // No `done` of its own: the merged stream must not make one up.
+    let cut_short = futures_util::stream::iter(vec![Ok(Event::data(2))]);
+    let inputs: Vec<BoxEventStream<'static, u32>> = vec![
+        stream::iter([1]).boxed(),
+        cut_short.boxed(),
+        stream::iter([3]).boxed(),
+    ];
+    let mut merged = stream::merge(inputs);
+    let mut events = Vec::new();
+    while let Some(item) = merged.next().await {
+        events.push(item.unwrap());
+    }
+    assert!(events.iter().all(|e| !e.is_done()), "{events:?}");
+    let mut data: Vec<u32> = events.iter().filter_map(|e| e.payload().copied()).collect();
+    data.sort_unstable();
+    assert_eq!(data, [1, 2, 3]);
+    assert!(merged.next().await.is_none(), "fused");
 }
 
 #[tokio::test]

@@ -96,6 +96,65 @@ async fn pipe_feeds_the_first_result_into_the_second_and_streams_the_second() {
     assert_eq!(chain.invoke(Context::new(), 3).await.unwrap(), 60);
 }
 
+#[tokio::test]
+async fn pipe_ends_as_its_second_step_does() {
+    let first = Scripted(vec![Ok(Event::data(1))]);
+    // The second step ends without a `done`: the pipe adds none.
+    let cut_short = Scripted(vec![Ok(Event::data(7)), Ok(Event::data(8))]);
+    let second = Adapter(cut_short);
+    let events = first
+        .pipe(second)
+        .stream(Context::new(), ())
+        .collect_events()
+        .await;
+    assert_eq!(events.error, None);
+    assert_eq!(events.events, [Event::data(7), Event::data(8)]);
+
+    // Its `done` comes through as it is, metadata included.
+    let first = Scripted(vec![Ok(Event::data(1))]);
+    let finished = Scripted(vec![Ok(Event::done_with(9).with_trace_id("t"))]);
+    let events = first
+        .pipe(Adapter(finished))
+        .stream(Context::new(), ())
+        .collect_events()
+        .await;
+    assert_eq!(events.events, [Event::done_with(9).with_trace_id("t")]);
+}
+
+#[tokio::test]
+async fn a_cancel_ends_a_pipe_and_drops_the_step_that_is_running() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    // The first step never finishes: the pipe waits on it.
+    let chain = Forever(std::sync::Mutex::new(Some(guard))).pipe(Step {
+        factor: 1,
+        delay_ms: 1,
+    });
+    let mut stream = std::pin::pin!(chain.stream(ctx.clone(), 0));
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    assert_eq!(drops(&dropped), 0);
+    ctx.cancel();
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Cancelled);
+    assert_eq!(
+        drops(&dropped),
+        1,
+        "the parked first step outlived the cancel"
+    );
+    assert!(stream.next().await.is_none());
+}
+
+/// A [`Scripted`] that takes the first step's output as its input (and ignores it).
+struct Adapter(Scripted);
+
+impl Runnable for Adapter {
+    type Input = u32;
+    type Output = u32;
+    fn stream(&self, ctx: Context, _: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        self.0.stream(ctx, ())
+    }
+}
+
 /// Must never run: the pipe stops before it.
 struct Never;
 

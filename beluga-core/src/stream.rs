@@ -4,6 +4,44 @@
 //! Every stream in beluga yields `Result<Event<T>, Error>` ([`EventResult`]). Functions are
 //! generic over `impl Stream<Item = EventResult<T>>`, so nothing is boxed or dynamically
 //! dispatched unless you ask for it with [`BoxEventStream`].
+//!
+//! # How a stream ends
+//!
+//! An event stream ends with at most one terminal item, a `done` event (with or without a final
+//! value) or an `Err` (the [`error`](crate::error) module explains terminal errors versus
+//! `error` events), and then yields `None`. It may also end with no terminal item at all: a
+//! consumer can tell such a stream was cut short.
+//!
+//! One rule holds for every combinator: **a combinator never invents a terminal item.** Its
+//! output ends with a `done` only if its source did.
+//!
+//! * [`map_payload`](crate::EventStreamExt::map_payload),
+//!   [`filter_events`](crate::EventStreamExt::filter_events),
+//!   [`try_map_events`](crate::EventStreamExt::try_map_events) (unless `f` changes it),
+//!   [`cancellable`](crate::EventStreamExt::cancellable),
+//!   [`read_ahead`](crate::EventStreamExt::read_ahead) and every
+//!   [`fan_out`](crate::EventStreamExt::fan_out) consumer pass the source's `done` on as it
+//!   is, and end where the source ends: after a source that ends without a `done`, their output
+//!   ends without one too.
+//! * [`merge`] does not pass its inputs' `done` events on: it yields one plain `done` at the
+//!   end, and only if every input ended with one. An input that ends without a `done` makes
+//!   the merged stream end without one.
+//! * [`Pipe`](crate::runnable::Pipe) streams its second step's events as they come, `done`
+//!   included, and ends as that step does.
+//!
+//! The terminal items combinators do make are errors about themselves: `cancellable`,
+//! `read_ahead` and `pipe` end with `cancelled` or `deadline_exceeded` when their context ends,
+//! `read_ahead` and `fan_out` with `internal` when the source panics, `try_map_events` with the
+//! error its function returned, and `merge` ends at the first `Err` of any input.
+//! [`payloads`](crate::EventStreamExt::payloads) is a view, not an event stream: `done` ends it
+//! without an item.
+//!
+//! What drains streams into a value instead of passing them on does not forward their ends:
+//! [`collect_events`](crate::EventStreamExt::collect_events) returns the events and the
+//! terminal error as they came; [`invoke`](crate::RunnableExt::invoke) and
+//! [`batch`](crate::RunnableExt::batch) take the `done_with` value, else the last `data`; and
+//! the final `done_with` of [`parallel`](crate::runnable::parallel) is its own result (every
+//! branch's, read by `invoke`'s rule), not a branch's `done`.
 
 use std::pin::Pin;
 

@@ -45,7 +45,8 @@ use crate::event::Event;
 /// ```
 pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// Maps the payload of every event (`data`, `tool_call`, `tool_result`, `handoff`, and the
-    /// final value of `done`), keeping kinds, metadata and errors. No allocation.
+    /// final value of `done`), keeping kinds, metadata and errors. No allocation. Ends as the
+    /// source does (see [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{Event, EventStreamExt, stream};
@@ -64,7 +65,8 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     }
 
     /// Keeps the events for which `predicate` returns `true`. `done` events and `Err` items
-    /// always pass (they end the stream), so the predicate never sees them. No allocation.
+    /// always pass (they end the stream), so the predicate never sees them. No allocation. Ends
+    /// as the source does (see [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -158,7 +160,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         Payloads::new(self)
     }
 
-    /// Drains the stream: every event, plus the terminal error if it ended with one.
+    /// Drains the stream: every event, plus the terminal error if it ended with one. Nothing is
+    /// added: a stream that ended without a `done` leaves none among the events (see
+    /// [how a stream ends](crate::stream#how-a-stream-ends)).
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -181,9 +185,10 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     /// `take_until`, which keeps it alive). A deadline is noticed even by a consumer that never
     /// yields to the runtime.
     ///
-    /// The stream has exactly one terminal item: it ends, dropping the source, right after the
-    /// source's `done` event or `Err` item, and a later cancel adds nothing. The deadline, or the
-    /// `CancellationToken` the context came from, is checked every 32 polls.
+    /// The stream has at most one terminal item: it ends, dropping the source, right after the
+    /// source's `done` event or `Err` item, and a later cancel adds nothing; a source that ends
+    /// without either ends it without one (see [how a stream ends](crate::stream#how-a-stream-ends)). The
+    /// deadline, or the `CancellationToken` the context came from, is checked every 32 polls.
     ///
     /// ```
     /// use beluga_core::{Context, ErrorCode, EventStreamExt};
@@ -212,8 +217,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     ///
     /// Lossless: the source is pulled only as fast as the slowest live consumer reads. No task
     /// is spawned; whichever consumer needs the next item pulls it. A dropped consumer stops
-    /// counting, and when all are dropped the source is dropped. `n = 0` is an `invalid_input`
-    /// error.
+    /// counting, and when all are dropped the source is dropped. Every consumer ends as the
+    /// source does (see [how a stream ends](crate::stream#how-a-stream-ends)). `n = 0` is an
+    /// `invalid_input` error.
     ///
     /// ```
     /// use beluga_core::{EventStreamExt, stream};
@@ -269,8 +275,9 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     ///   panicked (and its message), never a hang.
     ///
     /// The stream ends after one terminal item (the source's `done` or `Err`, or one of the
-    /// errors above), or where the source ends without one, then yields `None` forever. The
-    /// source and `T` must be `Send + 'static` because they move to the task.
+    /// errors above), or where the source ends without one, then yields `None` forever (see
+    /// [how a stream ends](crate::stream#how-a-stream-ends)). The source and `T` must be
+    /// `Send + 'static` because they move to the task.
     ///
     /// A `capacity` of 0, or larger than Tokio's channel maximum (`usize::MAX >> 3`), is refused
     /// as every count in this crate is (see [Counts and capacities](crate#counts-and-capacities)):

@@ -75,6 +75,11 @@ impl<O> ParallelOutput<O> {
 /// That child context is cancelled whenever the run ends, and when its stream is dropped before
 /// the end: nothing a branch handed it to (a task it spawned, say) outlives the run.
 ///
+/// A successful run ends with its own `done_with`, carrying every branch's result: it is the
+/// run's value, not a branch's `done`, and a branch that ends without a `done` still has a
+/// result by [`invoke`](super::RunnableExt::invoke)'s rule (see
+/// [how a stream ends](crate::stream#how-a-stream-ends)).
+///
 /// Branches of different types with the same input and output fit in one `Parallel` as
 /// [`BoxRunnable`]s, which is what a tuple of branches becomes.
 #[derive(Debug, Clone)]

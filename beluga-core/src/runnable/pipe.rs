@@ -1,17 +1,22 @@
 //! [`Pipe`]: one step's result feeds the next.
 
 use futures_core::Stream;
+use futures_util::StreamExt;
+use futures_util::future::Either;
 
 use super::{Runnable, RunnableExt};
 use crate::context::Context;
 use crate::event::EventResult;
-use beluga_macros::stream_producer;
+use crate::stream_ext::EventStreamExt;
 
 /// Runnable for the [`pipe`](super::RunnableExt::pipe) method: runs `first` to completion
 /// (its [`invoke`](super::RunnableExt::invoke)), then streams `second` on that result.
 ///
 /// An error from `first` ends the pipe with that error before `second` starts; cancellation of
-/// the context reaches whichever step is running.
+/// the context reaches whichever step is running, and ends the pipe with the context's error.
+/// `second`'s events come out as they are, its `done` included: the pipe ends as `second` does
+/// and adds no terminal item of its own (see
+/// [how a stream ends](crate::stream#how-a-stream-ends)).
 #[derive(Debug, Clone)]
 pub struct Pipe<A, B> {
     first: A,
@@ -59,7 +64,10 @@ where
     }
 }
 
-#[stream_producer]
+/// `first`'s result, then `second`'s events as they come, `done` included: the pipe adds no
+/// terminal item of its own (see [how a stream ends](crate::stream#how-a-stream-ends)), and
+/// [`cancellable`](crate::EventStreamExt::cancellable) ends it when `ctx` does, whichever step
+/// is running.
 fn piped<'a, A, B>(
     first: &'a A,
     second: &'a B,
@@ -70,8 +78,12 @@ where
     A: Runnable,
     B: Runnable<Input = A::Output>,
 {
-    let middle = first.invoke(ctx.clone(), input).await?;
-    if let Some(value) = emit_all!(second.stream(ctx.clone(), middle)) {
-        return value;
-    }
+    let middle = first.invoke(ctx.clone(), input);
+    let watched = ctx.clone();
+    futures_util::stream::once(middle)
+        .flat_map(move |middle| match middle {
+            Ok(middle) => Either::Left(second.stream(ctx.clone(), middle)),
+            Err(err) => Either::Right(futures_util::stream::iter([Err(err)])),
+        })
+        .cancellable(&watched)
 }

@@ -4,22 +4,27 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::{FusedStream, Stream};
 
-use crate::{Error, Event};
+use crate::error::Error;
+use crate::event::Event;
 
 /// Stream for the [`stream::merge`](crate::stream::merge) function.
 ///
 /// Polls every input from the consumer's task, starting each time after the input that yielded
 /// last, so an input that is always ready cannot starve the others. Each input's `done` event
-/// marks that input finished; the merged stream yields one plain `done` when all have finished
-/// (the inputs' final values, from `done_with`, are not carried: merge `Runnable` streams with
-/// [`parallel`](crate::runnable::parallel) to keep them). The
-/// first `Err` from any input is yielded and ends the stream, dropping every input at once.
+/// marks that input finished and is not passed on; once all have finished, the merged stream
+/// yields one plain `done` if every input ended with one, and otherwise ends without one (see
+/// [how a stream ends](crate::stream#how-a-stream-ends)). The inputs' final values, from
+/// `done_with`, are not carried: merge `Runnable` streams with
+/// [`parallel`](crate::runnable::parallel) to keep them. The first `Err` from any input is
+/// yielded and ends the stream, dropping every input at once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Merge<S> {
     inputs: Vec<Option<S>>,
     /// Where the next poll starts: just after the input that yielded last.
     next: usize,
     live: usize,
+    /// Whether every input that has finished ended with a `done` event.
+    all_done: bool,
     finished: bool,
 }
 
@@ -31,6 +36,7 @@ impl<S> Merge<S> {
             inputs,
             next: 0,
             live,
+            all_done: true,
             finished: false,
         }
     }
@@ -93,6 +99,7 @@ impl<S: fmt::Debug> fmt::Debug for Merge<S> {
         f.debug_struct("Merge")
             .field("inputs", &self.inputs)
             .field("live", &self.live)
+            .field("all_done", &self.all_done)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
     }
@@ -128,7 +135,7 @@ where
         if self.finished {
             return (0, Some(0));
         }
-        // An error can end the merge at any point; each input's `done` is replaced by one.
+        // An error can end the merge at any point; the inputs' `done`s give way to one at most.
         let upper = self.inputs.iter().flatten().try_fold(1_usize, |sum, s| {
             s.size_hint().1.and_then(|u| sum.checked_add(u))
         });
@@ -171,10 +178,16 @@ where
                 this.next = i + 1;
                 return Poll::Ready(Some(Ok(event)));
             }
-            // This input is finished: its `done` (or its plain end) is not the merge's.
-            Some(Poll::Ready(Some(Ok(_)) | None)) => {
+            // This input is finished: its `done` is not the merge's.
+            Some(Poll::Ready(Some(Ok(_)))) => {
                 this.inputs[i] = None;
                 this.live -= 1;
+            }
+            // Finished without a `done`: neither will the merge have one.
+            Some(Poll::Ready(None)) => {
+                this.inputs[i] = None;
+                this.live -= 1;
+                this.all_done = false;
             }
             Some(Poll::Ready(Some(Err(err)))) => {
                 this.end();
@@ -186,7 +199,7 @@ where
     }
     if this.live == 0 {
         this.end();
-        return Poll::Ready(Some(Ok(Event::done())));
+        return Poll::Ready(this.all_done.then(|| Ok(Event::done())));
     }
     Poll::Pending
 }
