@@ -62,7 +62,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::cancelled::Cancelled;
-use crate::Error;
+use crate::error::Error;
 
 const LIVE: u8 = 0;
 const CANCELLED: u8 = 1;

@@ -9,7 +9,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{CANCELLED, CancelReason, DEADLINE, LIVE, Node, lock};
-use crate::Error;
+use crate::error::Error;
 
 /// Future for the [`Context::cancelled`](crate::Context::cancelled) method: resolves to the
 /// `cancelled` or `deadline_exceeded` error once the context ends.

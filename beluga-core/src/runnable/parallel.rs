@@ -6,9 +6,11 @@ use std::task::{Context as TaskContext, Poll};
 use futures_core::Stream;
 
 use super::{BoxRunnable, CancelOnDrop, Runnable, RunnableExt};
-use crate::{
-    BoxEventStream, Context, Error, ErrorCode, Event, EventKind, EventResult, stream_producer,
-};
+use crate::context::Context;
+use crate::error::{Error, ErrorCode};
+use crate::event::{Event, EventKind, EventResult};
+use crate::stream::BoxEventStream;
+use beluga_macros::stream_producer;
 
 /// One item of a [`Parallel`] run.
 ///
