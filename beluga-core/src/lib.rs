@@ -164,6 +164,39 @@ pub use crate::stream_ext::EventStreamExt;
 /// Options: `ctx = name` picks the context argument when there are several; `crate = "path"`
 /// names `beluga_core` when it is renamed or re-exported.
 ///
+/// # A `'static` stream from a method
+///
+/// A method producer that takes `&self` returns a stream that borrows `self` (`+ '_`). To
+/// spawn the stream, hand it to [`read_ahead`](EventStreamExt::read_ahead) or keep it in a
+/// `'static` field, let the method own what it reads instead: take `self: Arc<Self>` (or clone
+/// the fields it needs into owned arguments), and the stream is `'static`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use beluga_core::{stream_producer, Context, EventResult, EventStreamExt};
+/// use futures_util::Stream;
+///
+/// struct Model {
+///     words: Vec<String>,
+/// }
+///
+/// impl Model {
+///     #[stream_producer]
+///     fn answer(self: Arc<Self>, ctx: Context) -> impl Stream<Item = EventResult<String>> + Send + 'static {
+///         for word in &self.words {
+///             emit!(word.clone());
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let model = Arc::new(Model { words: vec!["hi".into(), "there".into()] });
+/// let task = tokio::spawn(Arc::clone(&model).answer(Context::new()).collect_events());
+/// assert_eq!(task.await.unwrap().data().count(), 2);
+/// # }
+/// ```
+///
 /// # Example
 ///
 /// ```
@@ -253,6 +286,84 @@ pub use crate::stream_ext::EventStreamExt;
 /// # }
 /// ```
 pub use beluga_macros::stream_producer;
+
+/// Sends one item from the body of a [`#[stream_producer]`](macro@stream_producer) function:
+/// the stable spelling of `yield value`.
+///
+/// `emit!(payload)` sends [`Event::data`]`(payload)`; `emit!(event)` sends an [`Event<T>`] as
+/// it is (see [`IntoEvent`]). The expression waits until the consumer has taken the item, so
+/// the body runs no further ahead than one item. Cancellation is checked before the body
+/// resumes.
+///
+/// The attribute rewrites every `emit!` of its body before the compiler sees it, so the macro
+/// needs no import. Written anywhere else (outside a producer, or inside a closure or a nested
+/// `async` block of one, where it would not be the producer's), it is a compile error that says
+/// so.
+///
+/// ```
+/// use beluga_core::{stream_producer, Context, Event, EventResult, EventStreamExt};
+/// use futures_util::Stream;
+///
+/// #[stream_producer]
+/// fn countdown(ctx: Context, from: u32) -> impl Stream<Item = EventResult<u32>> {
+///     for n in (1..=from).rev() {
+///         emit!(n);
+///     }
+///     emit!(Event::tool_call(0)); // a whole event, as it is
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let events = countdown(Context::new(), 2).collect_events().await.events;
+/// assert_eq!(events, [Event::data(2), Event::data(1), Event::tool_call(0), Event::done()]);
+/// # }
+/// ```
+#[macro_export]
+macro_rules! emit {
+    ($($value:tt)*) => {
+        ::core::compile_error!(
+            "`emit!` only works in the body of a `#[stream_producer]` function, outside its \
+             closures and nested `async` blocks"
+        )
+    };
+}
+
+/// Forwards every event of another event stream from the body of a
+/// [`#[stream_producer]`](macro@stream_producer) function, and evaluates to that stream's
+/// final value (`Option<T>`, from its `done_with`).
+///
+/// Cancellation is still checked before every item. A terminal `Err` of the inner stream ends
+/// the producer with that error, as `?` would; the inner stream's `done` is not forwarded (the
+/// producer ends with its own). Like [`emit!`], it needs no import and is a compile error
+/// anywhere but in a producer's body.
+///
+/// ```
+/// use beluga_core::{stream_producer, stream, Context, Event, EventResult, EventStreamExt};
+/// use futures_util::Stream;
+///
+/// #[stream_producer]
+/// fn greeting(ctx: Context) -> impl Stream<Item = EventResult<&'static str>> {
+///     emit!("hello");
+///     let last = emit_all!(stream::iter(["big", "wide"]));
+///     assert_eq!(last, None); // `stream::iter` ends with a plain `done`
+///     emit!("world");
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let words = greeting(Context::new()).collect_events().await;
+/// assert_eq!(words.data().copied().collect::<Vec<_>>(), ["hello", "big", "wide", "world"]);
+/// # }
+/// ```
+#[macro_export]
+macro_rules! emit_all {
+    ($($stream:tt)*) => {
+        ::core::compile_error!(
+            "`emit_all!` only works in the body of a `#[stream_producer]` function, outside its \
+             closures and nested `async` blocks"
+        )
+    };
+}
 
 /// Implements [`Runnable`](trait@Runnable) by calling a method of the type that streams the
 /// events, typically a [`#[stream_producer]`](macro@stream_producer) method.
