@@ -36,6 +36,7 @@ impl<T> IntoEvent<T> for T {
     }
 
     #[inline]
+    #[doc(hidden)]
     fn __into_yielded(self) -> Yielded<T> {
         Yielded::Data(self)
     }
@@ -48,6 +49,7 @@ impl<T> IntoEvent<T> for Event<T> {
     }
 
     #[inline]
+    #[doc(hidden)]
     fn __into_yielded(self) -> Yielded<T> {
         Yielded::Event(self)
     }
