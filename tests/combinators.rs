@@ -11,6 +11,7 @@ use beluga_core::{
     stream,
 };
 use beluga_tests::{DropGuard, drops};
+use futures_util::FutureExt;
 use futures_util::stream::{FusedStream, Stream, StreamExt};
 
 /// A source that yields `items`, then stays pending forever, counting its polls and carrying a
@@ -357,6 +358,48 @@ async fn a_source_that_misbehaves_after_its_error_is_cut_off() {
     assert!(stream.next().await.is_none());
     assert_eq!(polls.load(Ordering::SeqCst), 1);
     assert_eq!(drops(&dropped), 1);
+}
+
+/// A source that yields one `done` carrying a drop guard, and panics when it is dropped.
+struct PanicsOnDrop {
+    done: Option<EventResult<DropGuard>>,
+}
+
+impl Stream for PanicsOnDrop {
+    type Item = EventResult<DropGuard>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.done.take())
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the source's destructor panicked");
+    }
+}
+
+#[test]
+fn a_source_panicking_in_its_destructor_after_done_drops_the_done_and_ends_the_stream() {
+    // The adapter drops the source right after its `done`: the source's panic comes out of that
+    // poll, the `done` it yielded is dropped on the way (not leaked), and the stream has ended.
+    let (guard, dropped) = DropGuard::new();
+    let source = PanicsOnDrop {
+        done: Some(Ok(Event::done_with(guard))),
+    };
+    let ctx = Context::new();
+    let mut stream = source.cancellable(&ctx);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stream.next().now_or_never()
+    }));
+    let panic = outcome.expect_err("the destructor's panic was swallowed");
+    assert_eq!(
+        panic.downcast_ref::<&str>(),
+        Some(&"the source's destructor panicked")
+    );
+    assert_eq!(drops(&dropped), 1, "the `done` was leaked");
+    assert!(stream.is_terminated());
+    assert!(matches!(stream.next().now_or_never(), Some(None)));
 }
 
 #[tokio::test]

@@ -27,6 +27,31 @@ fn parent_cancels_every_descendant() {
 }
 
 #[test]
+fn a_cancel_reaches_every_node_of_a_wide_and_deep_tree() {
+    let root = Context::new();
+    let children: Vec<Context> = (0..10).map(|_| root.child()).collect();
+    let grandchildren: Vec<Context> = children
+        .iter()
+        .flat_map(|child| (0..3).map(|_| child.child()))
+        .collect();
+    let mut chain = grandchildren[7].clone();
+    for _ in 0..100 {
+        chain = chain.child();
+    }
+    // A dropped child is not reached, and does not stop the others from being reached.
+    drop(root.child());
+    root.cancel();
+    for ctx in children.iter().chain(&grandchildren).chain([&chain]) {
+        assert_eq!(ctx.reason(), Some(CancelReason::Cancelled));
+    }
+    // Dropping the cancelled nodes, children before their parent or after it, is quiet.
+    drop(children);
+    drop(root);
+    drop(grandchildren);
+    assert!(chain.is_cancelled());
+}
+
+#[test]
 fn child_never_cancels_its_parent_or_siblings() {
     let root = Context::new();
     let a = root.child();

@@ -41,7 +41,8 @@ case "$bench" in
         # Not fan_out4_mt and mpsc_fan_out4_mt: see the usage above.
         cases=(baseline baseline_outlined merge4 select_all4 tokio_merge4 fan_out4
             mpsc_fan_out4 buffered16 mpsc16 flow_acquire semaphore_acquire
-            semaphore_acquire_owned flow_acquire_deadline)
+            semaphore_acquire_owned flow_acquire_deadline cancel_context3 cancel_token3
+            tree_context3 tree_token3)
         ;;
     runnable)
         cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
@@ -176,6 +177,12 @@ case "$bench" in
         ratio "flow_acquire / semaphore_acquire_owned" flow_acquire semaphore_acquire_owned
         ratio "flow_acquire_deadline / semaphore_acquire" flow_acquire_deadline semaphore_acquire
         ratio "flow_acquire_deadline / flow_acquire" flow_acquire_deadline flow_acquire
+        ratio "cancel_context3 / cancel_token3 (build, cancel, drop)" cancel_context3 cancel_token3
+        awk -v cc="${per[cancel_context3]}" -v tc="${per[tree_context3]}" \
+            -v ct="${per[cancel_token3]}" -v tt="${per[tree_token3]}" 'BEGIN {
+            printf "cancel alone (cancel_ - tree_), three children: Context %.1f, CancellationToken %.1f instructions, %.2fx\n",
+                cc - tc, ct - tt, (cc - tc) / (ct - tt)
+        }'
         ;;
     runnable)
         ratio "invoke / drain_by_hand" invoke drain_by_hand 1.1

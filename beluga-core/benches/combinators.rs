@@ -16,7 +16,11 @@
 //! - `fan_out4`, `mpsc_fan_out4`: one source of `N` items to four consumers, figures per source
 //!   item; the `_mt` variants spawn each consumer on a 4-worker `multi_thread` runtime;
 //! - `buffered16`, `mpsc16`: one source of `N` items read ahead by a spawned task;
-//! - `flow_acquire`, `semaphore_acquire*`: `N` acquire-and-release operations, figures per op.
+//! - `flow_acquire`, `semaphore_acquire*`: `N` acquire-and-release operations, figures per op;
+//! - `cancel_context3`, `cancel_token3`: `N` times, a root with three children is built, the
+//!   root cancelled and the four dropped (a `Context`, a tokio-util `CancellationToken`), per op;
+//!   `tree_context3`, `tree_token3` do the same without the cancel, so the difference is the
+//!   cancel's own cost.
 //!
 //! ```text
 //! cargo bench -p beluga-core --bench combinators               # the full table
@@ -41,6 +45,7 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use support::{Allocated, Counter, CountingAllocator, Outlined, sum_to};
 
@@ -283,6 +288,43 @@ impl Case {
         }
     }
 
+    /// `n` times: a root and three children, the root cancelled (or not, for the `tree_`
+    /// cases), all four dropped. Returns how many children were (or were not) cancelled.
+    fn run_cancel(self, rt: &Runtime, n: u64) -> (Duration, u64) {
+        let cancel = matches!(self, Case::CancelContext3 | Case::CancelToken3);
+        if matches!(self, Case::CancelContext3 | Case::TreeContext3) {
+            self.drain(rt, n, async move {
+                let mut count = 0_u64;
+                for _ in 0..n {
+                    let root = Context::new();
+                    let children = [root.child(), root.child(), root.child()];
+                    if cancel {
+                        black_box(&root).cancel();
+                    }
+                    for child in &children {
+                        count += u64::from(black_box(child).is_cancelled() == cancel);
+                    }
+                }
+                count
+            })
+        } else {
+            self.drain(rt, n, async move {
+                let mut count = 0_u64;
+                for _ in 0..n {
+                    let root = CancellationToken::new();
+                    let children = [root.child_token(), root.child_token(), root.child_token()];
+                    if cancel {
+                        black_box(&root).cancel();
+                    }
+                    for child in &children {
+                        count += u64::from(black_box(child).is_cancelled() == cancel);
+                    }
+                }
+                count
+            })
+        }
+    }
+
     fn is_op(self) -> bool {
         matches!(
             self,
@@ -290,6 +332,10 @@ impl Case {
                 | Case::SemaphoreAcquire
                 | Case::SemaphoreAcquireOwned
                 | Case::FlowAcquireDeadline
+                | Case::CancelContext3
+                | Case::CancelToken3
+                | Case::TreeContext3
+                | Case::TreeToken3
         )
     }
 }
@@ -311,6 +357,10 @@ enum Case {
     SemaphoreAcquire,
     SemaphoreAcquireOwned,
     FlowAcquireDeadline,
+    CancelContext3,
+    CancelToken3,
+    TreeContext3,
+    TreeToken3,
 }
 
 impl support::Case for Case {
@@ -331,6 +381,10 @@ impl support::Case for Case {
         Case::SemaphoreAcquire,
         Case::SemaphoreAcquireOwned,
         Case::FlowAcquireDeadline,
+        Case::CancelContext3,
+        Case::CancelToken3,
+        Case::TreeContext3,
+        Case::TreeToken3,
     ];
     const BASELINE: Case = Case::Baseline;
 
@@ -351,10 +405,15 @@ impl support::Case for Case {
             Case::SemaphoreAcquire => "semaphore_acquire",
             Case::SemaphoreAcquireOwned => "semaphore_acquire_owned",
             Case::FlowAcquireDeadline => "flow_acquire_deadline",
+            Case::CancelContext3 => "cancel_context3",
+            Case::CancelToken3 => "cancel_token3",
+            Case::TreeContext3 => "tree_context3",
+            Case::TreeToken3 => "tree_token3",
         }
     }
 
-    /// Stream items (source items, for the fan-outs), or acquire-and-release operations.
+    /// Stream items (source items, for the fan-outs), acquire-and-release operations, or trees
+    /// built, cancelled and dropped.
     fn unit(self) -> &'static str {
         if self.is_op() { "op" } else { "item" }
     }
@@ -364,6 +423,9 @@ impl support::Case for Case {
         match self {
             Case::FanOut4 | Case::MpscFanOut4 | Case::FanOut4Mt | Case::MpscFanOut4Mt => {
                 sum_to(n).wrapping_mul(4)
+            }
+            Case::CancelContext3 | Case::CancelToken3 | Case::TreeContext3 | Case::TreeToken3 => {
+                3 * n
             }
             _ => sum_to(n),
         }
@@ -390,6 +452,9 @@ impl support::Case for Case {
             | Case::FlowAcquireDeadline
             | Case::SemaphoreAcquire
             | Case::SemaphoreAcquireOwned => self.run_flow(rt, n),
+            Case::CancelContext3 | Case::CancelToken3 | Case::TreeContext3 | Case::TreeToken3 => {
+                self.run_cancel(rt, n)
+            }
         }
     }
 
@@ -435,6 +500,13 @@ impl support::Case for Case {
             "fan_out4: lossless (every consumer's sum checked in every round)"
         );
         support::ratios(&RATIOS, of, out);
+        let context = of(Case::CancelContext3) - of(Case::TreeContext3);
+        let token = of(Case::CancelToken3) - of(Case::TreeToken3);
+        let _ = writeln!(
+            out,
+            "cancel alone (cancel_ - tree_), three children: Context {context:.1} ns, CancellationToken {token:.1} ns, {:.2}x",
+            context / token
+        );
     }
 }
 
@@ -458,7 +530,7 @@ const BUDGETS: [(&str, Case, Case, f64); 4] = [
 ];
 
 /// Ratios reported for information: `(what, numerator, denominator)`.
-const RATIOS: [(&str, Case, Case); 12] = [
+const RATIOS: [(&str, Case, Case); 14] = [
     (
         "merge4 / baseline_outlined",
         Case::Merge4,
@@ -502,6 +574,16 @@ const RATIOS: [(&str, Case, Case); 12] = [
         "flow_acquire_deadline / flow_acquire",
         Case::FlowAcquireDeadline,
         Case::FlowAcquire,
+    ),
+    (
+        "cancel_context3 / cancel_token3 (build, cancel, drop)",
+        Case::CancelContext3,
+        Case::CancelToken3,
+    ),
+    (
+        "tree_context3 / tree_token3 (build, drop)",
+        Case::TreeContext3,
+        Case::TreeToken3,
     ),
 ];
 

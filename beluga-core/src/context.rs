@@ -162,12 +162,41 @@ struct Node {
     values: Values,
 }
 
-/// What a cancel must reach: live children and parked waiters. Both are drained, never reused,
-/// once the node is cancelled, and nothing is inserted after that.
+/// What a cancel must reach: live children and parked waiters. A cancel drains the waiters;
+/// children stay until they are dropped. Nothing is inserted once the node is cancelled.
 #[derive(Default)]
 struct Links {
     children: Slab<Weak<Node>>,
     waiters: Slab<Waker>,
+}
+
+/// The nodes a cancel has yet to reach, last in first out: the first few inline, so that a
+/// cancel reaching a few children allocates nothing.
+#[derive(Default)]
+struct Pending {
+    inline: [Option<Arc<Node>>; 4],
+    len: usize,
+    more: Vec<Arc<Node>>,
+}
+
+impl Pending {
+    fn push(&mut self, node: Arc<Node>) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(node);
+                self.len += 1;
+            }
+            None => self.more.push(node),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Arc<Node>> {
+        if let Some(node) = self.more.pop() {
+            return Some(node);
+        }
+        self.len = self.len.checked_sub(1)?;
+        self.inline[self.len].take()
+    }
 }
 
 #[derive(Clone, Default)]
@@ -199,7 +228,8 @@ impl Drop for ValueEntry {
 
 fn lock(links: &Mutex<Links>) -> MutexGuard<'_, Links> {
     // A panic while holding this lock cannot leave `Links` half-updated (every critical section
-    // is a single slab operation or a whole `take`), so a poisoned lock is still consistent.
+    // is a single slab operation, or a cancel's reads of the children and drain of the
+    // waiters), so a poisoned lock is still consistent.
     links
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -260,10 +290,11 @@ impl Node {
         self.state.load(Ordering::Acquire)
     }
 
-    /// Marks this node and all its descendants as ended with `reason`, and wakes every waiter.
-    /// Iterative, so a deep chain of contexts cannot overflow the stack.
+    /// Marks this node and all its descendants as ended with `reason`, then wakes every waiter.
+    /// Iterative, so a deep chain of contexts cannot overflow the stack; allocates nothing for a
+    /// node with a few children and no waiters.
     fn cancel(&self, reason: u8) {
-        let mut pending: Vec<Arc<Node>> = Vec::new();
+        let mut pending = Pending::default();
         let mut wakers: Vec<Waker> = Vec::new();
         self.cancel_one(reason, &mut pending, &mut wakers);
         while let Some(node) = pending.pop() {
@@ -274,17 +305,23 @@ impl Node {
         }
     }
 
-    fn cancel_one(&self, reason: u8, pending: &mut Vec<Arc<Node>>, wakers: &mut Vec<Waker>) {
-        let links = {
-            let mut links = lock(&self.links);
-            if self.state.load(Ordering::Relaxed) != LIVE {
-                return;
+    /// Ends this node (unless it has ended already), queues its live children and takes its
+    /// waiters' wakers. The children stay registered: each leaves the slab when it is dropped,
+    /// as it would have without the cancel. Nothing is dropped under the lock.
+    fn cancel_one(&self, reason: u8, pending: &mut Pending, wakers: &mut Vec<Waker>) {
+        let mut links = lock(&self.links);
+        if self.state.load(Ordering::Relaxed) != LIVE {
+            return;
+        }
+        self.state.store(reason, Ordering::Release);
+        for (_, child) in &links.children {
+            if let Some(child) = child.upgrade() {
+                pending.push(child);
             }
-            self.state.store(reason, Ordering::Release);
-            std::mem::take(&mut *links)
-        };
-        pending.extend(links.children.into_iter().filter_map(|(_, w)| w.upgrade()));
-        wakers.extend(links.waiters.into_iter().map(|(_, w)| w));
+        }
+        if !links.waiters.is_empty() {
+            wakers.extend(links.waiters.drain());
+        }
     }
 
     /// The node whose own deadline this node inherits: observing the deadline cancels it, so

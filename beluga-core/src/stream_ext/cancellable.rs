@@ -1,5 +1,8 @@
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -17,7 +20,6 @@ use crate::event::Event;
 const CLOCK_EVERY: u32 = 32;
 
 pin_project! {
-    #[project = CancellableProj]
     /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method.
     ///
     /// Ends the source with the `cancelled` or `deadline_exceeded` error as soon as the
@@ -30,7 +32,12 @@ pin_project! {
         ctx: Context,
         // Registered only once the source returns `Pending`: the ready path is one atomic load.
         parked: Option<Cancelled>,
-        until_clock: u32,
+        // The context's error, from the moment the source is dropped for it until the same
+        // poll returns it.
+        error: Option<Error>,
+        // Counts polls down to the next one that goes through `pass_gate`: the first poll, then
+        // every `CLOCK_EVERY` polls when `observe` (otherwise every `u32::MAX` polls).
+        gate: u32,
         // The context has a deadline or a token: read them every `CLOCK_EVERY` polls.
         observe: bool,
     }
@@ -42,9 +49,10 @@ impl<S> Cancellable<S> {
             stream: Some(stream),
             ctx: ctx.clone(),
             parked: None,
+            error: None,
             // The first poll reads the clock: a deadline that has already passed ends the
             // stream before the source is polled.
-            until_clock: 1,
+            gate: 1,
             observe: ctx.needs_observing(),
         }
     }
@@ -125,23 +133,41 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
+    /// The hot path: one atomic load, one countdown and the source's poll, small enough to
+    /// inline into the consumer. The gate's checks, parking and dropping the source are out of
+    /// line; none of them returns an item, so every item returned here is built where the
+    /// optimizer can see its kind (and the consumer's `match` on it folds away).
     #[inline]
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        let Some(stream) = this.stream.as_mut().as_pin_mut() else {
-            return Poll::Ready(None);
-        };
-        // The hot path: one atomic load, and with a deadline a countdown to the next clock read.
-        if this.ctx.is_cancelled()
-            || (*this.observe && clock_due(this.until_clock) && this.ctx.check_deadline())
-        {
-            return end(this, None);
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.as_mut().project();
+        *this.gate -= 1;
+        if *this.gate == 0 || this.ctx.is_cancelled() {
+            pass_gate(self.as_mut());
         }
+        let this = self.as_mut().project();
+        let Some(stream) = this.stream.as_pin_mut() else {
+            return Poll::Ready(this.error.take().map(Err));
+        };
         match stream.poll_next(cx) {
             Poll::Ready(Some(Ok(ev))) if !ev.is_done() => Poll::Ready(Some(Ok(ev))),
-            Poll::Ready(Some(terminal)) => after_terminal(this, terminal),
-            Poll::Ready(None) => source_ended(this),
-            Poll::Pending => park(this, cx),
+            Poll::Pending => {
+                if park(self.as_mut(), cx) {
+                    Poll::Ready(self.project().error.take().map(Err))
+                } else {
+                    Poll::Pending
+                }
+            }
+            // A terminal item (`done` or `Err`), or the end of the source.
+            item @ Poll::Ready(_) => {
+                // No landing pad to drop `item` if `finish` unwinds (one on this path keeps the
+                // adapter from inlining): `finish` returns a panic instead, and `rethrow`
+                // drops the item before unwinding on.
+                let item = ManuallyDrop::new(item);
+                if let Err(panic) = finish(self) {
+                    rethrow(ManuallyDrop::into_inner(item), panic);
+                }
+                ManuallyDrop::into_inner(item)
+            }
         }
     }
 
@@ -157,77 +183,65 @@ where
     }
 }
 
-/// Counts down to the next clock read; `true` when it is due.
-#[inline]
-fn clock_due(until_clock: &mut u32) -> bool {
-    *until_clock -= 1;
-    if *until_clock == 0 {
-        *until_clock = CLOCK_EVERY;
-        true
-    } else {
-        false
+/// The gate is due (the first poll, a clock read) or the context has ended: checks the
+/// context, with a clock read if it has a deadline or a token, and re-arms the gate.
+#[inline(never)]
+fn pass_gate<S>(mut this: Pin<&mut Cancellable<S>>) {
+    let proj = this.as_mut().project();
+    *proj.gate = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
+    if proj.stream.is_some()
+        && (proj.ctx.is_cancelled() || (*proj.observe && proj.ctx.check_deadline()))
+    {
+        end(this, None);
     }
 }
 
 /// The context has ended: drop the source now, in this poll, whatever it is parked on, and
-/// end with the context's error.
+/// keep the context's error (or `error`, if given) for the caller to return.
 #[cold]
 #[inline(never)]
-fn end<S, T>(
-    mut this: CancellableProj<'_, S>,
-    error: Option<Error>,
-) -> Poll<Option<Result<Event<T>, Error>>>
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
+fn end<S>(this: Pin<&mut Cancellable<S>>, error: Option<Error>) {
     let error = error.unwrap_or_else(|| this.ctx.error().unwrap_or_else(Error::cancelled));
+    let mut this = this.project();
     this.stream.set(None);
     *this.parked = None;
-    Poll::Ready(Some(Err(error)))
+    *this.error = Some(error);
 }
 
-/// The source yielded its terminal item (`done` or `Err`): pass it on and drop the source, so
-/// the stream has exactly one terminal item whatever the source does next.
-#[cold]
+/// The source is pending: wait for the context too. Returns whether it has ended (the source
+/// is then dropped and the error kept).
 #[inline(never)]
-fn after_terminal<S, T>(
-    mut this: CancellableProj<'_, S>,
-    terminal: Result<Event<T>, Error>,
-) -> Poll<Option<Result<Event<T>, Error>>>
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
-    this.stream.set(None);
-    *this.parked = None;
-    Poll::Ready(Some(terminal))
-}
-
-#[cold]
-#[inline(never)]
-fn source_ended<S, T>(mut this: CancellableProj<'_, S>) -> Poll<Option<Result<Event<T>, Error>>>
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
-    this.stream.set(None);
-    *this.parked = None;
-    Poll::Ready(None)
-}
-
-/// The source is pending: wait for it or for the context, whichever comes first. Kept out of
-/// line so the ready path stays small enough to inline into the consumer.
-#[inline(never)]
-fn park<S, T>(
-    this: CancellableProj<'_, S>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<Result<Event<T>, Error>>>
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
-    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
+fn park<S>(mut this: Pin<&mut Cancellable<S>>, cx: &mut TaskContext<'_>) -> bool {
+    let proj = this.as_mut().project();
+    let parked = proj.parked.get_or_insert_with(|| proj.ctx.cancelled());
     match Pin::new(parked).poll(cx) {
-        Poll::Ready(err) => end(this, Some(err)),
-        Poll::Pending => Poll::Pending,
+        Poll::Ready(error) => {
+            end(this, Some(error));
+            true
+        }
+        Poll::Pending => false,
     }
+}
+
+/// The source yielded a terminal item (`done` or `Err`) or ended: drop it, so that the stream
+/// has exactly one terminal item whatever the source does next. A panic from the source's
+/// destructor comes back as `Err`, for the caller to drop the item it holds and resume
+/// unwinding ([`rethrow`]).
+#[inline(never)]
+fn finish<S>(this: Pin<&mut Cancellable<S>>) -> Result<(), Box<dyn Any + Send>> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut this = this.project();
+        this.stream.set(None);
+        *this.parked = None;
+    }))
+}
+
+/// Dropping the source panicked: drop the item that came before, then go on unwinding.
+#[cold]
+#[inline(never)]
+fn rethrow<I>(item: I, panic: Box<dyn Any + Send>) -> ! {
+    drop(item);
+    panic::resume_unwind(panic)
 }
 
 impl<S, T> FusedStream for Cancellable<S>
