@@ -8,7 +8,8 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::{CANCELLED, CancelReason, DEADLINE, LIVE, Node, lock};
+use super::CancelReason;
+use super::node::{CANCELLED, DEADLINE, LIVE, Node, lock};
 use crate::error::Error;
 
 /// Future for the [`Context::cancelled`](crate::Context::cancelled) method: resolves to the
