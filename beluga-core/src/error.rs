@@ -96,161 +96,18 @@
 //! assert_eq!(read().unwrap_err().code(), ErrorCode::NotFound);
 //! ```
 
+mod code;
+mod convert;
+#[cfg(feature = "serde")]
+mod serde_impl;
+
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// What kind of failure an [`Error`] is, with Beluga's names.
-///
-/// The code decides whether a retry can help: see [`ErrorCode::is_retryable`] and
-/// [`Error::is_retryable`].
-///
-/// ```
-/// use beluga_core::ErrorCode;
-///
-/// assert_eq!(ErrorCode::RateLimit.as_str(), "rate_limit");
-/// assert_eq!("auth_error".parse::<ErrorCode>(), Ok(ErrorCode::Auth));
-/// assert!(ErrorCode::RateLimit.is_retryable());
-/// assert!(!ErrorCode::Auth.is_retryable());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// `rate_limit`: the provider throttled the call. Retryable.
-    RateLimit,
-    /// `auth_error`: credentials are missing, wrong or lack permission. Not retryable.
-    Auth,
-    /// `timeout`: an operation took too long. Retryable.
-    Timeout,
-    /// `invalid_input`: the request itself is wrong. Not retryable.
-    InvalidInput,
-    /// `tool_failed`: a tool returned an error. Not retryable by itself.
-    ToolFailed,
-    /// `provider_unavailable`: the provider could not be reached or is down. Retryable.
-    ProviderUnavailable,
-    /// `guard_blocked`: a safety guard refused the content. Not retryable.
-    GuardBlocked,
-    /// `budget_exhausted`: a token, cost or step budget ran out. Not retryable.
-    BudgetExhausted,
-    /// `not_found`: a named resource does not exist. Not retryable.
-    NotFound,
-    /// `cancelled`: the caller's [`Context`](crate::Context) was cancelled. Not retryable.
-    Cancelled,
-    /// `deadline_exceeded`: the caller's [`Context`](crate::Context) deadline passed. Not
-    /// retryable: the caller has given up waiting.
-    DeadlineExceeded,
-    /// `internal`: anything else, such as an unclassified error converted with `?`.
-    /// Not retryable.
-    Internal,
-}
-
-impl ErrorCode {
-    /// Every code, in declaration order.
-    ///
-    /// ```
-    /// use beluga_core::ErrorCode;
-    /// assert!(ErrorCode::ALL.contains(&ErrorCode::NotFound));
-    /// ```
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::RateLimit,
-        ErrorCode::Auth,
-        ErrorCode::Timeout,
-        ErrorCode::InvalidInput,
-        ErrorCode::ToolFailed,
-        ErrorCode::ProviderUnavailable,
-        ErrorCode::GuardBlocked,
-        ErrorCode::BudgetExhausted,
-        ErrorCode::NotFound,
-        ErrorCode::Cancelled,
-        ErrorCode::DeadlineExceeded,
-        ErrorCode::Internal,
-    ];
-
-    /// The code's wire name, as Beluga spells it (`"rate_limit"`, `"auth_error"`, ...).
-    ///
-    /// ```
-    /// use beluga_core::ErrorCode;
-    /// assert_eq!(ErrorCode::DeadlineExceeded.as_str(), "deadline_exceeded");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::RateLimit => "rate_limit",
-            ErrorCode::Auth => "auth_error",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::ToolFailed => "tool_failed",
-            ErrorCode::ProviderUnavailable => "provider_unavailable",
-            ErrorCode::GuardBlocked => "guard_blocked",
-            ErrorCode::BudgetExhausted => "budget_exhausted",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Cancelled => "cancelled",
-            ErrorCode::DeadlineExceeded => "deadline_exceeded",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// Whether a failure with this code may succeed if tried again: `rate_limit`, `timeout` and
-    /// `provider_unavailable`.
-    ///
-    /// To decide for an [`Error`], use [`Error::is_retryable`], which looks at the root cause.
-    ///
-    /// ```
-    /// use beluga_core::ErrorCode;
-    /// assert!(ErrorCode::Timeout.is_retryable());
-    /// assert!(!ErrorCode::Cancelled.is_retryable());
-    /// ```
-    pub const fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::RateLimit | ErrorCode::Timeout | ErrorCode::ProviderUnavailable
-        )
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The error returned when parsing an unknown [`ErrorCode`] name.
-///
-/// ```
-/// use beluga_core::ErrorCode;
-/// let err = "teapot".parse::<ErrorCode>().unwrap_err();
-/// assert!(err.to_string().contains("teapot"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownErrorCode(String);
-
-impl fmt::Display for UnknownErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown error code `{}`, expected one of: ", self.0)?;
-        for (i, code) in ErrorCode::ALL.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "`{code}`")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for UnknownErrorCode {}
-
-impl FromStr for ErrorCode {
-    type Err = UnknownErrorCode;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ErrorCode::ALL
-            .iter()
-            .copied()
-            .find(|code| code.as_str() == s)
-            .ok_or_else(|| UnknownErrorCode(s.to_owned()))
-    }
-}
+pub use self::code::{ErrorCode, UnknownErrorCode};
+pub use self::convert::ResultExt;
 
 /// The error of every beluga stream: a code, the operation that failed, a message and an
 /// optional cause.
@@ -271,15 +128,15 @@ impl FromStr for ErrorCode {
 /// ```
 #[derive(Clone)]
 pub struct Error {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Clone)]
-struct Inner {
-    code: ErrorCode,
-    op: Cow<'static, str>,
-    message: Cow<'static, str>,
-    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+pub(crate) struct Inner {
+    pub(crate) code: ErrorCode,
+    pub(crate) op: Cow<'static, str>,
+    pub(crate) message: Cow<'static, str>,
+    pub(crate) source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -582,190 +439,5 @@ impl StdError for Error {
             .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
-    }
-}
-
-impl From<std::io::Error> for Error {
-    /// Converts an I/O error, choosing the code from its kind (see the [module docs](crate::error)).
-    fn from(err: std::io::Error) -> Self {
-        use std::io::ErrorKind as K;
-        let kind = err.kind();
-        let code = match kind {
-            K::TimedOut => ErrorCode::Timeout,
-            K::ConnectionRefused
-            | K::ConnectionReset
-            | K::ConnectionAborted
-            | K::NotConnected
-            | K::BrokenPipe
-            | K::AddrNotAvailable
-            | K::UnexpectedEof => ErrorCode::ProviderUnavailable,
-            K::NotFound => ErrorCode::NotFound,
-            K::PermissionDenied => ErrorCode::Auth,
-            K::InvalidInput | K::InvalidData => ErrorCode::InvalidInput,
-            _ => ErrorCode::Internal,
-        };
-        Error::from_source(code, "io", err)
-    }
-}
-
-impl From<tokio::time::error::Elapsed> for Error {
-    /// `tokio::time::timeout` ran out: a `timeout` error.
-    fn from(err: tokio::time::error::Elapsed) -> Self {
-        Error::from_source(ErrorCode::Timeout, "timeout", err)
-    }
-}
-
-impl From<Box<dyn StdError + Send + Sync + 'static>> for Error {
-    /// Unboxes a beluga [`Error`] as it was; wraps anything else as `internal`.
-    fn from(err: Box<dyn StdError + Send + Sync + 'static>) -> Self {
-        match err.downcast::<Error>() {
-            Ok(ours) => *ours,
-            Err(other) => Error {
-                inner: Arc::new(Inner {
-                    code: ErrorCode::Internal,
-                    op: Cow::Borrowed(""),
-                    message: Cow::Borrowed(""),
-                    source: Some(Arc::from(other)),
-                }),
-            },
-        }
-    }
-}
-
-/// Turns any `Result<T, E>` with a standard error into `Result<T, Error>` with a chosen code, so
-/// that `?` works inside beluga producers.
-///
-/// ```
-/// use beluga_core::{Error, ErrorCode, ResultExt};
-///
-/// fn parse(s: &str) -> Result<u32, Error> {
-///     let n = s.parse::<u32>().err_code(ErrorCode::InvalidInput, "parse_count")?;
-///     Ok(n)
-/// }
-/// let err = parse("many").unwrap_err();
-/// assert_eq!(err.code(), ErrorCode::InvalidInput);
-/// assert_eq!(format!("{err:#}"), "parse_count [invalid_input]: invalid digit found in string");
-/// ```
-pub trait ResultExt<T> {
-    /// Wraps the error, if any, with `code` and `op`; the original error becomes the source.
-    fn err_code(self, code: ErrorCode, op: impl Into<Cow<'static, str>>) -> Result<T, Error>;
-}
-
-impl<T, E> ResultExt<T> for Result<T, E>
-where
-    E: StdError + Send + Sync + 'static,
-{
-    fn err_code(self, code: ErrorCode, op: impl Into<Cow<'static, str>>) -> Result<T, Error> {
-        self.map_err(|e| Error::from_source(code, op, e))
-    }
-}
-
-#[cfg(feature = "serde")]
-mod serde_impl {
-    //! Beluga's JSON shape: `{"code":"rate_limit","op":"llm.generate","message":"…","source":{…}}`.
-    //! A foreign cause is written as `{"message":"…"}` (no code) and read back as an opaque cause
-    //! that displays the same text.
-
-    use super::{Cow, Error, ErrorCode, Inner, StdError, fmt};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::sync::Arc;
-
-    impl Serialize for ErrorCode {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(self.as_str())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ErrorCode {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let s = Cow::<'de, str>::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
-        }
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct Repr {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<ErrorCode>,
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        op: String,
-        #[serde(default)]
-        message: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        source: Option<Box<Repr>>,
-    }
-
-    fn to_repr(err: &(dyn StdError + 'static)) -> Repr {
-        let source = err.source().map(|s| Box::new(to_repr(s)));
-        if let Some(ours) = err.downcast_ref::<Error>() {
-            Repr {
-                code: Some(ours.code()),
-                op: ours.op().to_owned(),
-                message: ours.message().to_owned(),
-                source,
-            }
-        } else {
-            Repr {
-                code: None,
-                op: String::new(),
-                message: err.to_string(),
-                source,
-            }
-        }
-    }
-
-    /// A cause that crossed the wire: its text and its own cause, nothing more.
-    #[derive(Debug)]
-    struct RemoteCause {
-        message: String,
-        source: Option<Box<dyn StdError + Send + Sync>>,
-    }
-
-    impl fmt::Display for RemoteCause {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.message)
-        }
-    }
-
-    impl StdError for RemoteCause {
-        fn source(&self) -> Option<&(dyn StdError + 'static)> {
-            self.source
-                .as_deref()
-                .map(|e| e as &(dyn StdError + 'static))
-        }
-    }
-
-    fn from_repr(repr: Repr) -> Box<dyn StdError + Send + Sync> {
-        let source = repr.source.map(|s| from_repr(*s));
-        match repr.code {
-            Some(code) => Box::new(Error {
-                inner: Arc::new(Inner {
-                    code,
-                    op: Cow::Owned(repr.op),
-                    message: Cow::Owned(repr.message),
-                    source: source.map(Arc::from),
-                }),
-            }),
-            None => Box::new(RemoteCause {
-                message: repr.message,
-                source,
-            }),
-        }
-    }
-
-    impl Serialize for Error {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            to_repr(self).serialize(s)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Error {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let repr = Repr::deserialize(d)?;
-            if repr.code.is_none() {
-                return Err(serde::de::Error::missing_field("code"));
-            }
-            Ok(Error::from(from_repr(repr)))
-        }
     }
 }
