@@ -49,6 +49,61 @@ fn zero_consumers_or_zero_capacity_is_a_clear_error() {
     assert!(err.to_string().contains("capacity = 0"), "{err}");
 }
 
+#[tokio::test]
+async fn any_capacity_works_allocating_only_as_items_arrive() {
+    // Far more than could ever be allocated up front.
+    for capacity in [1 << 40, usize::MAX, 1 << 20] {
+        let consumers = stream::iter(0..100_u32)
+            .fan_out_with_capacity(2, capacity)
+            .unwrap();
+        assert_eq!(consumers[0].capacity(), capacity);
+        let results = futures_util::future::join_all(
+            consumers.into_iter().map(EventStreamExt::collect_events),
+        )
+        .await;
+        for collected in results {
+            assert_eq!(
+                collected.data().copied().collect::<Vec<_>>(),
+                (0..100).collect::<Vec<_>>(),
+                "capacity {capacity}"
+            );
+            assert_eq!(collected.events.last(), Some(&Event::done()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_an_unbounded_capacity_an_endless_source_is_pulled_as_it_is_read() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let produced = Arc::clone(&produced);
+        futures_util::stream::iter(0_u32..).map(move |i| {
+            produced.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(Event::data(i))
+        })
+    };
+    let mut consumers = source.fan_out_with_capacity(2, usize::MAX).unwrap();
+    let stalled = consumers.pop().unwrap(); // never polled: its queue takes every item
+    let mut reader = consumers.pop().unwrap();
+    for expected in 0..1_000 {
+        let item = reader.next().await.unwrap().unwrap();
+        assert_eq!(item.into_payload(), Some(expected));
+    }
+    // Pulled in small batches as the reader asks, never all at once.
+    let pulled = produced.load(Ordering::SeqCst);
+    assert!(pulled < 2_000, "the source ran {pulled} items ahead");
+    assert_eq!(stalled.len(), pulled);
+}
+
+#[test]
+fn an_impossible_number_of_consumers_is_a_clear_error() {
+    let err = stream::iter([1])
+        .fan_out_with_capacity(usize::MAX, 1)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("consumers"), "{err}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stalled_consumer_holds_the_source_at_most_capacity_ahead() {
     let produced = Arc::new(AtomicUsize::new(0));

@@ -27,6 +27,10 @@ use crate::{Error, ErrorCode, Event};
 /// ```
 pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 
+/// The most items one pull takes from the source, and the most room a queue is given before
+/// items arrive: a larger capacity is allocated only as items come, so any capacity works.
+const MAX_BATCH: usize = 64;
+
 /// One of the streams [`fan_out`](crate::EventStreamExt::fan_out) returns: sees every item of
 /// the source, in order.
 ///
@@ -44,6 +48,9 @@ pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 ///
 /// A panic in the source, or in an item's `clone`, ends every consumer with an `internal` error
 /// (after the items every consumer got before it).
+///
+/// Memory follows the items, not the capacity: the source is pulled at most 64 items at a time,
+/// and a queue grows only as items wait in it, so even `usize::MAX` is a valid capacity.
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOut<S: Stream> {
     inner: Arc<Inner<S>>,
@@ -420,24 +427,29 @@ where
         )
         .with_op("fan_out"));
     }
+    let mut wakers = places(n)?;
+    wakers.resize_with(n, || None);
     let waiters = std::sync::Arc::new(Waiters {
         waiting: AtomicUsize::new(0),
         notified: AtomicBool::new(false),
-        wakers: Mutex::new(vec![None; n]),
+        wakers: Mutex::new(wakers),
     });
     let source_waker = Waker::from(std::sync::Arc::clone(&waiters));
-    let slots = (0..n)
-        .map(|_| Slot {
-            queue: Vec::with_capacity(capacity),
-            newest_first: false,
-            live: true,
-            room_waker: None,
-            room_waker_id: None,
-            waiting: false,
-        })
-        .collect();
+    let mut slots = places(n)?;
+    slots.extend((0..n).map(|_| Slot {
+        // Room for one pull; more only as items wait.
+        queue: Vec::with_capacity(capacity.min(MAX_BATCH)),
+        newest_first: false,
+        live: true,
+        room_waker: None,
+        room_waker_id: None,
+        waiting: false,
+    }));
+    let mut room_waits = places(n)?;
+    room_waits.extend((0..n).map(|_| AtomicBool::new(false)));
+    let mut consumers = places(n)?;
     let inner = Arc::new(Inner {
-        room_waits: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        room_waits: room_waits.into_boxed_slice(),
         state: Mutex::new(State {
             source: Some(Box::pin(source)),
             slots,
@@ -450,17 +462,30 @@ where
         source_waker,
         capacity,
     });
-    Ok((0..n)
-        .map(|index| FanOut {
-            inner: Arc::clone(&inner),
-            index,
-            terminated: false,
-            to_wake: Vec::new(),
-            taken: Vec::new(),
-            registered: false,
-            room_waker_id: None,
-        })
-        .collect())
+    consumers.extend((0..n).map(|index| FanOut {
+        inner: Arc::clone(&inner),
+        index,
+        terminated: false,
+        to_wake: Vec::new(),
+        taken: Vec::new(),
+        registered: false,
+        room_waker_id: None,
+    }));
+    Ok(consumers)
+}
+
+/// An empty vector with room for `n` items (one per consumer), or an `invalid_input` error if
+/// that much cannot be allocated.
+fn places<T>(n: usize) -> Result<Vec<T>, Error> {
+    let mut places = Vec::new();
+    places.try_reserve_exact(n).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidInput,
+            format!("fan_out cannot make {n} consumers: there is not enough memory for them"),
+        )
+        .with_op("fan_out")
+    })?;
+    Ok(places)
 }
 
 impl<S: Stream> FanOut<S> {
@@ -557,10 +582,11 @@ impl<S: Stream> Leftovers<S> {
     }
 }
 
-/// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready
-/// and every consumer has room, then gives every other live consumer a clone of the batch: one
-/// lock for the whole batch. A panic in the source or in a `clone` ends the stream with an
-/// `internal` error item. Returns whether the source is pending.
+/// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready,
+/// every consumer has room and the batch holds fewer than [`MAX_BATCH`] items, then gives every
+/// other live consumer a clone of the batch: one lock for the whole batch. A panic in the source
+/// or in a `clone` ends the stream with an `internal` error item. Returns whether the source is
+/// pending.
 fn pull<S, T>(
     state: &mut State<S>,
     index: usize,
@@ -579,6 +605,7 @@ where
         return false;
     };
     let mut source_cx = TaskContext::from_waker(source_waker);
+    let room = room.min(MAX_BATCH);
     batch.reserve(room);
     // One `catch_unwind` around the whole run, not one per item: every item is in the batch as
     // soon as it is pulled, so a panic leaves the items before it in place.
