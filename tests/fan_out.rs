@@ -49,6 +49,61 @@ fn zero_consumers_or_zero_capacity_is_a_clear_error() {
     assert!(err.to_string().contains("capacity = 0"), "{err}");
 }
 
+#[tokio::test]
+async fn any_capacity_works_allocating_only_as_items_arrive() {
+    // Far more than could ever be allocated up front.
+    for capacity in [1 << 40, usize::MAX, 1 << 20] {
+        let consumers = stream::iter(0..100_u32)
+            .fan_out_with_capacity(2, capacity)
+            .unwrap();
+        assert_eq!(consumers[0].capacity(), capacity);
+        let results = futures_util::future::join_all(
+            consumers.into_iter().map(EventStreamExt::collect_events),
+        )
+        .await;
+        for collected in results {
+            assert_eq!(
+                collected.data().copied().collect::<Vec<_>>(),
+                (0..100).collect::<Vec<_>>(),
+                "capacity {capacity}"
+            );
+            assert_eq!(collected.events.last(), Some(&Event::done()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_an_unbounded_capacity_an_endless_source_is_pulled_as_it_is_read() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let produced = Arc::clone(&produced);
+        futures_util::stream::iter(0_u32..).map(move |i| {
+            produced.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(Event::data(i))
+        })
+    };
+    let mut consumers = source.fan_out_with_capacity(2, usize::MAX).unwrap();
+    let stalled = consumers.pop().unwrap(); // never polled: its queue takes every item
+    let mut reader = consumers.pop().unwrap();
+    for expected in 0..1_000 {
+        let item = reader.next().await.unwrap().unwrap();
+        assert_eq!(item.into_payload(), Some(expected));
+    }
+    // Pulled in small batches as the reader asks, never all at once.
+    let pulled = produced.load(Ordering::SeqCst);
+    assert!(pulled < 2_000, "the source ran {pulled} items ahead");
+    assert_eq!(stalled.len(), pulled);
+}
+
+#[test]
+fn an_impossible_number_of_consumers_is_a_clear_error() {
+    let err = stream::iter([1])
+        .fan_out_with_capacity(usize::MAX, 1)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("consumers"), "{err}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stalled_consumer_holds_the_source_at_most_capacity_ahead() {
     let produced = Arc::new(AtomicUsize::new(0));
@@ -602,4 +657,277 @@ fn a_waiting_consumer_polled_by_a_new_task_at_a_reused_waker_address_is_woken() 
         waiting.poll_next_unpin(&mut cx),
         Poll::Ready(Some(Ok(_)))
     ));
+}
+
+/// A waker that panics when armed to: on its next `clone`, or on its next wake. The waker-side
+/// counterpart of [`Brittle`], the payload whose `clone` panics.
+mod brittle_waker {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    /// What the waker does next, and how often it was woken.
+    #[derive(Default)]
+    pub(crate) struct BrittleWaker {
+        pub(crate) break_clone: AtomicBool,
+        pub(crate) break_wake: AtomicBool,
+        pub(crate) wakes: AtomicUsize,
+    }
+
+    impl BrittleWaker {
+        /// A waker for `this`.
+        pub(crate) fn waker(this: &Arc<BrittleWaker>) -> Waker {
+            let data = Arc::into_raw(Arc::clone(this)).cast::<()>();
+            // SAFETY: `VTABLE`'s functions take `data` as an `Arc<Brittle>` made by
+            // `Arc::into_raw`, which it is, and each raw waker owns one reference.
+            unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+        }
+    }
+
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` came from `Arc::into_raw` and this waker still holds its reference.
+        let this = unsafe { &*data.cast::<BrittleWaker>() };
+        assert!(
+            !this.break_clone.swap(false, Ordering::SeqCst),
+            "the waker's clone broke"
+        );
+        // SAFETY: as above; the new raw waker owns the reference this adds.
+        unsafe { Arc::increment_strong_count(data.cast::<BrittleWaker>()) };
+        RawWaker::new(data, &VTABLE)
+    }
+
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: as in `clone`; waking by value gives the reference up, even if it panics.
+        let this = unsafe { Arc::from_raw(data.cast::<BrittleWaker>()) };
+        this.wakes.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            !this.break_wake.swap(false, Ordering::SeqCst),
+            "the waker's wake broke"
+        );
+    }
+
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: as in `clone`.
+        let this = unsafe { &*data.cast::<BrittleWaker>() };
+        this.wakes.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            !this.break_wake.swap(false, Ordering::SeqCst),
+            "the waker's wake broke"
+        );
+    }
+
+    unsafe fn drop_waker(data: *const ()) {
+        // SAFETY: as in `clone`; dropping gives the reference up.
+        drop(unsafe { Arc::from_raw(data.cast::<BrittleWaker>()) });
+    }
+}
+
+/// Polls `consumer` once with `waker`, catching a panic.
+fn poll_catching(
+    consumer: &mut stream::FanOut<impl futures_util::Stream<Item = EventResult<u32>>>,
+    waker: &std::task::Waker,
+) -> std::thread::Result<std::task::Poll<Option<EventResult<u32>>>> {
+    let mut cx = std::task::Context::from_waker(waker);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        consumer.poll_next_unpin(&mut cx)
+    }))
+}
+
+/// Polls every consumer in turn (with a waker that does nothing) until all have ended, and
+/// returns each one's payloads, in the order it returned them.
+fn drain_in_turn(
+    consumers: &mut [stream::FanOut<impl futures_util::Stream<Item = EventResult<u32>>>],
+    mut seen: Vec<Vec<u32>>,
+) -> Vec<Vec<u32>> {
+    let noop = futures_util::task::noop_waker();
+    let mut ended = vec![false; consumers.len()];
+    for _ in 0..10_000 {
+        if ended.iter().all(|e| *e) {
+            return seen;
+        }
+        for (k, consumer) in consumers.iter_mut().enumerate() {
+            match poll_catching(consumer, &noop).expect("a good waker never panics") {
+                std::task::Poll::Ready(Some(item)) => {
+                    if let Some(n) = item.unwrap().into_payload() {
+                        seen[k].push(n);
+                    }
+                }
+                std::task::Poll::Ready(None) => ended[k] = true,
+                std::task::Poll::Pending => {}
+            }
+        }
+    }
+    panic!("the consumers never ended: {seen:?}");
+}
+
+#[test]
+fn a_waker_whose_clone_panics_leaves_the_order_alone() {
+    use brittle_waker::BrittleWaker;
+    // With a buffer of two, the first pull fills the other consumer's queue, and the puller
+    // registers to wait for room (cloning its waker) before it returns its first item.
+    let mut consumers = stream::iter(1..=6_u32).fan_out_with_capacity(2, 2).unwrap();
+    let brittle = Arc::new(BrittleWaker::default());
+    brittle.break_clone.store(true, Ordering::SeqCst);
+    let waker = BrittleWaker::waker(&brittle);
+    assert!(
+        poll_catching(&mut consumers[0], &waker).is_err(),
+        "the clone broke"
+    );
+    let seen = drain_in_turn(&mut consumers, vec![Vec::new(); 2]);
+    assert_eq!(seen, [(1..=6).collect::<Vec<_>>(), (1..=6).collect()]);
+}
+
+#[test]
+fn a_panicking_wake_of_a_consumer_waiting_for_room_leaves_the_order_alone() {
+    use brittle_waker::BrittleWaker;
+    // Two pulls of two items: the second reaches a queue that still holds the first, so the
+    // slow consumer's queue is oldest first, and full.
+    let source = Bursts {
+        next: 0,
+        end: 8,
+        burst: 2,
+        yielded: 0,
+    };
+    let mut consumers = source.fan_out_with_capacity(2, 4).unwrap();
+    let brittle = Arc::new(BrittleWaker::default());
+    let waker = BrittleWaker::waker(&brittle);
+    let mut fast = Vec::new();
+    for _ in 0..5 {
+        if let std::task::Poll::Ready(Some(item)) =
+            poll_catching(&mut consumers[0], &waker).unwrap()
+        {
+            fast.push(item.unwrap().into_payload().unwrap());
+        }
+    }
+    assert_eq!(fast, [0, 1, 2, 3], "the fast consumer now waits for room");
+    // Taking its items makes room, which wakes the fast consumer's waker: it panics.
+    brittle.break_wake.store(true, Ordering::SeqCst);
+    let noop = futures_util::task::noop_waker();
+    assert!(
+        poll_catching(&mut consumers[1], &noop).is_err(),
+        "the wake broke"
+    );
+    let seen = drain_in_turn(&mut consumers, vec![fast, Vec::new()]);
+    assert_eq!(seen, [(0..8).collect::<Vec<_>>(), (0..8).collect()]);
+}
+
+/// A source fed by the test: pending (keeping the waker it was polled with) until items are
+/// pushed, ended once closed.
+#[derive(Clone, Default)]
+struct Fed(Arc<std::sync::Mutex<FedState>>);
+
+#[derive(Default)]
+struct FedState {
+    items: std::collections::VecDeque<u32>,
+    waker: Option<std::task::Waker>,
+    closed: bool,
+}
+
+impl Fed {
+    /// Queues `items`, without waking the source.
+    fn push(&self, items: impl IntoIterator<Item = u32>) {
+        self.0.lock().unwrap().items.extend(items);
+    }
+
+    /// Ends the source once its items are taken, without waking it.
+    fn close(&self) {
+        self.0.lock().unwrap().closed = true;
+    }
+
+    /// Wakes the waker the source was last polled with, as a channel's sender would.
+    fn wake(&self) {
+        let waker = self.0.lock().unwrap().waker.take();
+        waker.expect("the source is waiting").wake();
+    }
+}
+
+impl futures_util::Stream for Fed {
+    type Item = EventResult<u32>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let mut state = self.0.lock().unwrap();
+        match state.items.pop_front() {
+            Some(n) => std::task::Poll::Ready(Some(Ok(Event::data(n)))),
+            None if state.closed => std::task::Poll::Ready(None),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// Polls `consumer` with `waker` until it is pending, adding its payloads to `seen`.
+fn read_until_pending(
+    consumer: &mut stream::FanOut<Fed>,
+    waker: &std::task::Waker,
+    seen: &mut Vec<u32>,
+) {
+    loop {
+        match poll_catching(consumer, waker).expect("no wake-up is broken here") {
+            std::task::Poll::Ready(Some(item)) => seen.push(item.unwrap().into_payload().unwrap()),
+            std::task::Poll::Ready(None) => panic!("the source has not ended"),
+            std::task::Poll::Pending => return,
+        }
+    }
+}
+
+#[test]
+fn a_panicking_wake_of_a_consumer_waiting_for_the_source_loses_no_order_and_no_wake_up() {
+    use brittle_waker::BrittleWaker;
+    let fed = Fed::default();
+    let mut consumers = fed.clone().fan_out_with_capacity(3, 4).unwrap();
+    let mut seen = vec![Vec::new(); 3];
+    // The second and third consumers wait for the source; the second's waker will panic.
+    let brittle = Arc::new(BrittleWaker::default());
+    let counting = Arc::new(BrittleWaker::default());
+    let noop = futures_util::task::noop_waker();
+    let wakers = [
+        noop.clone(),
+        BrittleWaker::waker(&brittle),
+        BrittleWaker::waker(&counting),
+    ];
+    for k in [1, 2] {
+        read_until_pending(&mut consumers[k], &wakers[k], &mut seen[k]);
+    }
+
+    // The first consumer pulls three items and wakes the other two: the second's wake panics.
+    fed.push([1, 2, 3]);
+    brittle.break_wake.store(true, Ordering::SeqCst);
+    assert!(
+        poll_catching(&mut consumers[0], &noop).is_err(),
+        "the wake broke"
+    );
+    assert_eq!(
+        counting.wakes.load(Ordering::SeqCst),
+        1,
+        "the third consumer's wake-up was lost"
+    );
+    for k in 0..3 {
+        read_until_pending(&mut consumers[k], &wakers[k], &mut seen[k]);
+    }
+
+    // The source wakes every waiting consumer when more comes: the second's wake panics there.
+    fed.push([4, 5]);
+    brittle.break_wake.store(true, Ordering::SeqCst);
+    let woken = counting.wakes.load(Ordering::SeqCst);
+    assert!(
+        std::panic::catch_unwind(|| fed.wake()).is_err(),
+        "the wake broke"
+    );
+    assert_eq!(
+        counting.wakes.load(Ordering::SeqCst),
+        woken + 1,
+        "the third consumer's wake-up was lost"
+    );
+
+    fed.close();
+    let seen = drain_in_turn(&mut consumers, seen);
+    let all: Vec<u32> = (1..=5).collect();
+    assert_eq!(seen, [all.clone(), all.clone(), all]);
 }

@@ -242,8 +242,10 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
     }
 
     /// [`fan_out`](EventStreamExt::fan_out) with a buffer of `capacity` items: the source never
-    /// runs more than `capacity` items ahead of the slowest live consumer. `n = 0` or
-    /// `capacity = 0` is an `invalid_input` error.
+    /// runs more than `capacity` items ahead of the slowest live consumer. Memory follows the
+    /// items waiting, not the capacity, so any capacity works, up to `usize::MAX` (unbounded).
+    /// `n = 0` or `capacity = 0` is an `invalid_input` error, and so is an `n` too large to
+    /// allocate.
     ///
     /// ```
     /// use beluga_core::{ErrorCode, EventStreamExt, stream};

@@ -27,6 +27,10 @@ use crate::{Error, ErrorCode, Event};
 /// ```
 pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 
+/// The most items one pull takes from the source, and the most room a queue is given before
+/// items arrive: a larger capacity is allocated only as items come, so any capacity works.
+const MAX_BATCH: usize = 64;
+
 /// One of the streams [`fan_out`](crate::EventStreamExt::fan_out) returns: sees every item of
 /// the source, in order.
 ///
@@ -43,7 +47,13 @@ pub const DEFAULT_FAN_OUT_CAPACITY: usize = 16;
 /// while it still holds taken items (a spurious wake-up, which polling copes with).
 ///
 /// A panic in the source, or in an item's `clone`, ends every consumer with an `internal` error
-/// (after the items every consumer got before it).
+/// (after the items every consumer got before it). A waker that panics (in its `clone`, or when
+/// another consumer wakes it) changes nothing for the items: the panic comes out of the poll
+/// that met it, and every consumer still sees every item, in order. A wake that panics keeps no
+/// other waker from being woken.
+///
+/// Memory follows the items, not the capacity: the source is pulled at most 64 items at a time,
+/// and a queue grows only as items wait in it, so even `usize::MAX` is a valid capacity.
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOut<S: Stream> {
     inner: Arc<Inner<S>>,
@@ -347,6 +357,9 @@ impl Wake for Waiters {
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
         self.notified.store(true, Ordering::SeqCst);
+        // A consumer's wake that panics keeps no other from being woken: the first panic comes
+        // out once all have been.
+        let mut panic = None;
         // Wake in chunks taken under the lock and woken outside it, without allocating.
         loop {
             let mut chunk: [Option<Waker>; 8] = Default::default();
@@ -365,11 +378,14 @@ impl Wake for Waiters {
                 }
             }
             for waker in chunk.into_iter().flatten() {
-                waker.wake();
+                wake_catching(|| waker.wake(), &mut panic);
             }
             if taken < 8 {
                 break;
             }
+        }
+        if let Some(panic) = panic {
+            std::panic::resume_unwind(panic);
         }
     }
 }
@@ -386,18 +402,36 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Wakes the wakers collected under a lock, once per task (consumers on one task, drained at
-/// once with `join!`, share it: one wake polls them all), then drops them.
+/// once with `join!`, share it: one wake polls them all), then drops them. A wake that panics
+/// keeps no other task from being woken: the first panic comes out once all have been.
 #[inline]
 fn wake_all(wakers: &mut Vec<Waker>) {
-    if wakers.is_empty() {
-        return;
+    if !wakers.is_empty() {
+        wake_each(wakers);
     }
+}
+
+/// [`wake_all`]'s work, out of line: the `catch_unwind`s stay out of the polls' code.
+#[inline(never)]
+fn wake_each(wakers: &mut Vec<Waker>) {
+    let mut panic = None;
     for (k, waker) in wakers.iter().enumerate() {
         if !wakers[..k].iter().any(|w| w.will_wake(waker)) {
-            waker.wake_by_ref();
+            wake_catching(|| waker.wake_by_ref(), &mut panic);
         }
     }
     wakers.clear();
+    if let Some(panic) = panic {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Runs `wake`, keeping the first panic of a run of wakes in `first`.
+#[inline]
+fn wake_catching(wake: impl FnOnce(), first: &mut Option<Box<dyn std::any::Any + Send>>) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)) {
+        first.get_or_insert(panic);
+    }
 }
 
 /// Splits `source` into `n` consumers; see [`EventStreamExt::fan_out`](crate::EventStreamExt::fan_out).
@@ -420,24 +454,29 @@ where
         )
         .with_op("fan_out"));
     }
+    let mut wakers = places(n)?;
+    wakers.resize_with(n, || None);
     let waiters = std::sync::Arc::new(Waiters {
         waiting: AtomicUsize::new(0),
         notified: AtomicBool::new(false),
-        wakers: Mutex::new(vec![None; n]),
+        wakers: Mutex::new(wakers),
     });
     let source_waker = Waker::from(std::sync::Arc::clone(&waiters));
-    let slots = (0..n)
-        .map(|_| Slot {
-            queue: Vec::with_capacity(capacity),
-            newest_first: false,
-            live: true,
-            room_waker: None,
-            room_waker_id: None,
-            waiting: false,
-        })
-        .collect();
+    let mut slots = places(n)?;
+    slots.extend((0..n).map(|_| Slot {
+        // Room for one pull; more only as items wait.
+        queue: Vec::with_capacity(capacity.min(MAX_BATCH)),
+        newest_first: false,
+        live: true,
+        room_waker: None,
+        room_waker_id: None,
+        waiting: false,
+    }));
+    let mut room_waits = places(n)?;
+    room_waits.extend((0..n).map(|_| AtomicBool::new(false)));
+    let mut consumers = places(n)?;
     let inner = Arc::new(Inner {
-        room_waits: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        room_waits: room_waits.into_boxed_slice(),
         state: Mutex::new(State {
             source: Some(Box::pin(source)),
             slots,
@@ -450,17 +489,30 @@ where
         source_waker,
         capacity,
     });
-    Ok((0..n)
-        .map(|index| FanOut {
-            inner: Arc::clone(&inner),
-            index,
-            terminated: false,
-            to_wake: Vec::new(),
-            taken: Vec::new(),
-            registered: false,
-            room_waker_id: None,
-        })
-        .collect())
+    consumers.extend((0..n).map(|index| FanOut {
+        inner: Arc::clone(&inner),
+        index,
+        terminated: false,
+        to_wake: Vec::new(),
+        taken: Vec::new(),
+        registered: false,
+        room_waker_id: None,
+    }));
+    Ok(consumers)
+}
+
+/// An empty vector with room for `n` items (one per consumer), or an `invalid_input` error if
+/// that much cannot be allocated.
+fn places<T>(n: usize) -> Result<Vec<T>, Error> {
+    let mut places = Vec::new();
+    places.try_reserve_exact(n).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidInput,
+            format!("fan_out cannot make {n} consumers: there is not enough memory for them"),
+        )
+        .with_op("fan_out")
+    })?;
+    Ok(places)
 }
 
 impl<S: Stream> FanOut<S> {
@@ -557,10 +609,11 @@ impl<S: Stream> Leftovers<S> {
     }
 }
 
-/// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready
-/// and every consumer has room, then gives every other live consumer a clone of the batch: one
-/// lock for the whole batch. A panic in the source or in a `clone` ends the stream with an
-/// `internal` error item. Returns whether the source is pending.
+/// Pulls the source into `batch` (the pulling consumer's own, empty, queue) while it is ready,
+/// every consumer has room and the batch holds fewer than [`MAX_BATCH`] items, then gives every
+/// other live consumer a clone of the batch: one lock for the whole batch. A panic in the source
+/// or in a `clone` ends the stream with an `internal` error item. Returns whether the source is
+/// pending.
 fn pull<S, T>(
     state: &mut State<S>,
     index: usize,
@@ -579,6 +632,7 @@ where
         return false;
     };
     let mut source_cx = TaskContext::from_waker(source_waker);
+    let room = room.min(MAX_BATCH);
     batch.reserve(room);
     // One `catch_unwind` around the whole run, not one per item: every item is in the batch as
     // soon as it is pulled, so a panic leaves the items before it in place.
@@ -772,9 +826,13 @@ where
         let state = &mut *guard;
         let slot = &mut state.slots[i];
         if !slot.queue.is_empty() {
-            // Take every item waiting, in one swap with the (empty) vector of taken ones.
+            // Take every item waiting, in one swap with the (empty) vector of taken ones, and
+            // put them newest first before any user code runs (a waker's `clone` below, wakes and
+            // drops after the lock): if it panics, the next poll still pops them in order.
             std::mem::swap(&mut self.taken, &mut slot.queue);
-            let newest_first = slot.newest_first;
+            if !slot.newest_first {
+                self.taken.reverse();
+            }
             if self.taken.len() >= inner.capacity {
                 state.full -= 1;
             }
@@ -797,14 +855,12 @@ where
                 cx.waker().wake_by_ref();
             }
             wake_all(&mut self.to_wake);
-            if !newest_first {
-                self.taken.reverse();
-            }
             if self.registered {
                 inner.waiters.forget(i);
                 self.registered = false;
             }
             drop(replaced);
+            // Popped last, once no user code is left to run: a panic above loses no item.
             return Poll::Ready(self.taken.pop());
         }
         // Nothing waits for this consumer: pull the source if every queue has room, else wait
@@ -832,6 +888,9 @@ where
                 &inner.source_waker,
                 &mut leftovers,
             );
+            // The batch pulled, oldest first, put newest first before any user code runs, as
+            // when taking.
+            self.taken.reverse();
             state.full = state.count_full(inner.capacity);
             if !self.taken.is_empty() || state.ended {
                 inner.waiters.drain_into(&mut self.to_wake);
@@ -863,19 +922,17 @@ where
             cx.waker().wake_by_ref();
         }
         wake_all(&mut self.to_wake);
-        let result = if waiting {
-            Poll::Pending
-        } else {
-            // The batch pulled, oldest first (reversed after the lock: it is this consumer's).
-            self.taken.reverse();
-            Poll::Ready(self.taken.pop())
-        };
-        if self.registered && result.is_ready() {
+        if waiting {
+            drop(leftovers);
+            return Poll::Pending;
+        }
+        if self.registered {
             inner.waiters.forget(i);
             self.registered = false;
         }
         drop(leftovers);
-        result
+        // Popped last, as when taking.
+        Poll::Ready(self.taken.pop())
     }
 }
 
