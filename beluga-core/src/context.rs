@@ -43,8 +43,8 @@
 //! * Any of the above on an ancestor: the observation ends every descendant.
 //!
 //! Code that polls `is_cancelled()` in its own loop should call `check_deadline()` now and then
-//! (it costs a clock read, about 20 ns) if its context may carry a deadline; code that asks for
-//! `error()` before every item needs nothing more, at the price of that clock read per item.
+//! (it reads the clock) if its context may carry a deadline; code that asks for `error()` before
+//! every item needs nothing more, at the price of a clock read per item.
 //!
 //! Deadlines use [`tokio::time::Instant`], so tests can run them under Tokio's paused clock.
 //! Waiting for one needs a Tokio runtime with the time driver enabled, and Tokio timers have

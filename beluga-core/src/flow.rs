@@ -4,8 +4,7 @@
 //! gives up with the context's error if the [`Context`] is cancelled or its deadline passes
 //! first; [`FlowController::try_acquire`] takes one only if it is free now. A [`Permit`] gives
 //! its capacity back when it is dropped, and that is the only way to give it back: a release
-//! without an acquire (which Beluga's Go version silently accepts, growing the capacity) cannot
-//! be written.
+//! without an acquire cannot be written.
 //!
 //! Waiters are served first come, first served (the controller is a Tokio [`Semaphore`]
 //! underneath), and `try_acquire` never takes a permit

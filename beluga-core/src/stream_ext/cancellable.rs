@@ -14,9 +14,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::event::Event;
 
-/// How many polls pass between two clock reads when the context has a deadline. A clock read
-/// costs about as much as twenty items; every 32nd poll keeps it under one nanosecond per item
-/// while a deadline still fires in a consumer that never yields to the runtime.
+/// How many polls pass between two clock reads when the context has a deadline: a clock read
+/// costs far more than an item, so it is spread over many, while a deadline still fires in a
+/// consumer that never yields to the runtime.
 const CLOCK_EVERY: u32 = 32;
 
 pin_project! {
