@@ -101,6 +101,39 @@ async fn waiters_are_served_in_arrival_order() {
 }
 
 #[tokio::test]
+async fn a_waiter_leaving_from_the_middle_of_the_queue_keeps_the_others_in_order() {
+    let flow = FlowController::new(1).unwrap();
+    let held = flow.try_acquire().unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for id in 0..4 {
+        waiters.push(tokio::spawn({
+            let (flow, order) = (flow.clone(), Arc::clone(&order));
+            async move {
+                let _permit = flow.acquire(&Context::new()).await.unwrap();
+                order.lock().unwrap().push(id);
+                tokio::task::yield_now().await;
+            }
+        }));
+        settle().await;
+    }
+    // The second and the last give up while queued.
+    let last = waiters.pop().unwrap();
+    let second = waiters.remove(1);
+    second.abort();
+    last.abort();
+    assert!(second.await.unwrap_err().is_cancelled());
+    assert!(last.await.unwrap_err().is_cancelled());
+    drop(held);
+    for waiter in waiters {
+        finish(waiter).await;
+    }
+    assert_eq!(*order.lock().unwrap(), [0, 2]);
+    assert_eq!(flow.available(), 1);
+    assert!(flow.try_acquire().is_some());
+}
+
+#[tokio::test]
 async fn cancel_while_waiting_returns_cancelled_and_takes_no_permit() {
     let flow = FlowController::new(1).unwrap();
     let held = flow.try_acquire().unwrap();
