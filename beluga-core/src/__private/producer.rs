@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use futures_core::{FusedStream, Stream};
-use pin_project_lite::pin_project;
 
 use crate::context::{Cancelled, Context};
 use crate::error::Error;
@@ -25,15 +24,12 @@ const CLOCK_EVERY: u32 = 32;
 const UNSTARTED: u8 = 2;
 const FINISHED: u8 = 4;
 
-pin_project! {
-    /// Where an emitted value waits for `poll_next`. `!Unpin`, so that a `&mut Producer` never
-    /// asserts uniqueness over it while the body holds a pointer to it.
-    struct Slot<T> {
-        data: Cell<Option<T>>,
-        event: Cell<Option<Event<T>>>,
-        #[pin]
-        _pinned: PhantomPinned,
-    }
+/// Where an emitted value waits for `poll_next`. `!Unpin`, so that a `&mut Producer` never
+/// asserts uniqueness over it while the body holds a pointer to it.
+struct Slot<T> {
+    data: Cell<Option<T>>,
+    event: Cell<Option<Event<T>>>,
+    _pinned: PhantomPinned,
 }
 
 /// What a producer hands its body: the address of its slot, which the body binds into a
@@ -180,29 +176,71 @@ impl<T> IntoFinal<T> for Final<T> {
     }
 }
 
-pin_project! {
-    #[project = ProducerProj]
-    /// The stream `#[stream_producer]` returns.
-    #[must_use = "streams do nothing unless polled"]
-    pub struct Producer<T, F, Fut> {
-        // The body, created on the first poll (the slot's address is fixed only once pinned).
-        // Declared before the slot so that it is dropped first: nothing the body owns may
-        // outlive the slot its yielder points at.
-        init: Option<F>,
-        #[pin]
-        body: Option<Fut>,
-        #[pin]
-        slot: Slot<T>,
-        ctx: Context,
-        parked: Option<Cancelled>,
-        // Polls left before `poll_slow` runs: the clock's countdown in the steady state
-        // (`CLOCK_EVERY` with a deadline or token to watch, else `u32::MAX`), and 1 in every
-        // other state, so that the steady state's only tests are this countdown and the
-        // context's atomic load.
-        until_clock: u32,
-        observe: bool,
-        mode: u8,
-    }
+/// The state of the body: the closure that creates it, then the body itself, then nothing.
+enum Body<F, Fut> {
+    Unstarted(F),
+    Running(Fut),
+    Ended,
+}
+
+/// The stream `#[stream_producer]` returns.
+///
+/// Every producer is a type of its own, and each function generic over its body is built once
+/// per producer. So only four small ones are: [`Stream::poll_next`] (the steady state, inlining
+/// the body's poll), `poll_gated` (which creates the body), `pending` and `complete` (which drop
+/// it when the stream ends). The rest (the context, the clock, parking, the terminal item) lives
+/// in functions that depend on the payload type at most, built once per payload type.
+#[must_use = "streams do nothing unless polled"]
+pub struct Producer<T, F, Fut> {
+    // Structurally pinned when `Running` (the body future); never pinned when `Unstarted`. The
+    // body is created on the first poll (the slot's address is fixed only once pinned).
+    // Declared before the slot so that it is dropped first: nothing the body owns may outlive
+    // the slot its yielder points at.
+    body: Body<F, Fut>,
+    core: Core<T>,
+}
+
+/// Everything of a producer but its body, in one value: one call creates it, one call drops it.
+struct Core<T> {
+    slot: Slot<T>,
+    watch: Watch,
+}
+
+/// What a producer watches: its context, and the state of the gate in front of its body.
+struct Watch {
+    ctx: Context,
+    parked: Option<Cancelled>,
+    // Polls left before `Watch::poll_slow` runs: the clock's countdown in the steady state
+    // (`CLOCK_EVERY` with a deadline or token to watch, else `u32::MAX`), and 1 in every other
+    // state, so that the steady state's only tests are this countdown and the context's atomic
+    // load.
+    until_clock: u32,
+    observe: bool,
+    mode: u8,
+}
+
+/// What the gate decided, in every state but the steady one.
+enum Gate {
+    /// Resume the body.
+    Resume,
+    /// Create the body, then resume it.
+    Start,
+    /// The context has ended: end the stream.
+    End,
+    /// The stream has ended already.
+    Ended,
+}
+
+/// How a stream ends, before its terminal item is built.
+enum End<T> {
+    /// The body returned.
+    Returned(Result<Option<T>, Error>),
+    /// The body emitted a `done` event.
+    Done(Event<T>),
+    /// The context ended while the body was parked.
+    Parked(Error),
+    /// The context has ended.
+    Context,
 }
 
 impl<T, F, Fut> Producer<T, F, Fut>
@@ -218,22 +256,15 @@ where
     /// used by the future `body` returns, and must not be moved out of it or outlive it.
     /// `#[stream_producer]` guarantees this by binding the yielder to a local of the body future
     /// (so it cannot outlive the body), under names user code cannot spell.
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "instantiated once per producer: inlined, it is no function of its own to build"
+    )]
     pub unsafe fn new(ctx: Context, body: F) -> Self {
         Producer {
-            slot: Slot {
-                data: Cell::new(None),
-                event: Cell::new(None),
-                _pinned: PhantomPinned,
-            },
-            init: Some(body),
-            body: None,
-            observe: ctx.needs_observing(),
-            mode: UNSTARTED,
-            ctx,
-            parked: None,
-            // The first poll goes to `poll_slow`, which starts the body, and reads the clock
-            // first: a deadline that has already passed ends the producer before its body runs.
-            until_clock: 1,
+            core: Core::new(ctx),
+            body: Body::Unstarted(body),
         }
     }
 }
@@ -246,22 +277,19 @@ where
     type Item = Result<Event<T>, Error>;
 
     #[inline]
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.as_mut().project();
-        // `until_clock` is also the gate of every other state: whenever `mode` is not the
-        // steady state, it is 1, so this countdown sends the poll to `poll_slow`.
-        if this.ctx.is_cancelled() || countdown(this.until_clock) {
-            return poll_slow(self, cx);
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        // SAFETY: see `project`.
+        let this = unsafe { project(self) };
+        // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
+        // state, it is 1, so this countdown sends the poll to `poll_gated`.
+        if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
+            return poll_gated(this, cx);
         }
-        resume(self, cx)
+        resume(this, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.mode & FINISHED != 0 {
-            (0, Some(0))
-        } else {
-            (0, None)
-        }
+        self.core.watch.size_hint()
     }
 }
 
@@ -271,22 +299,106 @@ where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     fn is_terminated(&self) -> bool {
-        self.mode & FINISHED != 0
+        self.core.watch.is_finished()
     }
 }
 
 impl<T, F, Fut> fmt::Debug for Producer<T, F, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
-            .field("started", &self.init.is_none())
-            .field("finished", &(self.mode & FINISHED != 0))
-            .field("ctx", &self.ctx)
+            .field("started", &!matches!(self.body, Body::Unstarted(_)))
+            .field("finished", &self.core.watch.is_finished())
+            .field("ctx", &self.core.watch.ctx)
             .finish_non_exhaustive()
     }
 }
 
-/// Counts a poll down; true when `poll_slow` is due: the clock with a deadline or token, every
-/// 2^32 polls without, and at once in any state but the steady one (see `until_clock`).
+impl<T> Core<T> {
+    fn new(ctx: Context) -> Self {
+        Core {
+            slot: Slot {
+                data: Cell::new(None),
+                event: Cell::new(None),
+                _pinned: PhantomPinned,
+            },
+            watch: Watch::new(ctx),
+        }
+    }
+}
+
+impl Watch {
+    fn new(ctx: Context) -> Self {
+        Watch {
+            observe: ctx.needs_observing(),
+            mode: UNSTARTED,
+            ctx,
+            parked: None,
+            // The first poll goes to `poll_slow`, which starts the body, and reads the clock
+            // first: a deadline that has already passed ends the producer before its body runs.
+            until_clock: 1,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.mode & FINISHED != 0
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.is_finished() {
+            (0, Some(0))
+        } else {
+            (0, None)
+        }
+    }
+
+    /// Everything but the steady state: not started, finished, a deadline to watch, cancelled.
+    /// Inlined into each producer's `poll_gated` in optimized builds: a deadline's clock read
+    /// every `CLOCK_EVERY` polls then costs no call of its own.
+    #[inline]
+    fn poll_slow(&mut self) -> Gate {
+        if self.is_finished() {
+            self.until_clock = 1;
+            return Gate::Ended;
+        }
+        if self.until_clock == 0 {
+            self.until_clock = if self.observe { CLOCK_EVERY } else { u32::MAX };
+            if self.observe && self.ctx.check_deadline() {
+                return Gate::End;
+            }
+        }
+        if self.ctx.is_cancelled() {
+            return Gate::End;
+        }
+        if self.mode & UNSTARTED != 0 {
+            // The countdown was re-armed above: an unstarted producer's only way here past the
+            // cancellation check is its countdown reaching 0.
+            self.mode &= !UNSTARTED;
+            return Gate::Start;
+        }
+        Gate::Resume
+    }
+
+    /// The body is parked in an `.await` without yielding: wait for it or for the context.
+    #[inline(never)]
+    fn park(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let ctx = &self.ctx;
+        let parked = self.parked.get_or_insert_with(|| ctx.cancelled());
+        Pin::new(parked).poll(cx)
+    }
+
+    /// Marks the stream ended, and returns the error of an ended context.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self, context_ended: bool) -> Option<Error> {
+        self.parked = None;
+        self.mode = FINISHED;
+        self.until_clock = 1;
+        context_ended.then(|| self.ctx.error().unwrap_or_else(Error::cancelled))
+    }
+}
+
+/// The countdown of [`Watch::until_clock`]; true when `poll_slow` is due: the clock with a
+/// deadline or token, every 2^32 polls without, and at once in any state but the steady one.
 #[inline(always)]
 #[allow(
     clippy::inline_always,
@@ -297,42 +409,50 @@ fn countdown(until_clock: &mut u32) -> bool {
     *until_clock == 0
 }
 
-/// Everything but the steady state: not started, finished, a deadline to watch, cancelled.
+/// The producer behind its pin.
+///
+/// # Safety
+///
+/// Nothing may be moved out of the producer but an unstarted body's closure, which is never
+/// pinned: a running body is only polled in place and dropped in place (by assigning
+/// `Body::Ended`), and the slot is only used through shared references.
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "a field access; a function of its own per producer in unoptimized builds otherwise"
+)]
+unsafe fn project<T, F, Fut>(this: Pin<&mut Producer<T, F, Fut>>) -> &mut Producer<T, F, Fut> {
+    // SAFETY: the caller's.
+    unsafe { this.get_unchecked_mut() }
+}
+
+/// Everything but the steady state: not started, finished, a deadline to watch, cancelled. The
+/// only slow path that depends on the body's types, since it creates the body.
 #[inline(never)]
-fn poll_slow<T, F, Fut>(
-    mut this: Pin<&mut Producer<T, F, Fut>>,
+fn poll_gated<T, F, Fut>(
+    this: &mut Producer<T, F, Fut>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>>
 where
     F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
-    let mut proj = this.as_mut().project();
-    if *proj.mode & FINISHED != 0 {
-        *proj.until_clock = 1;
-        return Poll::Ready(None);
-    }
-    if *proj.until_clock == 0 {
-        *proj.until_clock = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
-        if *proj.observe && proj.ctx.check_deadline() {
-            return finish(this, Err(None));
+    match this.core.watch.poll_slow() {
+        Gate::Resume => {}
+        Gate::Start => {
+            // Checked first: a running body must not be moved out.
+            if let Body::Unstarted(_) = this.body {
+                if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended) {
+                    let handle = YieldHandle {
+                        slot: std::ptr::from_ref(&this.core.slot),
+                        _invariant: PhantomData,
+                    };
+                    this.body = Body::Running(init(handle));
+                }
+            }
         }
-    }
-    if proj.ctx.is_cancelled() {
-        return finish(this, Err(None));
-    }
-    if *proj.mode & UNSTARTED != 0 {
-        // The countdown was re-armed above: an unstarted producer's only way here past the
-        // cancellation check is its countdown reaching 0.
-        *proj.mode &= !UNSTARTED;
-        let slot: &Slot<T> = proj.slot.as_ref().get_ref();
-        if let Some(init) = proj.init.take() {
-            let handle = YieldHandle {
-                slot: std::ptr::from_ref(slot),
-                _invariant: PhantomData,
-            };
-            proj.body.set(Some(init(handle)));
-        }
+        Gate::End => return complete(this, End::Context),
+        Gate::Ended => return Poll::Ready(None),
     }
     resume(this, cx)
 }
@@ -344,104 +464,85 @@ where
     reason = "the per-item fast path; measured in benches/producer.rs"
 )]
 fn resume<T, F, Fut>(
-    mut this: Pin<&mut Producer<T, F, Fut>>,
+    this: &mut Producer<T, F, Fut>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>>
 where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
-    let proj = this.as_mut().project();
-    let slot: &Slot<T> = proj.slot.as_ref().get_ref();
-    let Some(body) = proj.body.as_pin_mut() else {
-        return ended(this);
+    let Body::Running(body) = &mut this.body else {
+        return complete(this, End::Context);
     };
-    match body.poll(cx) {
+    // SAFETY: the body is pinned with the producer (see `project`).
+    match unsafe { Pin::new_unchecked(body) }.poll(cx) {
         Poll::Pending => {
-            if let Some(payload) = slot.data.take() {
+            if let Some(payload) = this.core.slot.data.take() {
                 return Poll::Ready(Some(Ok(Event::data(payload))));
             }
-            pending_slow(this, cx)
+            pending(this, cx)
         }
-        Poll::Ready(result) => complete(this, result),
+        Poll::Ready(result) => complete(this, End::Returned(result)),
     }
 }
 
+/// The body is pending without a payload in the slot.
 #[inline(never)]
-fn pending_slow<T, F, Fut>(
-    this: Pin<&mut Producer<T, F, Fut>>,
+fn pending<T, F, Fut>(
+    this: &mut Producer<T, F, Fut>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>> {
-    let proj = this.project();
-    let slot = proj.slot.as_ref().get_ref();
-    if let Some(event) = slot.event.take() {
-        if event.is_done() {
-            return finish_proj(proj, Ok(Some(event)));
-        }
-        return Poll::Ready(Some(Ok(event)));
+    match pending_slow(&this.core.slot, &mut this.core.watch, cx) {
+        Poll::Ready(Ok(event)) => Poll::Ready(Some(Ok(event))),
+        Poll::Ready(Err(end)) => complete(this, end),
+        Poll::Pending => Poll::Pending,
     }
-    park(proj, cx)
 }
 
-#[cold]
-#[inline(never)]
-fn ended<T, F, Fut>(this: Pin<&mut Producer<T, F, Fut>>) -> Poll<Option<Result<Event<T>, Error>>> {
-    finish_proj(this.project(), Err(None))
-}
-
+/// Ends the stream: drops the body (running its destructors) first, then the rest.
 #[cold]
 #[inline(never)]
 fn complete<T, F, Fut>(
-    this: Pin<&mut Producer<T, F, Fut>>,
-    result: Result<Option<T>, Error>,
+    this: &mut Producer<T, F, Fut>,
+    end: End<T>,
 ) -> Poll<Option<Result<Event<T>, Error>>> {
-    let terminal = match result {
-        Ok(Some(value)) => Ok(Some(Event::done_with(value))),
-        Ok(None) => Ok(Some(Event::done())),
-        Err(err) => Err(Some(err)),
-    };
-    finish_proj(this.project(), terminal)
+    this.body = Body::Ended;
+    finish(&this.core.slot, &mut this.core.watch, end)
 }
 
+/// The body is pending without a payload in the slot: an emitted event, or the body is parked.
+/// `Err` ends the stream.
+#[inline(never)]
+fn pending_slow<T>(
+    slot: &Slot<T>,
+    watch: &mut Watch,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Result<Event<T>, End<T>>> {
+    if let Some(event) = slot.event.take() {
+        if event.is_done() {
+            return Poll::Ready(Err(End::Done(event)));
+        }
+        return Poll::Ready(Ok(event));
+    }
+    watch.park(cx).map(|err| Err(End::Parked(err)))
+}
+
+/// Ends the stream, once the body is dropped: drops the slot's leftovers, and yields the
+/// terminal item.
 #[cold]
 #[inline(never)]
-fn finish<T, F, Fut>(
-    this: Pin<&mut Producer<T, F, Fut>>,
-    terminal: Result<Option<Event<T>>, Option<Error>>,
+fn finish<T>(
+    slot: &Slot<T>,
+    watch: &mut Watch,
+    end: End<T>,
 ) -> Poll<Option<Result<Event<T>, Error>>> {
-    finish_proj(this.project(), terminal)
-}
-
-/// Ends the stream: drops the body (running its destructors) and the slot's leftovers, and
-/// yields the terminal item. `Ok(event)` is a `done` event; `Err(None)` means the context ended.
-#[inline]
-fn finish_proj<T, F, Fut>(
-    mut this: ProducerProj<'_, T, F, Fut>,
-    terminal: Result<Option<Event<T>>, Option<Error>>,
-) -> Poll<Option<Result<Event<T>, Error>>> {
-    this.body.set(None);
-    *this.init = None;
-    *this.parked = None;
-    *this.mode = FINISHED;
-    *this.until_clock = 1;
-    let slot = this.slot.as_ref().get_ref();
+    let context_error = watch.finish(matches!(end, End::Context));
     drop(slot.data.take());
     drop(slot.event.take());
-    Poll::Ready(match terminal {
-        Ok(done) => done.map(Ok),
-        Err(Some(err)) => Some(Err(err)),
-        Err(None) => Some(Err(this.ctx.error().unwrap_or_else(Error::cancelled))),
-    })
-}
-
-/// The body is parked in an `.await` without yielding: wait for it or for the context.
-#[inline(never)]
-fn park<T, F, Fut>(
-    this: ProducerProj<'_, T, F, Fut>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<Result<Event<T>, Error>>> {
-    let parked = this.parked.get_or_insert_with(|| this.ctx.cancelled());
-    match Pin::new(parked).poll(cx) {
-        Poll::Ready(err) => finish_proj(this, Err(Some(err))),
-        Poll::Pending => Poll::Pending,
-    }
+    Poll::Ready(Some(match end {
+        End::Returned(Ok(Some(value))) => Ok(Event::done_with(value)),
+        End::Returned(Ok(None)) => Ok(Event::done()),
+        End::Returned(Err(err)) | End::Parked(err) => Err(err),
+        End::Done(event) => Ok(event),
+        End::Context => Err(context_error.unwrap_or_else(Error::cancelled)),
+    }))
 }
