@@ -91,10 +91,10 @@ pub use crate::stream_ext::EventStreamExt;
 /// * `return value`, or a tail expression of the payload type, ends it with
 ///   [`Event::done_with`]`(value)`; `return;` or the end of the body with [`Event::done`].
 ///   Exactly one terminal item (`done` or `Err`) comes out, then `None` forever.
-/// * Cancellation: the function's [`Context`] argument (found by its type, or named with
-///   `#[stream_producer(ctx = name)]`) is checked before the body resumes, every time (one
-///   atomic load; the clock every 32 items when the context has a deadline), and while the body
-///   is parked in an `.await`. When the context is cancelled or its deadline passes, the next
+/// * Cancellation: the function's [`Context`] argument (found by its type's name, or named with
+///   `#[stream_producer(ctx = name)]`, as a `Context` imported under another name must be) is
+///   checked before the body resumes, every time (one atomic load; the clock every 32 items
+///   when the context has a deadline), and while the body is parked in an `.await`. When the context is cancelled or its deadline passes, the next
 ///   poll yields `Err` with `cancelled` / `deadline_exceeded`, drops the body (running its
 ///   destructors) and ends, even if the body was parked forever.
 /// * Dropping the stream drops the body at once, inside `drop`.
@@ -105,14 +105,24 @@ pub use crate::stream_ext::EventStreamExt;
 /// (or `EventResult<T>`), which allocates nothing per item and nothing per stream beyond the
 /// body itself, or [`EventStream<'_, T>`](EventStream), boxed, for trait objects (the body must
 /// then be `Send`). Free functions, inherent and trait-impl methods, generics, borrowed and
-/// `impl Trait` arguments all work. `emit!` cannot be used inside a closure or a nested `async`
-/// block (it would not be the producer's): that is a compile error saying what to do instead.
+/// `impl Trait` arguments, elided lifetimes in the item type (`EventResult<&str>` borrowing an
+/// argument) and patterns in arguments (`ref name`, `(a, b)`) all work.
+///
+/// An emitted value is never lost, duplicated or reordered. `emit!` cannot be used inside a
+/// closure or a nested `async` block, which would run it concurrently with the body or later:
+/// that is a compile error saying what to do instead, also inside another macro's tokens (a
+/// `select!` branch future, `join!`, an `async` block pushed into a `FuturesUnordered`, a
+/// `macro_rules!` that wraps its argument in `async { }`). Where another macro evaluates its
+/// tokens in place, in `select!` handlers (after `=>`) for one, `emit!`, `emit_all!`,
+/// `return` and `?` mean what they mean in the body. Attributes on them (`#[cfg(...)]`) are
+/// kept. `emit!` accepts a payload or an event, so it cannot infer a type left open:
+/// `emit!(text.parse()?)` is an error, write `emit!(text.parse::<u32>()?)`.
 ///
 /// Why `emit!` and not the `yield` keyword: stable Rust rejects `yield` as unstable syntax while
 /// parsing the function, before any attribute can rewrite it. `emit!` needs no import.
 ///
-/// Options: `ctx = name` picks the context argument when there are several; `crate = "path"`
-/// names `beluga_core` when it is renamed or re-exported.
+/// Options: `ctx = name` picks the context argument when there are several or its type is
+/// spelt another way; `crate = "path"` names `beluga_core` when it is renamed or re-exported.
 ///
 /// # Example
 ///
