@@ -219,9 +219,15 @@ pub use beluga_macros::stream_producer;
 ///
 /// Mistakes are compile errors at the token that is wrong, all reported at once: a missing
 /// attribute or key, an unknown or duplicate key, a value of the wrong kind (`stream = "run"`),
-/// a union, and `stream = stream`, which would make `Runnable::stream` call itself forever. A
-/// method that does not exist, or whose signature does not fit, is reported by rustc at its
-/// name in the attribute.
+/// a union. A method that does not exist, or whose signature does not fit, is reported by rustc
+/// at its name in the attribute. `stream = stream` calls the type's own inherent `stream`
+/// method (`Self::stream` finds an inherent method before a trait's); on a type without one it
+/// would make `Runnable::stream` call itself forever, and is rejected there ("function cannot
+/// return without recursing").
+///
+/// [`RunnableExt`]'s methods come after the type's own: an inherent method called `invoke`
+/// (or `pipe`, `boxed`) shadows the trait's in `value.invoke(ctx, input)`. Call
+/// `RunnableExt::invoke(&value, ctx, input)` to reach the trait's, or name the method otherwise.
 ///
 /// # Example
 ///

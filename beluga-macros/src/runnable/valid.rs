@@ -39,17 +39,6 @@ impl Input<'_> {
             }
         }
         let attrs = &self.attrs;
-        if let Some(stream) = &attrs.stream {
-            // `r#stream` names the same method.
-            if syn::ext::IdentExt::unraw(stream) == "stream" {
-                errors.push_spanned(
-                    stream,
-                    "`stream = stream` would make `Runnable::stream` call itself forever at run \
-                     time: name the method that produces the events, like `stream = run` \
-                     (rename it if it is called `stream`)",
-                );
-            }
-        }
         match attrs.runnable {
             // A misplaced attribute is already reported, saying where it goes.
             None if misplaced => {}
