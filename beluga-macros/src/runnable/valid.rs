@@ -99,10 +99,10 @@ impl Input<'_> {
             .output
             .as_ref()
             .map_or_else(|| "Type".to_owned(), render);
-        let stream = match &attrs.stream {
-            Some(stream) if stream != "stream" => stream.to_string(),
-            _ => "method".to_owned(),
-        };
+        let stream = attrs
+            .stream
+            .as_ref()
+            .map_or_else(|| "method".to_owned(), ToString::to_string);
         let krate = attrs
             .krate
             .as_ref()
