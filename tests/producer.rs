@@ -460,3 +460,273 @@ async fn a_producer_is_an_ordinary_stream() {
         ]
     );
 }
+
+// Other macros' tokens: wherever an `emit!` still compiles there, every value comes out once and
+// in order, and `emit_all!`, `return` and `?` mean what they mean in the body.
+
+#[stream_producer]
+fn two_then(ctx: Context, last: u32) -> impl Stream<Item = EventResult<u32>> {
+    emit!(2);
+    last
+}
+
+#[stream_producer]
+fn select_handlers(ctx: Context, how: u8) -> impl Stream<Item = EventResult<u32>> {
+    let ready = std::future::ready;
+    tokio::select! {
+        biased;
+        () = ready(()), if how == 0 => return,
+        () = ready(()), if how == 1 => return 9,
+        () = ready(()), if how == 2 => return Err(Error::new(ErrorCode::Auth, "denied")),
+        () = ready(()), if how == 3 => {
+            emit!(1);
+            emit!("x".parse::<u32>().map_err(|_| Error::new(ErrorCode::InvalidInput, "nan"))?);
+        }
+        () = ready(()), if how == 4 => {
+            emit!(1);
+            let last = emit_all!(two_then(ctx.clone(), 3));
+            emit!(last.unwrap_or(0));
+        }
+        () = ready(()) => {
+            emit!(1);
+            #[cfg(any())]
+            emit!(100);
+            #[cfg(any())]
+            return;
+            emit!(2);
+        }
+    }
+    emit!(10);
+}
+
+async fn select_outcome(how: u8) -> (Vec<Event<u32>>, Option<ErrorCode>) {
+    let collected = select_handlers(Context::new(), how).collect_events().await;
+    (collected.events, collected.error.map(|e| e.code()))
+}
+
+#[tokio::test]
+async fn emit_emit_all_return_and_question_mark_work_in_select_handlers() {
+    assert_eq!(select_outcome(0).await, (vec![Event::done()], None));
+    assert_eq!(select_outcome(1).await, (vec![Event::done_with(9)], None));
+    assert_eq!(select_outcome(2).await, (vec![], Some(ErrorCode::Auth)));
+    assert_eq!(
+        select_outcome(3).await,
+        (vec![Event::data(1)], Some(ErrorCode::InvalidInput))
+    );
+    assert_eq!(
+        select_outcome(4).await,
+        (
+            vec![
+                Event::data(1),
+                Event::data(2),
+                Event::data(3),
+                Event::data(10),
+                Event::done()
+            ],
+            None
+        )
+    );
+    assert_eq!(
+        select_outcome(5).await,
+        (
+            vec![
+                Event::data(1),
+                Event::data(2),
+                Event::data(10),
+                Event::done()
+            ],
+            None
+        )
+    );
+}
+
+#[stream_producer]
+fn select_loop(ctx: Context) -> impl Stream<Item = EventResult<u32>> {
+    let mut first = futures_util::future::ready(1);
+    let mut second = futures_util::future::ready(2);
+    loop {
+        futures_util::select_biased! {
+            v = first => emit!(v),
+            v = second => { emit!(v); emit!(v * 10); }
+            complete => break,
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for v in [3, 4] {
+        tx.send(v).unwrap();
+    }
+    drop(tx);
+    loop {
+        tokio::select! {
+            biased;
+            Some(v) = rx.recv() => emit!(v),
+            else => break,
+        }
+    }
+}
+
+#[tokio::test]
+async fn emits_in_select_loops_come_out_once_and_in_order() {
+    let collected = select_loop(Context::new()).collect_events().await;
+    assert_eq!(collected.error, None);
+    assert_eq!(
+        collected.data().copied().collect::<Vec<_>>(),
+        [1, 2, 20, 3, 4]
+    );
+}
+
+macro_rules! in_order {
+    ($($e:expr),*) => {
+        $( $e; )*
+    };
+}
+
+#[stream_producer]
+fn in_other_macros(ctx: Context, stop: bool) -> impl Stream<Item = EventResult<u32>> {
+    in_order!(emit!(1), emit!(2));
+    let mut units = vec![emit!(3), emit!(4)];
+    units.push(());
+    assert_eq!(units.len(), 3);
+    assert_eq!(emit_all!(two_then(ctx.clone(), 5)), Some(5));
+    emit!(if stop {
+        return;
+    } else {
+        6
+    });
+    emit!(match u8::from(stop) {
+        1 => return Err(Error::new(ErrorCode::Auth, "unreachable")),
+        _ => 7,
+    });
+}
+
+#[tokio::test]
+async fn emits_in_macros_that_evaluate_in_place_come_out_in_order() {
+    let collected = in_other_macros(Context::new(), false)
+        .collect_events()
+        .await;
+    assert_eq!(collected.error, None);
+    assert_eq!(
+        collected.data().copied().collect::<Vec<_>>(),
+        [1, 2, 3, 4, 2, 6, 7]
+    );
+    let stopped = in_other_macros(Context::new(), true).collect_events().await;
+    assert_eq!(
+        stopped.events,
+        [
+            Event::data(1),
+            Event::data(2),
+            Event::data(3),
+            Event::data(4),
+            Event::data(2),
+            Event::done()
+        ]
+    );
+}
+
+#[stream_producer]
+fn with_attributes(ctx: Context) -> impl Stream<Item = EventResult<u32>> {
+    #[cfg(any())]
+    emit!(0);
+    #[cfg(test)]
+    emit!(1);
+    #[cfg(any())]
+    emit_all!(two_then(ctx.clone(), 0));
+    #[cfg(any())]
+    return;
+    #[cfg(any())]
+    return 5;
+    emit!(2);
+    3
+}
+
+#[tokio::test]
+async fn attributes_on_emit_and_return_are_kept() {
+    let collected = with_attributes(Context::new()).collect_events().await;
+    assert_eq!(
+        collected.events,
+        [Event::data(1), Event::data(2), Event::done_with(3)]
+    );
+}
+
+#[stream_producer]
+fn words_of(ctx: Context, text: &str) -> impl Stream<Item = EventResult<&str>> + '_ {
+    for word in text.split(' ') {
+        emit!(word);
+    }
+}
+
+#[stream_producer]
+fn first_word(ctx: Context, text: &'_ str) -> BoxEventStream<'_, &'_ str> {
+    text.split(' ').next().unwrap_or_default()
+}
+
+struct Sentence(String);
+
+impl Sentence {
+    #[stream_producer]
+    fn words(&self, ctx: &Context) -> impl Stream<Item = EventResult<&str>> + '_ {
+        for word in self.0.split(' ') {
+            emit!(word);
+        }
+    }
+}
+
+trait Words {
+    fn words(&self, ctx: Context) -> BoxEventStream<'_, &str>;
+}
+
+impl Words for Sentence {
+    #[stream_producer]
+    fn words(&self, ctx: Context) -> BoxEventStream<'_, &str> {
+        emit_all!(Sentence::words(self, &ctx));
+    }
+}
+
+#[tokio::test]
+async fn elided_lifetimes_in_the_item_type_borrow_from_the_arguments() {
+    let text = String::from("to be");
+    let words = words_of(Context::new(), &text).collect_events().await;
+    assert_eq!(words.data().copied().collect::<Vec<_>>(), ["to", "be"]);
+    let ctx = Context::new();
+    let first = first_word(ctx.clone(), &text).collect_events().await;
+    assert_eq!(first.events, [Event::done_with("to")]);
+    let sentence = Sentence(text.clone());
+    let inherent = sentence.words(&ctx).collect_events().await;
+    assert_eq!(inherent.data().copied().collect::<Vec<_>>(), ["to", "be"]);
+    let through_trait = Words::words(&sentence, Context::new())
+        .collect_events()
+        .await;
+    assert_eq!(
+        through_trait.data().copied().collect::<Vec<_>>(),
+        ["to", "be"]
+    );
+}
+
+#[stream_producer]
+fn patterns(
+    ref ctx: Context,
+    ref text: String,
+    (a, mut b): (u32, u32),
+    ref mut guard: DropGuard,
+) -> impl Stream<Item = EventResult<String>> {
+    let _: &mut DropGuard = guard;
+    assert!(!ctx.is_cancelled());
+    b += 1;
+    emit!(format!("{text} {a} {b}"));
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn patterns_in_arguments_bind_inside_the_body() {
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    let mut stream = Box::pin(patterns(ctx.clone(), "n".to_owned(), (1, 2), guard));
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        Event::data("n 1 3".to_owned())
+    );
+    assert_eq!(drops(&dropped), 0, "the guard lives in the body");
+    ctx.cancel();
+    assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
+    assert_eq!(drops(&dropped), 1);
+}

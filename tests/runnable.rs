@@ -479,3 +479,58 @@ async fn parallel_over_a_tuple_of_different_runnable_types() {
     assert_eq!(all, [2, 3]);
     assert_eq!(ok.branches().len(), 2);
 }
+
+/// A derived runnable whose producing method is itself called `stream`.
+#[derive(Runnable)]
+#[runnable(input = u32, output = u32, stream = stream)]
+struct Countdown;
+
+impl Countdown {
+    #[stream_producer]
+    fn stream(&self, ctx: Context, from: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        for n in (1..=from).rev() {
+            emit!(n);
+        }
+        0
+    }
+}
+
+#[tokio::test]
+async fn stream_equals_stream_calls_the_types_own_stream_method() {
+    let through_trait = Runnable::stream(&Countdown, Context::new(), 2)
+        .collect_events()
+        .await;
+    assert_eq!(
+        through_trait.events,
+        [Event::data(2), Event::data(1), Event::done_with(0)]
+    );
+    assert_eq!(Countdown.invoke(Context::new(), 3).await.unwrap(), 0);
+}
+
+/// A derived runnable with an inherent method named like a `RunnableExt` method.
+#[derive(Runnable)]
+#[runnable(input = u32, output = u32, stream = run)]
+struct Shadowing;
+
+impl Shadowing {
+    #[stream_producer]
+    fn run(&self, ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        n * 2
+    }
+
+    /// Not `RunnableExt::invoke`: an inherent method wins in method-call syntax.
+    #[allow(
+        clippy::unused_self,
+        reason = "shaped like `RunnableExt::invoke` on purpose"
+    )]
+    fn invoke(&self, _ctx: Context, n: u32) -> u32 {
+        n
+    }
+}
+
+#[tokio::test]
+async fn an_inherent_invoke_shadows_the_runnable_one_in_method_call_syntax() {
+    assert_eq!(Shadowing.invoke(Context::new(), 5), 5);
+    let through_trait = RunnableExt::invoke(&Shadowing, Context::new(), 5).await;
+    assert_eq!(through_trait.unwrap(), 10);
+}

@@ -141,10 +141,10 @@ pub use crate::stream_ext::EventStreamExt;
 /// * `return value`, or a tail expression of the payload type, ends it with
 ///   [`Event::done_with`]`(value)`; `return;` or the end of the body with [`Event::done`].
 ///   Exactly one terminal item (`done` or `Err`) comes out, then `None` forever.
-/// * Cancellation: the function's [`Context`] argument (found by its type, or named with
-///   `#[stream_producer(ctx = name)]`) is checked before the body resumes, every time (one
-///   atomic load; the clock every 32 items when the context has a deadline), and while the body
-///   is parked in an `.await`. When the context is cancelled or its deadline passes, the next
+/// * Cancellation: the function's [`Context`] argument (found by its type's name, or named with
+///   `#[stream_producer(ctx = name)]`, as a `Context` imported under another name must be) is
+///   checked before the body resumes, every time (one atomic load; the clock every 32 items
+///   when the context has a deadline), and while the body is parked in an `.await`. When the context is cancelled or its deadline passes, the next
 ///   poll yields `Err` with `cancelled` / `deadline_exceeded`, drops the body (running its
 ///   destructors) and ends, even if the body was parked forever.
 /// * Dropping the stream drops the body at once, inside `drop`.
@@ -155,14 +155,24 @@ pub use crate::stream_ext::EventStreamExt;
 /// (or `EventResult<T>`), which allocates nothing per item and nothing per stream beyond the
 /// body itself, or [`BoxEventStream<'_, T>`](BoxEventStream), boxed, for trait objects (the body must
 /// then be `Send`). Free functions, inherent and trait-impl methods, generics, borrowed and
-/// `impl Trait` arguments all work. `emit!` cannot be used inside a closure or a nested `async`
-/// block (it would not be the producer's): that is a compile error saying what to do instead.
+/// `impl Trait` arguments, elided lifetimes in the item type (`EventResult<&str>` borrowing an
+/// argument) and patterns in arguments (`ref name`, `(a, b)`) all work.
+///
+/// An emitted value is never lost, duplicated or reordered. `emit!` cannot be used inside a
+/// closure or a nested `async` block, which would run it concurrently with the body or later:
+/// that is a compile error saying what to do instead, also inside another macro's tokens (a
+/// `select!` branch future, `join!`, an `async` block pushed into a `FuturesUnordered`, a
+/// `macro_rules!` that wraps its argument in `async { }`). Where another macro evaluates its
+/// tokens in place, in `select!` handlers (after `=>`) for one, `emit!`, `emit_all!`,
+/// `return` and `?` mean what they mean in the body. Attributes on them (`#[cfg(...)]`) are
+/// kept. `emit!` accepts a payload or an event, so it cannot infer a type left open:
+/// `emit!(text.parse()?)` is an error, write `emit!(text.parse::<u32>()?)`.
 ///
 /// Why `emit!` and not the `yield` keyword: stable Rust rejects `yield` as unstable syntax while
 /// parsing the function, before any attribute can rewrite it. `emit!` needs no import.
 ///
-/// Options: `ctx = name` picks the context argument when there are several; `crate = "path"`
-/// names `beluga_core` when it is renamed or re-exported.
+/// Options: `ctx = name` picks the context argument when there are several or its type is
+/// spelt another way; `crate = "path"` names `beluga_core` when it is renamed or re-exported.
 ///
 /// # A `'static` stream from a method
 ///
@@ -382,9 +392,15 @@ macro_rules! emit_all {
 ///
 /// Mistakes are compile errors at the token that is wrong, all reported at once: a missing
 /// attribute or key, an unknown or duplicate key, a value of the wrong kind (`stream = "run"`),
-/// a union, and `stream = stream`, which would make `Runnable::stream` call itself forever. A
-/// method that does not exist, or whose signature does not fit, is reported by rustc at its
-/// name in the attribute.
+/// a union. A method that does not exist, or whose signature does not fit, is reported by rustc
+/// at its name in the attribute. `stream = stream` calls the type's own inherent `stream`
+/// method (`Self::stream` finds an inherent method before a trait's); on a type without one it
+/// would make `Runnable::stream` call itself forever, and is rejected there ("function cannot
+/// return without recursing").
+///
+/// [`RunnableExt`]'s methods come after the type's own: an inherent method called `invoke`
+/// (or `pipe`, `boxed`) shadows the trait's in `value.invoke(ctx, input)`. Call
+/// `RunnableExt::invoke(&value, ctx, input)` to reach the trait's, or name the method otherwise.
 ///
 /// # Example
 ///

@@ -11,6 +11,12 @@ pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::event::{Event, Yielded};
 pub use crate::stream::BoxEventStream;
+// The expansions name these here rather than as `::core::...`: a crate may put another crate
+// under the name `core`.
+pub use core::convert::From;
+pub use core::marker::Send;
+pub use core::option::Option::{self, None};
+pub use core::result::Result::{self, Err, Ok};
 pub use futures_core::Stream;
 
 /// Forwards every event of `stream` through `yielder` (the expansion of `emit_all!`), and
@@ -38,12 +44,6 @@ where
     S: Stream<Item = Result<Event<T>, Error>> + Send + 'a,
 {
     Box::pin(stream)
-}
-
-/// Converts the error of `return Err(e)` in a producer body.
-#[inline]
-pub fn into_error<E: Into<Error>>(err: E) -> Error {
-    err.into()
 }
 
 /// The stream a producer with errors expands to, so that only those errors are reported. It is

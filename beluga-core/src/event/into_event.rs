@@ -13,7 +13,9 @@ use crate::event::Event;
 #[diagnostic::on_unimplemented(
     message = "cannot emit `{Self}` from a producer of `{T}` events",
     label = "expected `{T}` or `Event<{T}>`",
-    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is"
+    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is",
+    note = "a value of type `!` is one whose type was left to inference, which cannot choose \
+            between `{T}` and `Event<{T}>`: write the type, like `emit!(text.parse::<{T}>()?)`"
 )]
 pub trait IntoEvent<T> {
     /// The event this value stands for.

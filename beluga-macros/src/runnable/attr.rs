@@ -230,9 +230,11 @@ fn crate_path(value: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option
         return Ok(None);
     }
     let lit: LitStr = value.parse()?;
-    let path = lit.parse::<Path>().ok();
-    if path.is_none() {
-        errors.push_spanned(&lit, HELP);
+    match crate::krate::parse(&lit) {
+        Ok(path) => Ok(Some(path)),
+        Err(error) => {
+            errors.push(error);
+            Ok(None)
+        }
     }
-    Ok(path)
 }

@@ -22,6 +22,7 @@ use crate::error::{Errors, respan};
 /// impl<'a, T: Bound> Runnable for S<'a, T> where W {
 ///     type Input = I;
 ///     type Output = O;
+///     #[deny(unconditional_recursion)] // `stream = stream` without an inherent `stream`
 ///     fn stream(&self, ctx: Context, input: I) -> impl Stream<Item = EventResult<O>> + Send + '_ {
 ///         Self::run(self, ctx, input)
 ///     }
@@ -39,27 +40,35 @@ pub(crate) fn derive(input: &Input<'_>, errors: Errors) -> syn::Result<TokenStre
     let krate = respan(krate, Span::call_site());
     let ident = input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    // The method's name is what the call and the return type are about: a missing method, a
-    // wrong argument list or a stream of the wrong type is reported there. (Not the hygienic
-    // arguments: rustc would suggest deleting the name to drop an argument the method lacks.)
+    // The method's name is what the method is about: a missing method, a wrong argument list
+    // or a stream of the wrong type is reported there. (Not the hygienic arguments: rustc would
+    // suggest deleting the name to drop an argument the method lacks.)
+    //
+    // `Self::method` finds an inherent method before a trait's, so `stream = stream` calls the
+    // type's own `stream` when it has one. When it has none, the call is `Runnable::stream`
+    // itself: denied as unconditional recursion. rustc reports that lint only where the
+    // method's span is the user's (in another crate's expansion it is silenced).
+    let span = stream.span();
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
     let (ctx, arg) = (hidden("ctx"), hidden("input"));
-    let call = quote_spanned!(stream.span()=> Self::#stream(self, #ctx, #arg));
-    let returns = quote_spanned! {stream.span()=>
-        impl #krate::__private::Stream<Item = #krate::EventResult<#output>>
-            + ::core::marker::Send + '_
+    // Located at the user's `stream`, resolved (and linted) as the derive's own tokens.
+    let at_stream = respan(&krate, Span::call_site().located_at(span));
+    let method = quote_spanned! {span=>
+        #[deny(unconditional_recursion)]
+        fn stream(&self, #ctx: #at_stream::Context, #arg: #input_type)
+            -> impl #at_stream::__private::Stream<Item = #at_stream::EventResult<#output>>
+                + #at_stream::__private::Send + '_
+        {
+            Self::#stream(self, #ctx, #arg)
+        }
     };
-    // The types are the user's own tokens, written where the user's types go (not as
-    // `Self::Input`): a type that does not exist is reported once, where it is written.
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Runnable for #ident #ty_generics #where_clause {
             type Input = #input_type;
             type Output = #output;
 
-            fn stream(&self, #ctx: #krate::Context, #arg: #input_type) -> #returns {
-                #call
-            }
+            #method
         }
     })
 }

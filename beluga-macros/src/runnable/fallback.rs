@@ -36,7 +36,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 _: #krate::Context,
                 _: #input_type,
             ) -> impl #krate::__private::Stream<Item = #krate::EventResult<#output>>
-                + ::core::marker::Send + '_ {
+                + #krate::__private::Send + '_ {
                 #krate::__private::Fallback::<#output>::new()
             }
         }

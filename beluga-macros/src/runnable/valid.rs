@@ -39,17 +39,6 @@ impl Input<'_> {
             }
         }
         let attrs = &self.attrs;
-        if let Some(stream) = &attrs.stream {
-            // `r#stream` names the same method.
-            if syn::ext::IdentExt::unraw(stream) == "stream" {
-                errors.push_spanned(
-                    stream,
-                    "`stream = stream` would make `Runnable::stream` call itself forever at run \
-                     time: name the method that produces the events, like `stream = run` \
-                     (rename it if it is called `stream`)",
-                );
-            }
-        }
         match attrs.runnable {
             // A misplaced attribute is already reported, saying where it goes.
             None if misplaced => {}
@@ -110,10 +99,10 @@ impl Input<'_> {
             .output
             .as_ref()
             .map_or_else(|| "Type".to_owned(), render);
-        let stream = match &attrs.stream {
-            Some(stream) if stream != "stream" => stream.to_string(),
-            _ => "method".to_owned(),
-        };
+        let stream = attrs
+            .stream
+            .as_ref()
+            .map_or_else(|| "method".to_owned(), ToString::to_string);
         let krate = attrs
             .krate
             .as_ref()

@@ -39,12 +39,7 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
                     "expected a path in quotes: `crate = \"my_beluga\"`",
                 )
             })?;
-            let path: Path = value.parse().map_err(|_| {
-                syn::Error::new(
-                    value.span(),
-                    "expected a path in quotes: `crate = \"my_beluga\"`",
-                )
-            })?;
+            let path = crate::krate::parse(&value)?;
             if krate.is_some() {
                 errors.push_spanned(&meta.path, "duplicate argument `crate`");
             } else {

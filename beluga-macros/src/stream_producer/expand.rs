@@ -1,12 +1,12 @@
 //! Generating the function: the body becomes a producer stream.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, Stmt};
+use syn::{FnArg, Ident, Pat, Signature, Stmt};
 
 use super::parse::{Output, Producer, RawFn};
-use super::visitor::final_value;
+use super::visitor::{LABEL, final_value};
 
 /// The expansion of a correct producer.
 ///
@@ -18,11 +18,12 @@ use super::visitor::final_value;
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
 ///     let watched = Context::clone(&ctx);
-///     let body = move |handle: YieldHandle<T>| async move {
+///     let body = move |handle: YieldHandle<_>| async move {
+///         let <pattern> = <argument>;              // arguments with patterns, moved in
 ///         let mut anchor = Anchor;
 ///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
-///         let value: Option<T> = { body; final value of tail };   // `emit!(x)` rewritten to
-///         Ok(value)                                               // `y.value(x).await`
+///         let value: Option<T> = 'label: { body; final value of tail };   // `emit!(x)` into
+///         Ok(value)                               // `y.value({ if false { break 'label None; } x }).await`
 ///     };
 ///     unsafe { Producer::new(watched, body) }
 /// }
@@ -33,21 +34,26 @@ pub(crate) fn producer(
     mut stmts: Vec<Stmt>,
     krate: &syn::Path,
     yielder: &Ident,
+    labelled: bool,
 ) -> TokenStream {
-    let RawFn {
-        attrs, vis, sig, ..
-    } = raw;
+    let RawFn { attrs, vis, .. } = raw;
     let Producer { item, output, ctx } = producer;
+    let (sig, rebind, ctx) = move_patterns_in(&raw.sig, ctx);
     // The body's value: its tail expression turned into the final value in place, so that a
     // tail of the wrong type is pointed at; `None` when the body has no tail.
     let tail = match stmts.pop() {
         Some(Stmt::Expr(tail, None)) => final_value(krate, item, &tail),
         Some(other) => {
             stmts.push(other);
-            quote!(::core::option::Option::None)
+            quote!(#krate::__private::None)
         }
-        None => quote!(::core::option::Option::None),
+        None => quote!(#krate::__private::None),
     };
+    // The body's block, labelled when an `emit!` names the label (see `visitor::LABEL`).
+    let label = labelled.then(|| {
+        let label = syn::Lifetime::new(LABEL, Span::mixed_site());
+        quote!(#label:)
+    });
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
     let (watched, body, handle, anchor, value, stream) = (
         hidden("__beluga_ctx"),
@@ -73,13 +79,16 @@ pub(crate) fn producer(
         #(#attrs)*
         #vis #sig {
             let #watched = #krate::__private::Context::clone(&#ctx);
-            let #body = move |#handle: #krate::__private::YieldHandle<#item>| async move {
+            // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would make the
+            // closure generic over it, and its body no longer the function's.
+            let #body = move |#handle: #krate::__private::YieldHandle<_>| async move {
+                #(#rebind)*
                 let mut #anchor = #krate::__private::Anchor;
                 let mut #yielder = #handle.bind(&mut #anchor);
                 #[allow(unreachable_code, clippy::diverging_sub_expression)]
                 {
-                    let #value: ::core::option::Option<#item> = { #(#stmts)* #tail };
-                    ::core::result::Result::Ok::<_, #krate::__private::Error>(#value)
+                    let #value: #krate::__private::Option<#item> = #label { #(#stmts)* #tail };
+                    #krate::__private::Ok::<_, #krate::__private::Error>(#value)
                 }
             };
             // SAFETY: the yielder is bound under a hygienic name that user code cannot spell,
@@ -90,6 +99,56 @@ pub(crate) fn producer(
             #returned
         }
     }
+}
+
+/// The signature with every argument bound by a pattern other than a plain name (`ref s`,
+/// `(a, b)`) taken under a hidden name, the `let`s that bind those patterns inside the body
+/// (as an `async fn` does: a `ref` binding borrows the body's own copy, not a local of the
+/// function that is gone when the stream runs), and the name under which the context is.
+fn move_patterns_in(sig: &Signature, ctx: &Ident) -> (Signature, Vec<TokenStream>, Ident) {
+    let mut sig = sig.clone();
+    let mut rebind = Vec::new();
+    let mut ctx = ctx.clone();
+    for (n, arg) in sig.inputs.iter_mut().enumerate() {
+        let FnArg::Typed(arg) = arg else { continue };
+        let simple = match &*arg.pat {
+            Pat::Ident(p) => p.by_ref.is_none() && p.subpat.is_none(),
+            Pat::Wild(_) => true,
+            _ => false,
+        };
+        if simple {
+            continue;
+        }
+        let hidden = Ident::new(&format!("__beluga_arg{n}"), Span::mixed_site());
+        // `mut` where a `ref mut` binding borrows it mutably.
+        let mutability = binds_ref_mut(&arg.pat).then(|| quote!(mut));
+        let pat = std::mem::replace(&mut *arg.pat, Pat::Verbatim(quote!(#mutability #hidden)));
+        if matches!(&pat, Pat::Ident(p) if p.ident == ctx) {
+            ctx = hidden.clone();
+        }
+        rebind.push(quote!(let #pat = #hidden;));
+    }
+    (sig, rebind, ctx)
+}
+
+/// Whether `pat` has a `ref mut` binding: in a pattern, `ref mut` is nothing else.
+fn binds_ref_mut(pat: &Pat) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        let mut after_ref = false;
+        tokens.into_iter().any(|tt| match tt {
+            TokenTree::Group(group) => scan(group.stream()),
+            TokenTree::Ident(ident) => {
+                let found = after_ref && ident == "mut";
+                after_ref = ident == "ref";
+                found
+            }
+            _ => {
+                after_ref = false;
+                false
+            }
+        })
+    }
+    scan(pat.to_token_stream())
 }
 
 /// What is emitted when the producer has errors: the signature with a body that type-checks

@@ -56,12 +56,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     for stmt in &mut stmts {
         visitor.visit_stmt_mut(stmt);
     }
+    let labelled = visitor.labelled;
     if let Err(e) = visitor.errors.finish() {
         errors.push(e);
     }
 
     match (errors.finish(), producer) {
-        (Ok(()), Some(producer)) => expand::producer(&raw, &producer, stmts, &args.krate, &yielder),
+        (Ok(()), Some(producer)) => {
+            expand::producer(&raw, &producer, stmts, &args.krate, &yielder, labelled)
+        }
         (Err(error), producer) => {
             let item = producer
                 .map(|p| (p.item, p.output))

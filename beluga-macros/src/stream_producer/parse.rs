@@ -206,7 +206,8 @@ fn event_payload(item: &Type) -> syn::Result<Type> {
     Err(help())
 }
 
-/// Whether `ty` is `Context`, `&Context` or `&'a Context` (any path ending in `Context`).
+/// Whether `ty` is `Context`, `&Context` or `&'a Context` (any path ending in `Context`). A
+/// macro sees names, not types: `Context` under another name is named with `ctx = name`.
 fn is_context(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) => is_context(&r.elem),
@@ -251,7 +252,8 @@ fn find_ctx(sig: &Signature, args: &Args) -> syn::Result<Ident> {
         [] => Err(syn::Error::new_spanned(
             &sig.ident,
             "a producer needs a `Context` argument to watch for cancellation: \
-             add `ctx: Context` (or `ctx: &Context`) to the arguments",
+             add `ctx: Context` (or `ctx: &Context`), or name it with \
+             `#[stream_producer(ctx = name)]` when its type is spelt another way",
         )),
         [(pat, _)] => match pat {
             Pat::Ident(p) => Ok(p.ident.clone()),

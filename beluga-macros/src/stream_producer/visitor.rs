@@ -3,14 +3,28 @@
 //! The body cannot use the `yield` keyword itself: rustc rejects `yield` as unstable syntax
 //! while parsing the function, before any attribute macro sees it. `emit!(value)` is the stable
 //! spelling of `yield value`.
+//!
+//! An emitted value is delivered in order or the body does not compile. Inside a closure or an
+//! `async` block an `emit!` would run whenever that closure or future runs, concurrently with
+//! the body, so it is an error there: found by the syntax tree, by a token walk of other
+//! macros' arguments, and, for blocks no walk can see (a `macro_rules!` of the user's that wraps
+//! its argument in `async { }`), by rustc itself: every expansion of `emit!` names the label of
+//! the body's block, and a label cannot be reached from inside a closure or an `async` block.
 
-use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
-use quote::quote_spanned;
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprMacro, ExprReturn, ExprYield, Item, Macro, Stmt};
+use syn::{Attribute, Expr, ExprMacro, ExprReturn, ExprYield, Item, Macro, Stmt, Token};
 
 use crate::error::{Errors, respan};
+
+/// The label of the block holding the body. It reads as the explanation of the error rustc
+/// gives when an `emit!` sits where the label cannot be reached ("use of unreachable label").
+pub(crate) const LABEL: &str =
+    "'emit_must_be_in_the_producer_body_not_in_a_nested_async_block_or_closure";
 
 /// Where the visitor is: only the body itself may `yield` or `return` from the producer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,6 +47,8 @@ pub(crate) struct Visitor<'a> {
     /// The payload type, for the final value of `return value`.
     item: &'a syn::Type,
     scope: Scope,
+    /// Whether an expansion names the body's label (see [`LABEL`]).
+    pub(crate) labelled: bool,
     pub(crate) errors: Errors,
 }
 
@@ -43,6 +59,7 @@ impl<'a> Visitor<'a> {
             krate,
             item,
             scope: Scope::Body,
+            labelled: false,
             errors: Errors::default(),
         }
     }
@@ -53,7 +70,7 @@ impl<'a> Visitor<'a> {
         self.scope = outer;
     }
 
-    fn misplaced(&mut self, tokens: impl quote::ToTokens, what: &str) {
+    fn misplaced(&mut self, tokens: impl ToTokens, what: &str) {
         let message = match self.scope {
             Scope::Closure => format!(
                 "{what} inside a closure cannot emit from the producer: move it out of the \
@@ -68,142 +85,344 @@ impl<'a> Visitor<'a> {
         self.errors.push_spanned(tokens, message);
     }
 
-    /// From `emit!(value)` into `Yielder::value(&mut yielder, value).await`, spanned on the
-    /// user's `value` so
-    /// that a type error points there.
-    fn rewrite_emit(&mut self, mac: &Macro) -> Expr {
-        let yielder = self.yielder;
+    /// `&mut yielder`, after a dead `break` to the body's label: from inside a closure or an
+    /// `async` block that label cannot be reached, so rustc rejects the `emit!` there.
+    fn yielder_ref(&mut self, span: Span) -> TokenStream {
+        self.labelled = true;
+        let label = syn::Lifetime::new(LABEL, Span::mixed_site().located_at(span));
+        let (yielder, krate) = (self.yielder, respan(self.krate, span));
+        quote_spanned! {span=>
+            { if false { break #label #krate::__private::None; } &mut #yielder }
+        }
+    }
+
+    /// From `emit!(value)` into
+    /// `Yielder::value({ dead break; &mut yielder }, IntoEvent::<T>::__into_yielded(value)).await`,
+    /// spanned on the user's `value` so that a type error points there.
+    fn emit(&mut self, value: &TokenStream, value_span: Span, span: Span) -> TokenStream {
+        let yielder = self.yielder_ref(span);
+        let (krate, item) = (respan(self.krate, value_span), self.item);
+        let call = quote_spanned! {value_span=>
+            #krate::__private::Yielder::value(
+                #yielder,
+                #krate::IntoEvent::<#item>::__into_yielded(#value),
+            )
+        };
+        quote_spanned! {span=> #call.await }
+    }
+
+    /// From `emit_all!(stream)` into `forward({ dead break; &mut yielder }, stream).await?`:
+    /// forwards every event of `stream`, evaluates to its final value.
+    fn emit_all(&mut self, stream: &TokenStream, span: Span) -> TokenStream {
+        let yielder = self.yielder_ref(span);
+        let krate = self.krate;
+        quote_spanned! {span=>
+            #krate::__private::forward(#yielder, #stream).await?
+        }
+    }
+
+    /// `emit!(value)` as a syntax tree, its value rewritten first.
+    fn rewrite_emit(&mut self, mac: &Macro) -> TokenStream {
         let span = mac.span();
-        if let Ok(value) = mac.parse_body::<Expr>() {
-            let value_span = value.span();
-            let (krate, item) = (respan(self.krate, value_span), self.item);
-            let call = quote_spanned! {value_span=>
-                #krate::__private::Yielder::value(
-                    &mut #yielder,
-                    #krate::IntoEvent::<#item>::__into_yielded(#value),
-                )
-            };
-            syn::parse_quote_spanned! {span=> #call.await }
+        if let Ok(mut value) = mac.parse_body::<Expr>() {
+            self.visit_expr_mut(&mut value);
+            self.emit(&value.to_token_stream(), value.span(), span)
         } else {
             self.errors.push_spanned(
                 mac,
                 "`emit!` takes one value: `emit!(payload)` or `emit!(event)`",
             );
-            syn::parse_quote_spanned! {span=> () }
+            quote_spanned! {span=> () }
         }
     }
 
-    /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
-    /// `Ok(None)`, `Ok(final value)` and `Err(e.into())`.
-    fn rewrite_return(&mut self, ret: &ExprReturn) -> Expr {
-        let krate = self.krate;
-        let item = self.item;
-        let span = ret.span();
-        match &ret.expr {
-            None => syn::parse_quote_spanned! {span=>
-                return ::core::result::Result::Ok(::core::option::Option::None)
-            },
-            Some(value) => {
-                if let Some(err) = err_call(value) {
-                    syn::parse_quote_spanned! {span=>
-                        return ::core::result::Result::Err(#krate::__private::into_error(#err))
-                    }
-                } else {
-                    let value = final_value(krate, item, value);
-                    syn::parse_quote_spanned! {span=>
-                        return ::core::result::Result::Ok(#value)
-                    }
-                }
-            }
-        }
-    }
-
-    /// `emit_all!(stream)`: forwards every event of `stream`, evaluates to its final value.
-    fn rewrite_emit_all(&mut self, mac: &Macro) -> Expr {
-        let yielder = self.yielder;
-        let krate = self.krate;
+    /// `emit_all!(stream)` as a syntax tree, its stream rewritten first.
+    fn rewrite_emit_all(&mut self, mac: &Macro) -> TokenStream {
         let span = mac.span();
-        let Ok(stream) = mac.parse_body::<Expr>() else {
+        if let Ok(mut stream) = mac.parse_body::<Expr>() {
+            self.visit_expr_mut(&mut stream);
+            self.emit_all(&stream.to_token_stream(), span)
+        } else {
             self.errors.push_spanned(
                 mac,
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`",
             );
-            return syn::parse_quote_spanned! {span=> () };
+            quote_spanned! {span=> () }
+        }
+    }
+
+    /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
+    /// `Ok(None)`, `Ok(final value)` and `Err(Error::from(e))` (the conversion of `?`).
+    fn rewrite_return(&self, ret: &ExprReturn) -> TokenStream {
+        let span = ret.span();
+        let attrs = &ret.attrs;
+        let krate = respan(self.krate, span);
+        let value = match &ret.expr {
+            None => quote_spanned! {span=>
+                #krate::__private::Ok(#krate::__private::None)
+            },
+            Some(value) => {
+                if let Some(err) = err_call(value) {
+                    // At the user's `e`, so that a missing conversion is reported there, but
+                    // the macro's own tokens: a lint about the conversion (clippy's
+                    // `useless_conversion` when `e` is already an `Error`) is not the user's.
+                    let err_span = Span::mixed_site().located_at(err.span());
+                    let krate = respan(self.krate, err_span);
+                    let from = quote_spanned! {err_span=>
+                        <#krate::Error as #krate::__private::From<_>>::from(#err)
+                    };
+                    quote_spanned! {span=> #krate::__private::Err(#from) }
+                } else {
+                    let value = final_value(self.krate, self.item, value);
+                    quote_spanned! {span=> #krate::__private::Ok(#value) }
+                }
+            }
         };
-        syn::parse_quote_spanned! {span=>
-            #krate::__private::forward(&mut #yielder, #stream).await?
-        }
+        let return_token = ret.return_token;
+        quote! { #(#attrs)* #return_token #value }
     }
 
-    /// Rewrites `emit!` inside another macro's tokens (`tokio::select!`, `tokio::join!`, ...),
-    /// where the syntax tree is not visible: from `emit!(value)` into
-    /// `Yielder::value(&mut yielder, value).await`. Sound whatever the macro does with the
-    /// result: the expansion uses the yielder in place, and even a macro that moves it (into a
-    /// nested `async move` block, say) cannot make it outlive the local of the body it borrows.
+    /// Rewrites another macro's tokens (`tokio::select!`, `vec!`, `assert!`, ...), where the
+    /// syntax tree is not visible. Arguments that parse as a list of expressions are rewritten
+    /// as expressions; other tokens are walked by hand (see [`Visitor::walk`]).
     fn rewrite_macro_tokens(&mut self, mac: &mut Macro) {
-        if !contains_emit(&mac.tokens) {
+        if !needs_rewrite(&mac.tokens) {
             return;
         }
-        if self.scope != Scope::Body {
-            self.misplaced(&mac.path, "`emit!` in this macro");
-            return;
+        let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
+        if let Ok(mut exprs) = parser.parse2(mac.tokens.clone()) {
+            for expr in &mut exprs {
+                self.visit_expr_mut(expr);
+            }
+            mac.tokens = exprs.into_token_stream();
+        } else {
+            mac.tokens = self.walk(std::mem::take(&mut mac.tokens));
         }
-        mac.tokens = self.rewrite_tokens(std::mem::take(&mut mac.tokens));
     }
 
-    fn rewrite_tokens(&self, tokens: TokenStream) -> TokenStream {
+    /// Rewrites tokens the way the visitor rewrites a syntax tree, tracking the closures,
+    /// `async` blocks and nested items in them: at body level `emit!`, `emit_all!` and `return`
+    /// (up to the end of its expression) are rewritten; inside a closure or an `async` block an
+    /// `emit!` is an error; a nested item is left alone.
+    fn walk(&mut self, tokens: TokenStream) -> TokenStream {
+        let tts: Vec<TokenTree> = tokens.into_iter().collect();
         let mut out = TokenStream::new();
-        let mut iter = tokens.into_iter().peekable();
-        while let Some(tt) = iter.next() {
+        // Whether the previous token ends an operand: then a `|` is an operator, not a closure.
+        let mut operand = false;
+        let mut i = 0;
+        while i < tts.len() {
+            if let TokenTree::Ident(ident) = &tts[i] {
+                if let Some(next) = self.walk_special(&tts, i, &mut out) {
+                    // A nested item ends with `}` or `;`: an expression starts after it.
+                    operand =
+                        !matches!(ident.to_string().as_str(), "fn" | "impl" | "mod" | "trait");
+                    i = next;
+                    continue;
+                }
+            }
+            let tt = &tts[i];
             match tt {
-                TokenTree::Ident(ident) if ident == "emit" && next_is_bang(&mut iter) => {
-                    let bang = iter.next();
-                    match iter.next() {
-                        Some(TokenTree::Group(args)) => {
-                            let value = self.rewrite_tokens(args.stream());
-                            let span = args.span();
-                            let (yielder, krate, item) =
-                                (self.yielder, respan(self.krate, span), self.item);
-                            out.extend(quote_spanned! {span=>
-                                #krate::__private::Yielder::value(
-                                    &mut #yielder,
-                                    #krate::IntoEvent::<#item>::__into_yielded(#value),
-                                )
-                                .await
-                            });
-                        }
-                        other => {
-                            out.extend([TokenTree::Ident(ident)]);
-                            out.extend(bang);
-                            out.extend(other);
-                        }
-                    }
+                TokenTree::Punct(punct) if punct.as_char() == '|' && !operand => {
+                    i = self.walk_closure(&tts, i, &mut out);
+                    operand = true;
+                    continue;
                 }
                 TokenTree::Group(group) => {
-                    let mut rewritten =
-                        Group::new(group.delimiter(), self.rewrite_tokens(group.stream()));
-                    rewritten.set_span(group.span());
-                    out.extend([TokenTree::Group(rewritten)]);
+                    let group = self.walk_group(group, self.scope);
+                    out.extend([TokenTree::Group(group)]);
                 }
-                other => out.extend([other]),
+                _ => out.extend([tt.clone()]),
             }
+            operand = match tt {
+                TokenTree::Ident(ident) => !is_keyword(&ident.to_string()),
+                // `x? | y`: a `?` ends an operand, other punctuation starts one.
+                TokenTree::Punct(punct) => punct.as_char() == '?',
+                TokenTree::Group(_) | TokenTree::Literal(_) => true,
+            };
+            i += 1;
         }
         out
+    }
+
+    /// The identifier at `tts[i]` when it starts something the walk handles itself: `emit!`,
+    /// `emit_all!`, an `async` block or closure, a `move` closure, a nested item, a `return` in
+    /// the body. Writes it to `out` and returns the index after it.
+    fn walk_special(
+        &mut self,
+        tts: &[TokenTree],
+        i: usize,
+        out: &mut TokenStream,
+    ) -> Option<usize> {
+        let TokenTree::Ident(ident) = &tts[i] else {
+            return None;
+        };
+        let name = ident.to_string();
+        match name.as_str() {
+            "emit" | "emit_all" if is_punct(tts.get(i + 1), '!') => {
+                let Some(TokenTree::Group(args)) = tts.get(i + 2) else {
+                    return None;
+                };
+                out.extend(self.walk_emit(&name, &tts[i..i + 3], args));
+                Some(i + 3)
+            }
+            "async" => {
+                let mut j = i + 1;
+                if matches!(tts.get(j), Some(TokenTree::Ident(m)) if m == "move") {
+                    j += 1;
+                }
+                match tts.get(j) {
+                    Some(TokenTree::Group(block)) if block.delimiter() == Delimiter::Brace => {
+                        out.extend(tts[i..j].iter().cloned());
+                        let block = self.walk_group(block, Scope::Async);
+                        out.extend([TokenTree::Group(block)]);
+                        Some(j + 1)
+                    }
+                    pipe if is_punct(pipe, '|') => {
+                        out.extend(tts[i..j].iter().cloned());
+                        Some(self.walk_closure(tts, j, out))
+                    }
+                    _ => None,
+                }
+            }
+            "move" if is_punct(tts.get(i + 1), '|') => {
+                out.extend([tts[i].clone()]);
+                Some(self.walk_closure(tts, i + 1, out))
+            }
+            "fn" | "impl" | "mod" | "trait"
+                if name != "fn" || matches!(tts.get(i + 1), Some(TokenTree::Ident(_))) =>
+            {
+                // A nested item is not part of the producer: copied as it is, up to its block.
+                let mut j = i;
+                while j < tts.len() {
+                    out.extend([tts[j].clone()]);
+                    j += 1;
+                    let block = matches!(&tts[j - 1], TokenTree::Group(g) if g.delimiter() == Delimiter::Brace);
+                    if block || is_punct(tts.get(j - 1), ';') {
+                        break;
+                    }
+                }
+                Some(j)
+            }
+            "return" if self.scope == Scope::Body => {
+                let (tokens, consumed) = self.walk_return(ident, &tts[i + 1..])?;
+                out.extend(tokens);
+                Some(i + 1 + consumed)
+            }
+            _ => None,
+        }
+    }
+
+    fn walk_group(&mut self, group: &Group, scope: Scope) -> Group {
+        let mut stream = TokenStream::new();
+        self.in_scope(scope, |v| stream = v.walk(group.stream()));
+        let mut walked = Group::new(group.delimiter(), stream);
+        walked.set_span(group.span());
+        walked
+    }
+
+    /// `emit!(..)` or `emit_all!(..)` found by the token walk: rewritten in the body, an error
+    /// elsewhere.
+    fn walk_emit(&mut self, name: &str, tokens: &[TokenTree], args: &Group) -> TokenStream {
+        let original: TokenStream = tokens.iter().cloned().collect();
+        if self.scope != Scope::Body {
+            self.misplaced(&original, &format!("`{name}!`"));
+            return original;
+        }
+        // The name's span, as for an `emit!` the syntax tree holds (see `Spanned for Macro`).
+        let span = tokens[0].span();
+        let value = self.walk(args.stream());
+        if syn::parse2::<Expr>(value.clone()).is_err() {
+            let message = if name == "emit" {
+                "`emit!` takes one value: `emit!(payload)` or `emit!(event)`"
+            } else {
+                "`emit_all!` takes one event stream: `emit_all!(other_stream)`"
+            };
+            self.errors.push_spanned(&original, message);
+            return original;
+        }
+        if name == "emit" {
+            self.emit(&value, args.span(), span)
+        } else {
+            self.emit_all(&value, span)
+        }
+    }
+
+    /// A closure whose first `|` is at `tts[start]`: its parameters as they are, its body walked
+    /// as a closure's. The body is a block after `-> Type`, else everything up to the next `,`
+    /// or `;`. Returns the index after the closure.
+    fn walk_closure(&mut self, tts: &[TokenTree], start: usize, out: &mut TokenStream) -> usize {
+        out.extend([tts[start].clone()]);
+        let mut i = start + 1;
+        while i < tts.len() && !is_punct(tts.get(i), '|') {
+            out.extend([tts[i].clone()]);
+            i += 1;
+        }
+        if i < tts.len() {
+            out.extend([tts[i].clone()]);
+            i += 1;
+        }
+        let mut body = TokenStream::new();
+        let returns_type = is_punct(tts.get(i), '-') && is_punct(tts.get(i + 1), '>');
+        while i < tts.len() {
+            let tt = &tts[i];
+            if !returns_type && (is_punct(Some(tt), ',') || is_punct(Some(tt), ';')) {
+                break;
+            }
+            body.extend([tt.clone()]);
+            i += 1;
+            if returns_type
+                && matches!(tt, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace)
+            {
+                break;
+            }
+        }
+        let mut walked = TokenStream::new();
+        self.in_scope(Scope::Closure, |v| walked = v.walk(body));
+        out.extend(walked);
+        i
+    }
+
+    /// `return` found by the token walk in the body, followed by `rest`: parsed with the
+    /// expression after it, rewritten as the visitor rewrites a `return`. Returns the tokens and
+    /// how many tokens of `rest` were used; `None` if no expression can be read there.
+    fn walk_return(&mut self, token: &Ident, rest: &[TokenTree]) -> Option<(TokenStream, usize)> {
+        let rest: TokenStream = rest.iter().cloned().collect();
+        let total = rest.clone().into_iter().count();
+        let parser = |input: ParseStream<'_>| {
+            let expr = if input.is_empty() || input.peek(Token![;]) || input.peek(Token![,]) {
+                None
+            } else {
+                Some(input.parse::<Expr>()?)
+            };
+            let left: TokenStream = input.parse()?;
+            Ok((expr, left))
+        };
+        let (expr, left) = parser.parse2(rest).ok()?;
+        let consumed = total - left.into_iter().count();
+        let mut rewritten = Expr::Return(ExprReturn {
+            attrs: Vec::new(),
+            return_token: Token![return](token.span()),
+            expr: expr.map(Box::new),
+        });
+        self.visit_expr_mut(&mut rewritten);
+        Some((rewritten.into_token_stream(), consumed))
     }
 }
 
 /// The final value of a body that ends with `value`: `None` for `()`, `Some(value)` for a `T`.
-/// Spanned on `value`, so that a value of the wrong type is pointed at.
+/// A `let` with the type written out, spanned on `value`, so that a value of the wrong type is
+/// reported there as the mismatch it is.
 pub(crate) fn final_value(krate: &syn::Path, item: &syn::Type, value: &Expr) -> TokenStream {
     let span = value.span();
     let krate = respan(krate, span);
+    let final_value = Ident::new("__beluga_final", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
         {
             #[allow(unused_imports)]
             use #krate::__private::IntoFinal as _;
-            ::core::convert::identity::<::core::option::Option<#item>>(
-                #krate::__private::Final(#value).into_final(),
-            )
+            let #final_value: #krate::__private::Option<#item> =
+                #krate::__private::Final(#value).into_final();
+            #final_value
         }
     }
 }
@@ -228,16 +447,59 @@ fn err_call(expr: &Expr) -> Option<&Expr> {
     }
 }
 
-fn next_is_bang(iter: &mut std::iter::Peekable<proc_macro2::token_stream::IntoIter>) -> bool {
-    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '!')
+fn is_punct(tt: Option<&TokenTree>, c: char) -> bool {
+    matches!(tt, Some(TokenTree::Punct(p)) if p.as_char() == c)
 }
 
-fn contains_emit(tokens: &TokenStream) -> bool {
+/// Keywords after which an expression starts (so a `|` after them opens a closure).
+fn is_keyword(name: &str) -> bool {
+    matches!(
+        name,
+        "as" | "box"
+            | "break"
+            | "const"
+            | "continue"
+            | "do"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "for"
+            | "if"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "static"
+            | "struct"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "yield"
+    )
+}
+
+/// Whether another macro's tokens hold something to rewrite or reject: `emit!`, `emit_all!`
+/// or `return`.
+fn needs_rewrite(tokens: &TokenStream) -> bool {
     let mut iter = tokens.clone().into_iter().peekable();
     while let Some(tt) = iter.next() {
         match tt {
-            TokenTree::Ident(ident) if ident == "emit" && next_is_bang(&mut iter) => return true,
-            TokenTree::Group(group) if contains_emit(&group.stream()) => return true,
+            TokenTree::Ident(ident) if ident == "return" => return true,
+            TokenTree::Ident(ident)
+                if (ident == "emit" || ident == "emit_all")
+                    && matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '!') =>
+            {
+                return true;
+            }
+            TokenTree::Group(group) if needs_rewrite(&group.stream()) => return true,
             _ => {}
         }
     }
@@ -247,6 +509,11 @@ fn contains_emit(tokens: &TokenStream) -> bool {
 /// `emit!` or a path ending in it (`beluga_core::emit!`).
 fn is_named(mac: &Macro, name: &str) -> bool {
     mac.path.segments.last().is_some_and(|s| s.ident == name)
+}
+
+/// `tokens` as an expression, after `attrs`.
+fn verbatim(attrs: &[Attribute], tokens: &TokenStream) -> Expr {
+    Expr::Verbatim(quote!(#(#attrs)* #tokens))
 }
 
 impl VisitMut for Visitor<'_> {
@@ -271,22 +538,24 @@ impl VisitMut for Visitor<'_> {
                     let Expr::Return(ret) = &*expr else {
                         unreachable!()
                     };
-                    *expr = self.rewrite_return(ret);
+                    *expr = Expr::Verbatim(self.rewrite_return(ret));
                 }
             }
-            Expr::Macro(ExprMacro { mac, .. }) if is_named(mac, "emit") => {
-                let mac = mac.clone();
+            Expr::Macro(ExprMacro { mac, attrs }) if is_named(mac, "emit") => {
                 if self.scope == Scope::Body {
-                    *expr = self.rewrite_emit(&mac);
+                    let tokens = self.rewrite_emit(mac);
+                    *expr = verbatim(&std::mem::take(attrs), &tokens);
                 } else {
+                    let mac = mac.clone();
                     self.misplaced(&mac, "`emit!`");
                 }
             }
-            Expr::Macro(ExprMacro { mac, .. }) if is_named(mac, "emit_all") => {
-                let mac = mac.clone();
+            Expr::Macro(ExprMacro { mac, attrs }) if is_named(mac, "emit_all") => {
                 if self.scope == Scope::Body {
-                    *expr = self.rewrite_emit_all(&mac);
+                    let tokens = self.rewrite_emit_all(mac);
+                    *expr = verbatim(&std::mem::take(attrs), &tokens);
                 } else {
+                    let mac = mac.clone();
                     self.misplaced(&mac, "`emit_all!`");
                 }
             }
@@ -298,14 +567,15 @@ impl VisitMut for Visitor<'_> {
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         if let Stmt::Macro(stmt_macro) = stmt {
             if is_named(&stmt_macro.mac, "emit") || is_named(&stmt_macro.mac, "emit_all") {
-                // From the statement `emit!(x);` into the expression statement, visited below.
+                // From the statement `emit!(x);` into the expression statement, visited below,
+                // with its attributes.
                 let expr = Expr::Macro(ExprMacro {
-                    attrs: stmt_macro.attrs.clone(),
+                    attrs: std::mem::take(&mut stmt_macro.attrs),
                     mac: stmt_macro.mac.clone(),
                 });
                 let semi = stmt_macro
                     .semi_token
-                    .unwrap_or_else(|| syn::Token![;](Span::call_site()));
+                    .unwrap_or_else(|| Token![;](Span::call_site()));
                 *stmt = Stmt::Expr(expr, Some(semi));
             } else {
                 self.rewrite_macro_tokens(&mut stmt_macro.mac);

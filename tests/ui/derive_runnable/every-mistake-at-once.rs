@@ -2,7 +2,7 @@ use beluga_core::{stream_producer, Context, EventResult, Runnable};
 use futures_util::Stream;
 
 #[derive(Runnable)]
-#[runnable(inpt = String, output = 5, stream = stream, output = String)]
+#[runnable(inpt = String, output = 5, stream = "run", output = String)]
 struct Echo;
 
 impl Echo {
