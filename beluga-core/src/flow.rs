@@ -577,7 +577,8 @@ mod flow_loom {
     use loom::sync::Arc;
     use loom::sync::atomic::{AtomicUsize, Ordering};
 
-    use crate::{Context, FlowController};
+    use crate::context::Context;
+    use crate::flow::FlowController;
 
     /// Every interleaving with up to three preemptions, unless `LOOM_MAX_PREEMPTIONS` says
     /// otherwise.

@@ -6,6 +6,7 @@ mod fan_out;
 mod filter;
 mod map;
 mod merge;
+mod panic;
 mod payloads;
 mod read_ahead;
 mod try_map_events;

@@ -1,4 +1,3 @@
-use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -11,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinError, JoinHandle};
 
 use super::Cancellable;
+use super::panic::panic_message;
 use crate::context::Context;
 use crate::error::{Error, ErrorCode};
 use crate::event::Event;
@@ -270,13 +270,6 @@ fn task_failed(err: JoinError) -> Error {
         Err(_) => "the task was cancelled: its Tokio runtime shut down".to_owned(),
     };
     Error::new(ErrorCode::Internal, message).with_op("read_ahead")
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
-    payload
-        .downcast_ref::<&'static str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 /// The spawned task: pulls the source into the channel until the source ends or yields its
