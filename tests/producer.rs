@@ -730,3 +730,18 @@ async fn patterns_in_arguments_bind_inside_the_body() {
     assert!(stream.next().await.unwrap().unwrap_err().is_cancellation());
     assert_eq!(drops(&dropped), 1);
 }
+
+#[stream_producer]
+fn cfg_patterns(
+    ctx: Context,
+    #[cfg(any())] (a, b): (u32, u32),
+    #[cfg(test)] (c, d): (u32, u32),
+) -> impl Stream<Item = EventResult<u32>> {
+    emit!(c + d);
+}
+
+#[tokio::test]
+async fn attributes_on_patterns_in_arguments_are_kept() {
+    let collected = cfg_patterns(Context::new(), (1, 2)).collect_events().await;
+    assert_eq!(collected.events, [Event::data(3), Event::done()]);
+}

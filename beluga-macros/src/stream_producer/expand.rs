@@ -79,8 +79,8 @@ pub(crate) fn producer(
         #(#attrs)*
         #vis #sig {
             let #watched = #krate::__private::Context::clone(&#ctx);
-            // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would make the
-            // closure generic over it, and its body no longer the function's.
+            // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would be the
+            // closure's own (generic over it), not the one the signature gives the items.
             let #body = move |#handle: #krate::__private::YieldHandle<_>| async move {
                 #(#rebind)*
                 let mut #anchor = #krate::__private::Anchor;
@@ -126,7 +126,9 @@ fn move_patterns_in(sig: &Signature, ctx: &Ident) -> (Signature, Vec<TokenStream
         if matches!(&pat, Pat::Ident(p) if p.ident == ctx) {
             ctx = hidden.clone();
         }
-        rebind.push(quote!(let #pat = #hidden;));
+        // The argument's attributes (`#[cfg]`, lint levels) go with its binding.
+        let attrs = &arg.attrs;
+        rebind.push(quote!(#(#attrs)* let #pat = #hidden;));
     }
     (sig, rebind, ctx)
 }
