@@ -54,6 +54,11 @@ case "$bench" in
         ;;
 esac
 
+# CASES="a b" runs those cases only (the first is then the baseline of the ratios).
+if [ -n "${CASES:-}" ]; then
+    read -ra cases <<<"$CASES"
+fi
+
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
@@ -125,9 +130,11 @@ for case in "${cases[@]}"; do
 done
 echo
 
-# A ratio of two cases' instructions per unit, with an optional budget.
+# A ratio of two cases' instructions per unit, with an optional budget; nothing when either
+# case was not run (see CASES).
 ratio() {
     local what="$1" ours="$2" theirs="$3" budget="${4:-}"
+    [ -n "${per[$ours]:-}" ] && [ -n "${per[$theirs]:-}" ] || return 0
     awk -v o="${per[$ours]}" -v t="${per[$theirs]}" -v what="$what" -v b="$budget" 'BEGIN {
         r = o / t
         if (b == "") { printf "%s: %.2fx\n", what, r }
@@ -137,8 +144,7 @@ ratio() {
 
 case "$bench" in
     pipeline)
-        awk -v o="${per[beluga_map_filter_map]}" -v f="${per[futures_map_filter_map]}" \
-            'BEGIN { printf "beluga map->filter->map / futures-util: %.2fx (target <= 1.10x)\n", o / f }'
+        ratio "beluga map->filter->map / futures-util" beluga_map_filter_map futures_map_filter_map
         ratio "beluga map->filter->map / the same steps written inline" \
             beluga_map_filter_map inline_map_filter_map
         ratio "Context::is_cancelled / CancellationToken::is_cancelled" \

@@ -52,6 +52,7 @@
 
 mod cancelled;
 mod node;
+pub(crate) mod watch;
 
 use std::any::Any;
 use std::fmt;

@@ -15,12 +15,11 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::{FusedStream, Stream};
 
+use crate::context::watch;
 use crate::context::{Cancelled, Context};
 use crate::error::Error;
 use crate::event::{Event, Yielded};
 
-/// How many polls pass between two clock reads when the context has a deadline or a token.
-const CLOCK_EVERY: u32 = 32;
 const UNSTARTED: u8 = 2;
 const FINISHED: u8 = 4;
 
@@ -361,7 +360,7 @@ impl Watch {
             return Gate::Ended;
         }
         if self.until_clock == 0 {
-            self.until_clock = if self.observe { CLOCK_EVERY } else { u32::MAX };
+            self.until_clock = watch::rearm(self.observe);
             if self.observe && self.ctx.check_deadline() {
                 return Gate::End;
             }
@@ -381,9 +380,7 @@ impl Watch {
     /// The body is parked in an `.await` without yielding: wait for it or for the context.
     #[inline(never)]
     fn park(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        let ctx = &self.ctx;
-        let parked = self.parked.get_or_insert_with(|| ctx.cancelled());
-        Pin::new(parked).poll(cx)
+        watch::park(&mut self.parked, &self.ctx, cx)
     }
 
     /// Marks the stream ended, and returns the error of an ended context.

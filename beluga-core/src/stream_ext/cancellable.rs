@@ -1,6 +1,5 @@
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -9,15 +8,10 @@ use std::task::{Context as TaskContext, Poll};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::context::Cancelled;
-use crate::context::Context;
+use crate::context::watch;
+use crate::context::{Cancelled, Context};
 use crate::error::Error;
 use crate::event::Event;
-
-/// How many polls pass between two clock reads when the context has a deadline: a clock read
-/// costs far more than an item, so it is spread over many, while a deadline still fires in a
-/// consumer that never yields to the runtime.
-const CLOCK_EVERY: u32 = 32;
 
 pin_project! {
     /// Stream for the [`cancellable`](crate::EventStreamExt::cancellable) method.
@@ -188,10 +182,8 @@ where
 #[inline(never)]
 fn pass_gate<S>(mut this: Pin<&mut Cancellable<S>>) {
     let proj = this.as_mut().project();
-    *proj.gate = if *proj.observe { CLOCK_EVERY } else { u32::MAX };
-    if proj.stream.is_some()
-        && (proj.ctx.is_cancelled() || (*proj.observe && proj.ctx.check_deadline()))
-    {
+    *proj.gate = watch::rearm(*proj.observe);
+    if proj.stream.is_some() && watch::has_ended(proj.ctx, *proj.observe) {
         end(this, None);
     }
 }
@@ -213,8 +205,7 @@ fn end<S>(this: Pin<&mut Cancellable<S>>, error: Option<Error>) {
 #[inline(never)]
 fn park<S>(mut this: Pin<&mut Cancellable<S>>, cx: &mut TaskContext<'_>) -> bool {
     let proj = this.as_mut().project();
-    let parked = proj.parked.get_or_insert_with(|| proj.ctx.cancelled());
-    match Pin::new(parked).poll(cx) {
+    match watch::park(proj.parked, proj.ctx, cx) {
         Poll::Ready(error) => {
             end(this, Some(error));
             true
