@@ -36,7 +36,7 @@ struct Slot<T> {
 pub struct YieldHandle<T> {
     slot: *const Slot<T>,
     // Invariant in `T`: a handle for `&'static str` must never accept a `&'short str`
-    // (the shape of async-stream issue #107).
+    // (a shorter-lived value must never be stored where a longer-lived one is read).
     _invariant: PhantomData<fn(T) -> T>,
 }
 
@@ -84,7 +84,7 @@ pub struct Yielder<'a, T> {
     slot: *const Slot<T>,
     _anchor: PhantomData<&'a mut Anchor>,
     // Invariant in `T`: a `Yielder<&'static str>` must never accept a `&'short str`
-    // (the shape of async-stream issue #107).
+    // (a shorter-lived value must never be stored where a longer-lived one is read).
     _invariant: PhantomData<fn(T) -> T>,
 }
 
