@@ -130,6 +130,17 @@ for case in "${cases[@]}"; do
 done
 echo
 
+# Inclusive instructions per call of one function in a case, (Ir(2N) - Ir(N)) / N, from
+# callgrind_annotate: the function's own line (`function [binary]`) has its inclusive total.
+per_call() {
+    local case="$1" function="$2" a b
+    a="$(callgrind_annotate --inclusive=yes "$tmp/$case.$items.cg" 2>/dev/null \
+        | grep -F "$function [" | head -n 1 | awk '{ gsub(",", "", $1); print $1 }')"
+    b="$(callgrind_annotate --inclusive=yes "$tmp/$case.$((2 * items)).cg" 2>/dev/null \
+        | grep -F "$function [" | head -n 1 | awk '{ gsub(",", "", $1); print $1 }')"
+    awk -v a="${a:-0}" -v b="${b:-0}" -v n="$items" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
+
 # A ratio of two cases' instructions per unit, with an optional budget; nothing when either
 # case was not run (see CASES).
 ratio() {
@@ -144,6 +155,9 @@ ratio() {
 
 case "$bench" in
     pipeline)
+        ratio "baseline_cancellable / baseline_checked" baseline_cancellable baseline_checked 1.5
+        ratio "baseline_cancellable_deadline / baseline_checked" \
+            baseline_cancellable_deadline baseline_checked 1.5
         ratio "beluga map->filter->map / futures-util" beluga_map_filter_map futures_map_filter_map
         ratio "beluga map->filter->map / the same steps written inline" \
             beluga_map_filter_map inline_map_filter_map
@@ -184,10 +198,11 @@ case "$bench" in
         ratio "flow_acquire_deadline / semaphore_acquire" flow_acquire_deadline semaphore_acquire
         ratio "flow_acquire_deadline / flow_acquire" flow_acquire_deadline flow_acquire
         ratio "cancel_context3 / cancel_token3 (build, cancel, drop)" cancel_context3 cancel_token3
-        awk -v cc="${per[cancel_context3]}" -v tc="${per[tree_context3]}" \
-            -v ct="${per[cancel_token3]}" -v tt="${per[tree_token3]}" 'BEGIN {
-            printf "cancel alone (cancel_ - tree_), three children: Context %.1f, CancellationToken %.1f instructions, %.2fx\n",
-                cc - tc, ct - tt, (cc - tc) / (ct - tt)
+        ratio "tree_context3 / tree_token3 (build, drop)" tree_context3 tree_token3
+        context="$(per_call cancel_context3 'beluga_core::context::Context::cancel')"
+        token="$(per_call cancel_token3 'tokio_util::sync::cancellation_token::CancellationToken::cancel')"
+        awk -v c="$context" -v t="$token" 'BEGIN {
+            printf "the cancel call alone, three children (inclusive): Context::cancel %.1f, CancellationToken::cancel %.1f instructions, %.2fx\n", c, t, c / t
         }'
         ;;
     runnable)

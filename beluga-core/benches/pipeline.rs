@@ -322,6 +322,24 @@ impl support::Case for Case {
             "Context::is_cancelled / CancellationToken::is_cancelled: {:.2}x",
             of(Case::IsCancelled) / of(Case::IsCancelledToken)
         );
+        support::budgets(
+            &[
+                (
+                    "baseline_cancellable / baseline_checked",
+                    Case::BaselineCancellable,
+                    Case::BaselineChecked,
+                    1.5,
+                ),
+                (
+                    "baseline_cancellable_deadline / baseline_checked",
+                    Case::BaselineCancellableDeadline,
+                    Case::BaselineChecked,
+                    1.5,
+                ),
+            ],
+            of,
+            out,
+        );
     }
 }
 
