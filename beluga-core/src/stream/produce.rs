@@ -7,18 +7,19 @@
 //! the value out of the slot and hands it to the consumer. The emit future is ready once
 //! everything sent so far has been taken.
 //!
-//! The frame is a local of the body future, shared by the [`Drive`] that polls the user's body
-//! and by the emitter. It counts on the producer's contract: whenever the body future returns
-//! `Pending`, the producer takes what the slot holds before it polls the body again (and ends
-//! the stream when that is a `done` event). So the frame knows at every moment whether the slot
-//! is full without looking into it.
+//! The producer's body future is a [`Drive`]: it owns the user's closure, then the future the
+//! closure returns, and a pinned [`Frame`] that the emitter points at. The frame counts on the
+//! producer's contract: whenever the body future returns `Pending`, the producer takes what the
+//! slot holds before it polls the body again (and ends the stream when that is a `done` event).
+//! So the frame knows at every moment whether the slot is full without looking into it.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
+use std::marker::{PhantomData, PhantomPinned};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_core::FusedStream;
@@ -26,15 +27,19 @@ use pin_project_lite::pin_project;
 
 use crate::__private::{Anchor, Producer, YieldHandle, Yielder};
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::event::{EventResult, IntoEvent, Yielded};
 
-/// The slot is empty: the next value goes into it.
-const EMPTY: u8 = 0;
-/// The slot holds a value the producer has not taken yet; the queue is empty.
-const FULL: u8 = 1;
-/// The slot holds a value and the queue holds more, sent after it.
-const QUEUED: u8 = 2;
+/// The low bit of `Frame::open`: the slot holds a value the producer has not taken yet.
+const FULL: usize = 1;
+
+// The frame's flags, off the steady state (where they are all clear).
+/// With the slot full, the queue holds more values, sent after the slot's.
+const QUEUED: u8 = 1;
+/// The body has ended and its result waits in the `Drive` until every value is taken.
+const HELD: u8 = 2;
+/// The body has not been created yet.
+const UNSTARTED: u8 = 4;
 
 /// Runs `body` as an event stream: the inline form of
 /// [`#[stream_producer]`](crate::stream_producer), for a stream that needs no named function.
@@ -124,122 +129,118 @@ const QUEUED: u8 = 2;
 /// ```
 pub fn produce<T, F>(ctx: &Context, body: F) -> impl FusedStream<Item = EventResult<T>> + use<T, F>
 where
-    F: for<'e> AsyncFnOnce(Emitter<'e, T>) -> Result<(), Error>,
+    F: for<'e> AsyncFnOnce(Emitter<'e, T>) -> Result<(), Error> + for<'e> ProduceBody<'e, T>,
 {
-    let start = move |handle: YieldHandle<T>| async move {
+    let start = move |handle: YieldHandle<T>| {
         // The emitter's lifetime comes from the higher-ranked bound, which keeps it in the
-        // body's future; the frame that owns the yielder is a local of this future, declared
-        // before the body (dropped after it), and never leaves it. A zero-sized box allocates
-        // nothing.
-        let frame = Frame::new(handle.bind(Box::leak(Box::new(Anchor))));
-        let body = body(Emitter::new(&frame));
-        Drive {
-            body,
-            frame: &frame,
-            result: None,
-        }
-        .await
+        // body's future, not from an anchor; the yielder stays private to the frame. A
+        // zero-sized box allocates nothing.
+        Drive::new(handle.bind(Box::leak(Box::new(Anchor))), body)
     };
-    // SAFETY: the yielder bound from the handle lives in `frame`, a local of the body future,
-    // used only by that future (`Drive` and the `Emitter` inside `body`): neither leaves it,
-    // since the body's bound holds for every emitter lifetime (it cannot store the emitter
-    // anywhere that outlives its future), and `Drive` borrows the local.
+    // SAFETY: the yielder bound from the handle lives in the frame of the `Drive` that is the
+    // body future, and is used only by it and by the emitter inside the closure's future, which
+    // the `Drive` owns: the closure's bound holds for every emitter lifetime, so it cannot
+    // store the emitter anywhere that outlives its own future.
     unsafe { Producer::new(ctx.clone(), start) }
 }
 
-/// What the [`Drive`] and the [`Emitter`] of one body share: the producer's yielder, whether
-/// the slot is full, the values queued after it, and the address of the waker the body is
-/// polled with.
-struct Frame<T> {
-    yielder: UnsafeCell<Yielder<'static, T>>,
-    state: Cell<u8>,
-    queue: Cell<VecDeque<Yielded<T>>>,
-    waker: Cell<usize>,
+/// A closure that [`produce`] can run: it takes an [`Emitter`] and returns a future of
+/// `Result<(), Error>`, whose type is named here for each emitter lifetime.
+///
+/// Every such closure implements it, async closures included; it exists so that the stream can
+/// hold the closure's future unboxed (stable Rust cannot name the future type of an
+/// [`AsyncFnOnce`]). There is no need to implement or name it.
+pub trait ProduceBody<'e, T> {
+    /// The future the closure returns.
+    type Future: Future<Output = Result<(), Error>>;
+
+    /// Calls the closure.
+    fn call(self, emitter: Emitter<'e, T>) -> Self::Future;
 }
 
-// SAFETY: a frame is reached only through the `Drive` that owns the body (which touches it
-// before and after polling the body, never while the body runs) and through the body's
-// `Emitter` and its emit futures (which are not `Sync`, and touch it only with `&mut` access to
-// the emitter). So at most one of them uses it at a time; uses on different threads are ordered
-// by whatever moved the body or the emitter between them.
-unsafe impl<T: Send> Sync for Frame<T> {}
+impl<'e, T, F, Fut> ProduceBody<'e, T> for F
+where
+    F: FnOnce(Emitter<'e, T>) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    type Future = Fut;
+
+    #[inline]
+    fn call(self, emitter: Emitter<'e, T>) -> Fut {
+        self(emitter)
+    }
+}
+
+pin_project! {
+    /// What the [`Drive`] and the [`Emitter`] of one body share: the producer's yielder, whether
+    /// the slot is empty (and the waker the body is polled with), the values queued after the
+    /// slot's, and the flags of the slow paths. Pinned (`!Unpin`), since the emitter points at
+    /// it.
+    struct Frame<T> {
+        yielder: UnsafeCell<Yielder<'static, T>>,
+        // The address of the waker the body is polled with (set by the `Drive` before each
+        // poll of the body, with the slot empty), and `FULL` once a value is put in the slot.
+        // Waker addresses are aligned, so the low bit is free.
+        open: Cell<usize>,
+        flags: Cell<u8>,
+        queue: Cell<VecDeque<Yielded<T>>>,
+        #[pin]
+        _pinned: PhantomPinned,
+    }
+}
 
 impl<T> Frame<T> {
-    fn new(yielder: Yielder<'static, T>) -> Self {
-        Frame {
-            yielder: UnsafeCell::new(yielder),
-            state: Cell::new(EMPTY),
-            queue: Cell::new(VecDeque::new()),
-            waker: Cell::new(0),
-        }
+    /// Puts `value` in the empty slot; `open` is the frame's `open`, read by the caller.
+    #[inline]
+    fn put(&self, value: Yielded<T>, open: usize) {
+        // SAFETY: no other reference to the yielder exists: it is only reached here, for the
+        // duration of this call, and the frame is used by one of its users at a time (the
+        // `Drive` before and after polling the body, the emitter while the body runs).
+        let yielder = unsafe { &mut *self.yielder.get() };
+        // The returned future only stands for the wait; `open` does that here.
+        drop(yielder.value(value));
+        // A full-width store of a value computed beforehand, not a read-modify-write of the
+        // low byte, so that the emit future's load of `open` right after is forwarded from it.
+        self.open.set(open | FULL);
     }
 
     /// Sends `value`: into the slot if it is empty, else at the back of the queue.
     #[inline]
-    fn send(&self, value: Yielded<T>) {
-        if self.state.get() == EMPTY {
-            self.put(value);
-            self.state.set(FULL);
+    fn send<V: IntoEvent<T>>(&self, value: V) {
+        let open = self.open.get();
+        if open & FULL == 0 {
+            self.put(value.__into_yielded(), open);
         } else {
             self.enqueue(value);
         }
     }
 
-    #[inline]
-    fn put(&self, value: Yielded<T>) {
-        // SAFETY: no other reference to the yielder exists: it is only reached here, for the
-        // duration of this call, by one user of the frame at a time (see the `Sync` impl).
-        let yielder = unsafe { &mut *self.yielder.get() };
-        // The returned future only stands for the wait; the frame's state does that here.
-        drop(yielder.value(value));
-    }
-
     #[cold]
     #[inline(never)]
-    fn enqueue(&self, value: Yielded<T>) {
+    fn enqueue<V: IntoEvent<T>>(&self, value: V) {
         let mut queue = self.queue.take();
-        queue.push_back(value);
+        queue.push_back(value.__into_yielded());
         self.queue.set(queue);
-        self.state.set(QUEUED);
+        self.flags.set(self.flags.get() | QUEUED);
     }
 
-    /// The producer has taken the slot's value: the next queued value, if any, takes its place.
-    /// True when it did (the body must not run before the slot is empty again).
-    #[inline]
-    fn taken(&self) -> bool {
-        if self.state.get() == QUEUED {
-            self.refill()
-        } else {
-            self.state.set(EMPTY);
-            false
-        }
-    }
-
+    /// After the producer took the slot's value: the next queued value takes its place.
     #[cold]
     #[inline(never)]
-    fn refill(&self) -> bool {
+    fn refill(&self) {
         let mut queue = self.queue.take();
         if let Some(next) = queue.pop_front() {
-            self.put(next);
+            self.put(next, self.open.get());
         }
-        self.state.set(if queue.is_empty() { FULL } else { QUEUED });
+        if queue.is_empty() {
+            self.flags.set(self.flags.get() & !QUEUED);
+        }
         self.queue.set(queue);
-        true
-    }
-
-    /// Wakes `cx`'s waker unless it is the one the body is polled with: the stream polls the
-    /// body again after the consumer took the value without being woken, but a combinator with
-    /// its own waker (a `FuturesUnordered`) polls the emit future again only once woken.
-    #[inline]
-    fn wake_if_foreign(&self, cx: &TaskContext<'_>) {
-        if waker_address(cx.waker()) != self.waker.get() {
-            cx.waker().wake_by_ref();
-        }
     }
 }
 
 /// The address of a waker, which identifies it among the live ones; it is only compared, never
-/// turned back into a reference.
+/// turned back into a reference. A multiple of the waker's alignment, so its low bit is clear.
 #[inline]
 fn waker_address(waker: &Waker) -> usize {
     std::ptr::from_ref(waker).addr()
@@ -251,29 +252,26 @@ fn waker_address(waker: &Waker) -> usize {
 /// It cannot leave the body (see [`produce`]), it is invariant in `T`, and it is `Send` when
 /// `T` is, so a stream whose body is `Send` is `Send`.
 pub struct Emitter<'e, T> {
-    frame: &'e Frame<T>,
+    frame: NonNull<Frame<T>>,
+    _body: PhantomData<&'e ()>,
     // Invariant in `T`: an emitter of `&'static str` must never accept a `&'short str`.
     _invariant: PhantomData<fn(T) -> T>,
-    // Not `Sync`: the frame is used through `&mut` access to its emitter only.
-    _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<'e, T> Emitter<'e, T> {
-    fn new(frame: &'e Frame<T>) -> Self {
-        Emitter {
-            frame,
-            _invariant: PhantomData,
-            _not_sync: PhantomData,
-        }
-    }
+// SAFETY: the emitter points at the frame of the `Drive` that owns the future holding it, and
+// uses it only while that future is polled (see `Frame::put`); sending the emitter to another
+// thread leaves it the frame's only user until it comes back. The frame holds `T` values, hence
+// the bound. Not `Sync` (the pointer): the frame is only used through `&mut` access.
+unsafe impl<T: Send> Send for Emitter<'_, T> {}
 
-    /// Sends `value`: a payload `T` as [`Event::data`](crate::Event::data), an
+impl<T> Emitter<'_, T> {
+    /// Sends `value` at once: a payload `T` as [`Event::data`](crate::Event::data), an
     /// [`Event<T>`](crate::Event) as it is (see [`IntoEvent`]). An emitted `done` event ends
     /// the stream.
     ///
-    /// The value is sent at the future's first poll, and the future is ready once the consumer
-    /// has taken it; see [`produce`] for what happens when the future is dropped or polled by
-    /// another combinator.
+    /// The returned future is ready once the consumer has taken the value: await it, which is
+    /// where the body hands the value to the stream. See [`produce`] for what happens when the
+    /// future is dropped or polled by another combinator.
     ///
     /// ```
     /// use beluga_core::{Context, Event, EventStreamExt, stream};
@@ -290,9 +288,11 @@ impl<'e, T> Emitter<'e, T> {
     /// ```
     #[inline]
     pub fn emit(&mut self, value: impl IntoEvent<T>) -> Emit<'_, T> {
+        // SAFETY: the frame outlives the emitter (see the `Send` impl), and is only used
+        // through shared references.
+        unsafe { self.frame.as_ref() }.send(value);
         Emit {
             frame: self.frame,
-            value: Some(value.__into_yielded()),
             _emitter: PhantomData,
         }
     }
@@ -304,83 +304,184 @@ impl<T> fmt::Debug for Emitter<'_, T> {
     }
 }
 
-/// Future for the [`emit`](Emitter::emit) method: sends its value at the first poll, and is
-/// ready once the consumer has taken it.
-#[must_use = "an emit sends nothing unless polled"]
+/// Future for the [`emit`](Emitter::emit) method: ready once the consumer has taken the value
+/// `emit` sent.
+#[must_use = "the value is sent; await the future to hand it to the consumer"]
 pub struct Emit<'a, T> {
-    frame: &'a Frame<T>,
-    // `Some` until the first poll sends it.
-    value: Option<Yielded<T>>,
+    frame: NonNull<Frame<T>>,
     // Stands for the emitter's exclusive borrow: one emit future at a time.
     _emitter: PhantomData<&'a mut ()>,
 }
 
-// The value is moved out, never pinned.
-impl<T> Unpin for Emit<'_, T> {}
+// SAFETY: as for `Emitter`, whose exclusive borrow the emit future holds.
+unsafe impl<T: Send> Send for Emit<'_, T> {}
 
 impl<T> Future for Emit<'_, T> {
     type Output = ();
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let frame = this.frame;
-        match this.value.take() {
-            Some(value) => frame.send(value),
-            // This emitter sent last, so an empty slot means its value was taken.
-            None if frame.state.get() == EMPTY => return Poll::Ready(()),
-            None => {}
+        // SAFETY: the frame outlives the emitter this future borrows (see `Emitter`'s `Send`),
+        // and is only used through shared references.
+        let open = unsafe { self.frame.as_ref() }.open.get();
+        if open & FULL == 0 {
+            // The slot is empty again: every value sent so far, this one included, was taken.
+            Poll::Ready(())
+        } else if open == waker_address(cx.waker()) | FULL {
+            // The body's own waker: the stream takes the value when the body returns
+            // `Pending`, and polls the body again without a wake.
+            Poll::Pending
+        } else {
+            wake(cx.waker())
         }
-        frame.wake_if_foreign(cx);
-        Poll::Pending
     }
+}
+
+/// A combinator with its own waker (a `FuturesUnordered` of the body) polls the emit future
+/// again only once woken: wake it, so that it does after the consumer took the value.
+#[cold]
+#[inline(never)]
+fn wake(waker: &Waker) -> Poll<()> {
+    waker.wake_by_ref();
+    Poll::Pending
 }
 
 impl<T> fmt::Debug for Emit<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Emit")
-            .field("sent", &self.value.is_none())
-            .finish_non_exhaustive()
+        f.debug_struct("Emit").finish_non_exhaustive()
     }
 }
 
 pin_project! {
-    /// Polls the user's body for the producer: records the waker it is polled with, moves
-    /// queued values into the slot before the body runs again, and holds the body's result
-    /// back until every value it sent has been taken.
-    struct Drive<'f, T, B> {
+    /// The producer's body future: creates the closure's future on the first poll (once the
+    /// frame is pinned), records the waker it is polled with, moves queued values into the slot
+    /// before the body runs again, and holds the body's result back until every value it sent
+    /// has been taken.
+    struct Drive<T, F>
+    where
+        F: ProduceBody<'static, T>,
+    {
+        // Declared before the frame, so dropped before it: the emitter inside points at it.
         #[pin]
-        body: B,
-        frame: &'f Frame<T>,
+        body: Option<<F as ProduceBody<'static, T>>::Future>,
+        init: Option<F>,
         result: Option<Result<(), Error>>,
+        #[pin]
+        frame: Frame<T>,
     }
 }
 
-impl<T, B> Future for Drive<'_, T, B>
+impl<T, F> Drive<T, F>
 where
-    B: Future<Output = Result<(), Error>>,
+    F: ProduceBody<'static, T>,
+{
+    fn new(yielder: Yielder<'static, T>, init: F) -> Self {
+        Drive {
+            body: None,
+            init: Some(init),
+            result: None,
+            frame: Frame {
+                yielder: UnsafeCell::new(yielder),
+                open: Cell::new(0),
+                flags: Cell::new(UNSTARTED),
+                queue: Cell::new(VecDeque::new()),
+                _pinned: PhantomPinned,
+            },
+        }
+    }
+}
+
+impl<T, F> Future for Drive<T, F>
+where
+    F: ProduceBody<'static, T>,
 {
     type Output = Result<Option<T>, Error>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let frame = *this.frame;
-        // Every `Pending` returned below let the producer take the slot's value.
-        if frame.taken() {
-            return Poll::Pending;
-        }
-        if let Some(result) = this.result.take() {
-            return Poll::Ready(result.map(|()| None));
-        }
-        frame.waker.set(waker_address(cx.waker()));
-        match this.body.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) if frame.state.get() == EMPTY => Poll::Ready(result.map(|()| None)),
-            Poll::Ready(result) => {
-                *this.result = Some(result);
-                Poll::Pending
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        // Every `Pending` returned here let the producer take the slot's value, if any: the
+        // slot is empty now, unless a queued value is to take its place.
+        if self.frame.flags.get() != 0 {
+            match self.as_mut().prepare() {
+                Prepared::Resume => {}
+                Prepared::Pending => return Poll::Pending,
+                Prepared::Ready(result) => return Poll::Ready(result.map(|()| None)),
             }
         }
+        let this = self.project();
+        let frame = this.frame.into_ref().get_ref();
+        frame.open.set(waker_address(cx.waker()));
+        let Some(body) = this.body.as_pin_mut() else {
+            return Poll::Ready(Ok(None));
+        };
+        match body.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) if frame.open.get() & FULL == 0 => {
+                Poll::Ready(result.map(|()| None))
+            }
+            // A value still waits in the slot: it comes out first.
+            Poll::Ready(result) => hold(this.result, frame, result),
+        }
+    }
+}
+
+/// Keeps the body's result until every value it sent is taken.
+#[cold]
+#[inline(never)]
+fn hold<T>(
+    held: &mut Option<Result<(), Error>>,
+    frame: &Frame<T>,
+    result: Result<(), Error>,
+) -> Poll<Result<Option<T>, Error>> {
+    *held = Some(result);
+    frame.flags.set(frame.flags.get() | HELD);
+    Poll::Pending
+}
+
+/// What [`Drive::prepare`] leaves to do.
+enum Prepared {
+    /// Poll the body.
+    Resume,
+    /// A queued value is in the slot: return `Pending` for the producer to take it.
+    Pending,
+    /// Every value is taken: end with the body's result.
+    Ready(Result<(), Error>),
+}
+
+impl<T, F> Drive<T, F>
+where
+    F: ProduceBody<'static, T>,
+{
+    /// Everything but the steady state: the first poll, queued values, a held result.
+    #[cold]
+    #[inline(never)]
+    fn prepare(self: Pin<&mut Self>) -> Prepared {
+        let this = self.project();
+        let frame = this.frame.into_ref().get_ref();
+        let flags = frame.flags.get();
+        if flags & UNSTARTED != 0 {
+            let Some(init) = this.init.take() else {
+                // Only after the closure panicked, and the stream is polled again.
+                return Prepared::Ready(Err(Error::new(
+                    ErrorCode::Internal,
+                    "the producer's closure panicked",
+                )));
+            };
+            let emitter = Emitter {
+                frame: NonNull::from(frame),
+                _body: PhantomData,
+                _invariant: PhantomData,
+            };
+            let mut body = this.body;
+            body.set(Some(init.call(emitter)));
+            frame.flags.set(flags & !UNSTARTED);
+            return Prepared::Resume;
+        }
+        if flags & QUEUED != 0 {
+            frame.refill();
+            return Prepared::Pending;
+        }
+        frame.flags.set(0);
+        Prepared::Ready(this.result.take().unwrap_or(Ok(())))
     }
 }
