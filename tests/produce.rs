@@ -1,6 +1,7 @@
 //! `stream::produce`, the inline form of `#[stream_producer]`: body semantics, cancellation,
-//! drop, and every shape user code can give an emit future (dropped by `select!`, held by
-//! `FuturesUnordered` or `join!`, leaked), with the exact sequence each must produce.
+//! drop, and every shape user code can give an emit future (dropped by `select!`, never polled,
+//! held by `FuturesUnordered` or `join!`, polled twice), with the exact sequence each must
+//! produce.
 //!
 //! Most tests drive the stream by hand with a waker that counts its wakes, so that "never
 //! `Pending`" (no hang) and "wakes nobody" are asserted exactly; all of them run under Miri.
@@ -324,7 +325,7 @@ fn select_dropping_an_emit_after_its_first_poll_still_delivers_it_in_order() {
     let driver = Driver::new();
     let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
         for i in 0..3 {
-            // The emit is polled once (and sends), then the ready branch wins and drops it.
+            // The emit is polled once, then the ready branch wins and drops it.
             tokio::select! {
                 biased;
                 () = e.emit(i) => unreachable!("the consumer cannot have taken it yet"),
@@ -339,9 +340,10 @@ fn select_dropping_an_emit_after_its_first_poll_still_delivers_it_in_order() {
 }
 
 #[test]
-fn an_emit_dropped_before_its_first_poll_sends_nothing() {
+fn emit_sends_at_once_even_if_its_future_is_never_polled() {
     let driver = Driver::new();
     let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
+        // The ready branch wins before the emit future is polled.
         tokio::select! {
             biased;
             () = std::future::ready(()) => {}
@@ -351,7 +353,47 @@ fn an_emit_dropped_before_its_first_poll_sends_nothing() {
         e.emit(3).await;
         Ok(())
     }));
-    assert_eq!(items, data_then_done(&[3]));
+    assert_eq!(items, data_then_done(&[1, 2, 3]));
+    assert_eq!(driver.wakes(), 0);
+}
+
+#[test]
+fn an_emit_future_polled_again_before_the_value_is_taken_waits() {
+    let driver = Driver::new();
+    let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
+        let mut emit = e.emit(1);
+        // Two polls within one poll of the stream: the value is still in the slot.
+        assert!(futures_util::poll!(&mut emit).is_pending());
+        assert!(futures_util::poll!(&mut emit).is_pending());
+        emit.await;
+        e.emit(2).await;
+        Ok(())
+    }));
+    assert_eq!(items, data_then_done(&[1, 2]));
+    assert_eq!(driver.wakes(), 0, "the body's own waker was woken");
+}
+
+#[test]
+fn queued_values_come_out_before_the_body_resumes() {
+    let driver = Driver::new();
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&resumed);
+    let mut stream = pin!(stream::produce(&Context::new(), async move |mut e| {
+        for i in 0..3 {
+            drop(e.emit(i));
+        }
+        yield_once().await;
+        seen.fetch_add(1, Ordering::SeqCst);
+        e.emit(3).await;
+        Ok(())
+    }));
+    for i in 0..3 {
+        let item = driver.poll(stream.as_mut());
+        assert!(matches!(item, Poll::Ready(Some(Ok(ref ev))) if *ev == Event::data(i)));
+        assert_eq!(resumed.load(Ordering::SeqCst), 0);
+    }
+    assert_eq!(driver.drain(stream), data_then_done(&[3]));
+    assert_eq!(resumed.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -401,19 +443,6 @@ fn a_body_that_ends_while_its_values_wait_delivers_them_before_the_terminal_item
         ]
     );
     assert_eq!(driver.wakes(), 0);
-}
-
-#[test]
-fn a_leaked_emit_future_still_delivers_its_value_in_order() {
-    let driver = Driver::new();
-    let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
-        let mut first = e.emit(1);
-        assert!(futures_util::poll!(&mut first).is_pending());
-        std::mem::forget(first);
-        e.emit(2).await;
-        Ok(())
-    }));
-    assert_eq!(items, data_then_done(&[1, 2]));
 }
 
 #[test]
@@ -535,4 +564,61 @@ async fn the_stream_is_send_when_its_body_is() {
     }));
     let collected = tokio::spawn(stream.collect_events()).await.unwrap();
     assert_eq!(collected.data().cloned().collect::<String>(), "xy");
+}
+
+#[test]
+fn emit_all_forwards_events_and_returns_the_final_value_or_the_error() {
+    let driver = Driver::new();
+    let ctx = Context::new();
+    let inner = |fail: bool| {
+        stream::produce(&ctx, async move |mut e| {
+            e.emit(1).await;
+            e.emit(Event::tool_call(2)).await;
+            if fail {
+                return Err(Error::new(ErrorCode::ToolFailed, "inner"));
+            }
+            e.emit(Event::done_with(3)).await;
+            Ok(())
+        })
+    };
+    let items = driver.drain(stream::produce(&ctx, async |mut e| {
+        let last = e.emit_all(inner(false)).await?;
+        e.emit(last.unwrap_or(0) * 10).await;
+        e.emit_all(inner(true)).await?;
+        e.emit(99).await;
+        Ok(())
+    }));
+    assert_eq!(
+        items,
+        [
+            Ok(Event::data(1)),
+            Ok(Event::tool_call(2)),
+            Ok(Event::data(30)),
+            Ok(Event::data(1)),
+            Ok(Event::tool_call(2)),
+            Err(ErrorCode::ToolFailed),
+        ]
+    );
+}
+
+#[test]
+fn cancellation_is_checked_while_delegating() {
+    let driver = Driver::new();
+    let (guard, dropped) = DropGuard::new();
+    let ctx = Context::new();
+    let forever = futures_util::stream::repeat_with(|| Ok(Event::data(7_u8)));
+    let mut stream = pin!(stream::produce(&ctx, async move |mut e| {
+        let _guard = guard;
+        e.emit_all(forever).await?;
+        Ok(())
+    }));
+    for _ in 0..3 {
+        assert!(matches!(
+            driver.poll(stream.as_mut()),
+            Poll::Ready(Some(Ok(_)))
+        ));
+    }
+    ctx.cancel();
+    assert_eq!(driver.drain(stream), [Err(ErrorCode::Cancelled)]);
+    assert_eq!(drops(&dropped), 1);
 }

@@ -51,7 +51,7 @@ use futures_core::Stream;
 
 use crate::event::Event;
 pub use crate::event::EventResult;
-pub use crate::stream::produce::{Emit, Emitter, produce};
+pub use crate::stream::produce::{Emit, Emitter, ProduceBody, produce};
 pub use crate::stream_ext::{
     Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
     Payloads, ReadAhead, TryMapEvents,

@@ -1,28 +1,31 @@
 //! The inline form of [`#[stream_producer]`](crate::stream_producer): [`produce`] runs an async
 //! closure that is handed an [`Emitter`], on the same producer stream the attribute expands to.
 //!
-//! How one item travels: the first poll of `emitter.emit(x)` sends `x`: it puts it in the
-//! producer's slot (or, when the slot still holds an earlier value, at the back of the frame's
-//! queue) and returns `Pending`. The body future returns `Pending` too, and the producer takes
-//! the value out of the slot and hands it to the consumer. The emit future is ready once
-//! everything sent so far has been taken.
+//! How one item travels: `emitter.emit(x)` puts `x` in the producer's slot (or, when the slot
+//! still holds an earlier value, at the back of the frame's queue) and returns an [`Emit`]
+//! future, `Pending` until the value is taken. The body future returns `Pending` too, the
+//! producer takes the value out of the slot and hands it to the consumer, and the next poll of
+//! the body finds the slot empty and the emit future ready.
 //!
 //! The producer's body future is a [`Drive`]: it owns the user's closure, then the future the
 //! closure returns, and a pinned [`Frame`] that the emitter points at. The frame counts on the
 //! producer's contract: whenever the body future returns `Pending`, the producer takes what the
 //! slot holds before it polls the body again (and ends the stream when that is a `done` event).
-//! So the frame knows at every moment whether the slot is full without looking into it.
+//! So the `Drive` knows, each time it is polled, that the slot is empty, and records it in the
+//! frame's `open` word with the address of the waker it polls the body with; an emit sets the
+//! word's low bit. One load of that word tells an emit future whether its value was taken and
+//! whether it is polled with the body's own waker.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::marker::{PhantomData, PhantomPinned};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::ptr::NonNull;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use futures_core::FusedStream;
+use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::__private::{Anchor, Producer, YieldHandle, Yielder};
@@ -76,26 +79,28 @@ const UNSTARTED: u8 = 4;
 /// spawned task, a thread, a `'static` channel): each is a compile error. The emitter is
 /// invariant in `T`: a stream of `&'static str` does not accept a shorter-lived `&str`.
 ///
-/// # What an emit future does
+/// # Sending and waiting
 ///
-/// Its first poll sends the value; it is ready once the consumer has taken it, so the body runs
-/// no further ahead than one item. A value, once sent, reaches the consumer in order whatever
-/// happens to its future afterwards: dropped by `select!` after its first poll, held in a
-/// `FuturesUnordered` or a `join!`, or leaked. An emit future dropped before its first poll
-/// sends nothing, as a future does nothing until polled. [`Emitter::emit`] takes `&mut self`, so
-/// two emit futures never exist at once.
+/// `e.emit(x)` sends `x` when it is called; the returned future is ready once the consumer has
+/// taken it. Awaiting it is where the body hands the value to the stream, so the body runs no
+/// further ahead than one item. Whatever happens to the future, a value once sent reaches the
+/// consumer exactly once and in order: the future may be dropped before or after its first
+/// poll (by `select!`, also in a branch that is disabled or loses), held in a
+/// `FuturesUnordered` or a `join!`, or polled again before the value is taken (it owns no
+/// value, so leaking it changes nothing either). [`Emitter::emit`] takes `&mut self`, so two
+/// emit futures never exist at once.
 ///
-/// While an earlier value still waits to be taken (its future was dropped before it completed),
-/// the next values wait in a queue of the body's frame, and the body is not resumed until the
-/// queue is empty; that queue is the only allocation, and an ordinary `e.emit(x).await` never
-/// needs it. If the body ends while values are still waiting, they all come out before its
-/// terminal item.
+/// A value sent while an earlier one still waits to be taken (its future was not awaited to
+/// the end) waits in a queue of the body's frame, and the body is not resumed until the queue
+/// is empty. That queue is the only allocation, and `e.emit(x).await` never needs it. If the
+/// body ends while values wait, they all come out before its terminal item.
 ///
-/// Awaited from the body (directly, or in `select!`, `join!` or a combinator that polls it with
-/// the body's waker), an emit future never wakes a task. Polled under another waker (a
-/// `FuturesUnordered` of the body), it wakes that waker, so that whoever polls it polls it again
-/// after the consumer took the value. Blocking on an emit future inside the body (an executor's
-/// `block_on`) never returns: the value is taken only after the body returns to the stream.
+/// Awaited from the body (directly, or in `select!`, `join!` or any combinator that polls it
+/// with the body's waker), an emit future wakes no task. Polled under another waker (a
+/// `FuturesUnordered` in the body), it wakes that waker, so that whoever polls it polls it
+/// again on the body's next poll, after the consumer took the value. Blocking on an emit future
+/// inside the body (an executor's `block_on`) never returns: the value is taken only after the
+/// body returns to the stream.
 ///
 /// # Example
 ///
@@ -296,6 +301,43 @@ impl<T> Emitter<'_, T> {
             _emitter: PhantomData,
         }
     }
+
+    /// Forwards every event of another event stream (the inline form of `emit_all!`), and
+    /// returns the final value of its `done` event (`None` for a plain `done`, or when it ends
+    /// without one). Its `done` is not forwarded: this stream ends with its own. Its terminal
+    /// `Err` is returned, and `?` ends this stream with it. Cancellation is still checked
+    /// before every item.
+    ///
+    /// ```
+    /// use beluga_core::{Context, Event, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new();
+    /// let events = stream::produce(&ctx, async |mut e| {
+    ///     e.emit("hello").await;
+    ///     let last = e.emit_all(stream::iter(["big", "wide"])).await?;
+    ///     assert_eq!(last, None); // `stream::iter` ends with a plain `done`
+    ///     e.emit("world").await;
+    ///     Ok(())
+    /// });
+    /// let words = events.collect_events().await;
+    /// assert_eq!(words.data().copied().collect::<Vec<_>>(), ["hello", "big", "wide", "world"]);
+    /// # }
+    /// ```
+    pub async fn emit_all<S>(&mut self, stream: S) -> Result<Option<T>, Error>
+    where
+        S: Stream<Item = EventResult<T>>,
+    {
+        let mut stream = pin!(stream);
+        while let Some(item) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            match item {
+                Ok(event) if event.is_done() => return Ok(event.into_payload()),
+                Ok(event) => self.emit(event).await,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl<T> fmt::Debug for Emitter<'_, T> {
@@ -400,8 +442,18 @@ where
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         // Every `Pending` returned here let the producer take the slot's value, if any: the
-        // slot is empty now, unless a queued value is to take its place.
-        if self.frame.flags.get() != 0 {
+        // slot is empty now, unless a queued value is to take its place. (The frame is reached
+        // by projection: a `&Drive` would cover the body, which may hold references into its
+        // own state.)
+        let flags = self
+            .as_mut()
+            .project()
+            .frame
+            .into_ref()
+            .get_ref()
+            .flags
+            .get();
+        if flags != 0 {
             match self.as_mut().prepare() {
                 Prepared::Resume => {}
                 Prepared::Pending => return Poll::Pending,
@@ -411,9 +463,9 @@ where
         let this = self.project();
         let frame = this.frame.into_ref().get_ref();
         frame.open.set(waker_address(cx.waker()));
-        let Some(body) = this.body.as_pin_mut() else {
-            return Poll::Ready(Ok(None));
-        };
+        // SAFETY: the flags are clear, so `prepare` has created the body (it clears
+        // `UNSTARTED` only once the body is in place), and nothing takes it out again.
+        let body = unsafe { this.body.as_pin_mut().unwrap_unchecked() };
         match body.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) if frame.open.get() & FULL == 0 => {
