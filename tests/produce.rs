@@ -622,3 +622,21 @@ fn cancellation_is_checked_while_delegating() {
     assert_eq!(driver.drain(stream), [Err(ErrorCode::Cancelled)]);
     assert_eq!(drops(&dropped), 1);
 }
+
+#[test]
+fn an_emitter_lent_to_a_scoped_thread_sends_in_order() {
+    // The body waits for the scope, so the thread is the frame's only user meanwhile.
+    let driver = Driver::new();
+    let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
+        e.emit(1).await;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                drop(e.emit(2));
+                drop(e.emit(3));
+            });
+        });
+        e.emit(4).await;
+        Ok(())
+    }));
+    assert_eq!(items, data_then_done(&[1, 2, 3, 4]));
+}

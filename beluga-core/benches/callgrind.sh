@@ -154,6 +154,7 @@ case "$bench" in
         ratio "producer_deadline / baseline_checked" producer_deadline baseline_checked 1.5
         echo "the same budgets against the out-of-line baselines (see BENCHMARKS.md):"
         ratio "producer / baseline_outlined" producer baseline_outlined 1.5
+        ratio "produce / baseline_outlined" produce baseline_outlined 1.5
         ratio "producer_question / outlined_question" producer_question outlined_question 1.6
         ratio "producer_map_filter_map / outlined_map_filter_map" \
             producer_map_filter_map outlined_map_filter_map 1.5
