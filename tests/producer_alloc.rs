@@ -1,5 +1,6 @@
-//! A producer allocates nothing per item: the number of allocations to drain it does not grow
-//! with the number of items.
+//! A producer allocates nothing per item, in either form (`#[stream_producer]` and
+//! `stream::produce`): the number of allocations to drain it does not grow with the number of
+//! items.
 //!
 //! This binary installs a counting allocator that counts only the allocations of the thread
 //! being measured, so the test harness's own threads cannot disturb the figures.
@@ -7,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use beluga_core::{Context, Error, Event, EventStreamExt, stream_producer};
+use beluga_core::{Context, Error, Event, EventStreamExt, stream, stream_producer};
 use futures_util::{Stream, StreamExt};
 
 struct Counting;
@@ -95,6 +96,20 @@ fn no_allocation_per_item() {
     let few = allocations_to_drain(&rt, with_deadline, 10);
     let many = allocations_to_drain(&rt, with_deadline, 100_000);
     assert_eq!(few, many, "a producer with a deadline allocated per item");
+
+    let inline = |n| {
+        stream::produce(&ctx, async move |mut e| {
+            for i in 0..n {
+                let checked: Result<u64, Error> = Ok(i);
+                e.emit(checked?).await;
+            }
+            Ok(())
+        })
+    };
+    let few = allocations_to_drain(&rt, inline, 10);
+    let many = allocations_to_drain(&rt, inline, 100_000);
+    assert_eq!(few, many, "stream::produce allocated per item");
+    assert_eq!(few, 0, "stream::produce allocated");
 
     let pipeline = |n| {
         count(ctx.clone(), n)

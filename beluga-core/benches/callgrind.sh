@@ -32,7 +32,7 @@ case "$bench" in
             baseline_cancellable_deadline is_cancelled is_cancelled_token)
         ;;
     producer)
-        cases=(baseline_checked baseline_outlined producer baseline_question outlined_question
+        cases=(baseline_checked baseline_outlined producer produce baseline_question outlined_question
             producer_question async_stream_try baseline_bare async_stream_bare
             baseline_map_filter_map outlined_map_filter_map producer_map_filter_map
             producer_deadline)
@@ -166,13 +166,16 @@ case "$bench" in
         ;;
     producer)
         ratio "producer / baseline_checked" producer baseline_checked 1.5
+        ratio "produce / baseline_checked" produce baseline_checked 1.5
         ratio "producer / async_stream_try" producer async_stream_try 0.35
+        ratio "produce / producer (the inline form against the attribute)" produce producer
         ratio "producer_question / baseline_checked" producer_question baseline_checked 1.6
         ratio "producer_map_filter_map / baseline_map_filter_map" \
             producer_map_filter_map baseline_map_filter_map 1.5
         ratio "producer_deadline / baseline_checked" producer_deadline baseline_checked 1.5
         echo "the same budgets against the out-of-line baselines (see BENCHMARKS.md):"
         ratio "producer / baseline_outlined" producer baseline_outlined 1.5
+        ratio "produce / baseline_outlined" produce baseline_outlined 1.5
         ratio "producer_question / outlined_question" producer_question outlined_question 1.6
         ratio "producer_map_filter_map / outlined_map_filter_map" \
             producer_map_filter_map outlined_map_filter_map 1.5

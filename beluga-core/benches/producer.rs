@@ -1,4 +1,5 @@
-//! Per-item cost of `#[stream_producer]` against a hand-written stream and async-stream.
+//! Per-item cost of `#[stream_producer]` and its inline form `stream::produce` against a
+//! hand-written stream and async-stream.
 //!
 //! The same custom harness as `benches/pipeline.rs`, in `benches/support` (no criterion): every
 //! case drives `N` items (default 1,000,000) through a consumer that does
@@ -26,7 +27,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use async_stream::{stream, try_stream};
-use beluga_core::{Context, Error, Event, EventStreamExt, stream_producer};
+use beluga_core::{Context, Error, Event, EventStreamExt, stream, stream_producer};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
@@ -154,6 +155,16 @@ fn count_question(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>,
     }
 }
 
+/// The same producer in the inline form.
+fn count_inline(ctx: &Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> + use<> {
+    stream::produce(ctx, async move |mut e| {
+        for i in 0..n {
+            e.emit(i).await;
+        }
+        Ok(())
+    })
+}
+
 /// async-stream with the producer's semantics: the same items, the same check before each.
 fn async_stream_try(ctx: Context, n: u64) -> impl Stream<Item = Result<Event<u64>, Error>> {
     try_stream! {
@@ -223,6 +234,7 @@ enum Case {
     BaselineChecked,
     BaselineOutlined,
     Producer,
+    Produce,
     BaselineQuestion,
     OutlinedQuestion,
     ProducerQuestion,
@@ -241,6 +253,7 @@ impl support::Case for Case {
         Case::BaselineChecked,
         Case::BaselineOutlined,
         Case::Producer,
+        Case::Produce,
         Case::BaselineQuestion,
         Case::OutlinedQuestion,
         Case::ProducerQuestion,
@@ -259,6 +272,7 @@ impl support::Case for Case {
             Case::BaselineChecked => "baseline_checked",
             Case::BaselineOutlined => "baseline_outlined",
             Case::Producer => "producer",
+            Case::Produce => "produce",
             Case::BaselineQuestion => "baseline_question",
             Case::OutlinedQuestion => "outlined_question",
             Case::ProducerQuestion => "producer_question",
@@ -297,6 +311,7 @@ impl support::Case for Case {
                 time(rt, consume(Outlined { inner }))
             }
             Case::Producer => time(rt, consume(count(Context::new(), n))),
+            Case::Produce => time(rt, consume(count_inline(&Context::new(), n))),
             Case::BaselineQuestion => {
                 let counter = CheckedCounter::new(Context::new(), n);
                 time(rt, consume(QuestionCounter { counter }))
@@ -354,6 +369,11 @@ impl support::Case for Case {
             "the same budgets against the out-of-line baselines (see BENCHMARKS.md):"
         );
         support::budgets(&BUDGETS_OUTLINED, of, out);
+        let _ = writeln!(
+            out,
+            "produce / producer: {:.2}x (the inline form against the attribute)",
+            of(Case::Produce) / of(Case::Producer)
+        );
         let outlined = of(Case::BaselineOutlined);
         let _ = writeln!(
             out,
@@ -379,10 +399,16 @@ impl support::Case for Case {
 }
 
 /// The budgets of DESIGN.md: `(what, numerator, denominator, budget)`, a ratio of medians.
-const BUDGETS: [(&str, Case, Case, f64); 5] = [
+const BUDGETS: [(&str, Case, Case, f64); 6] = [
     (
         "producer / baseline_checked",
         Case::Producer,
+        Case::BaselineChecked,
+        1.5,
+    ),
+    (
+        "produce / baseline_checked",
+        Case::Produce,
         Case::BaselineChecked,
         1.5,
     ),
@@ -415,10 +441,16 @@ const BUDGETS: [(&str, Case, Case, f64); 5] = [
 /// The budgets again, each against the same hand-written stream behind an `#[inline(never)]`
 /// `poll_next`: the baseline that reproduces DESIGN.md's anchors (async-stream 6.6x, bare
 /// `stream!` 1.5x).
-const BUDGETS_OUTLINED: [(&str, Case, Case, f64); 4] = [
+const BUDGETS_OUTLINED: [(&str, Case, Case, f64); 5] = [
     (
         "producer / baseline_outlined",
         Case::Producer,
+        Case::BaselineOutlined,
+        1.5,
+    ),
+    (
+        "produce / baseline_outlined",
+        Case::Produce,
         Case::BaselineOutlined,
         1.5,
     ),

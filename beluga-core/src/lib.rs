@@ -12,7 +12,8 @@
 //!   of [`EventStreamExt`]; [`stream`] holds the constructors of new streams ([`stream::iter`],
 //!   and [`stream::merge`], where several streams meet) and the boxed alias [`BoxEventStream`].
 //! * [`#[stream_producer]`](macro@stream_producer): a function whose body `emit!`s its items
-//!   becomes an event stream that checks cancellation for you.
+//!   becomes an event stream that checks cancellation for you; [`stream::produce`] is its inline
+//!   form, an async closure that `emit`s through the [`Emitter`](stream::Emitter) it is handed.
 //! * [`Runnable`] and [`#[derive(Runnable)]`](macro@Runnable): a typed step whose `invoke` is
 //!   derived from its `stream`, with [`pipe`](RunnableExt::pipe),
 //!   [`runnable::parallel`] and [`batch`](RunnableExt::batch).
@@ -96,9 +97,9 @@
 //!
 //! 1. the event model: [`error`], then [`event`];
 //! 2. [`context`], then [`flow`];
-//! 3. the combinators ([`EventStreamExt`] and their stream types), then [`stream`] (aliases and
-//!    constructors);
-//! 4. the runtime of the macros (hidden: what `#[stream_producer]` expands to);
+//! 3. the combinators ([`EventStreamExt`] and their stream types);
+//! 4. the producer machinery (hidden: what `#[stream_producer]` expands to), then [`stream`]
+//!    (aliases and constructors, [`stream::produce`], the attribute's inline form, among them);
 //! 5. [`runnable`] (the trait, `pipe`, `parallel`, `batch`).
 //!
 //! This file only documents and re-exports. The integration tests check the layering on the
@@ -173,6 +174,57 @@ pub use crate::stream_ext::EventStreamExt;
 ///
 /// Options: `ctx = name` picks the context argument when there are several or its type is
 /// spelt another way; `crate = "path"` names `beluga_core` when it is renamed or re-exported.
+///
+/// For a stream that needs no named function, [`stream::produce`] is the inline form: an async
+/// closure handed an [`Emitter`](stream::Emitter), with the same semantics.
+///
+/// # From async-stream
+///
+/// async-stream's `stream!` and `try_stream!` are function-like macros: rustfmt leaves their
+/// bodies alone and rust-analyzer sees little inside. Here the body is ordinary Rust in both
+/// forms. Every stream carries `Result<Event<T>, Error>` items, so `stream!` and `try_stream!`
+/// become the same thing:
+///
+/// | async-stream | `#[stream_producer]` | [`stream::produce`] |
+/// |---|---|---|
+/// | `stream! { .. }`, `try_stream! { .. }` | `#[stream_producer] fn f(ctx: Context, ..) -> impl Stream<Item = EventResult<T>> { .. }` | `stream::produce(&ctx, async move \|mut e\| { ..; Ok(()) })` |
+/// | `yield x;` | `emit!(x);` | `e.emit(x).await;` |
+/// | `Err(e)?;` / `x?` in `try_stream!` | the same: `?` and `return Err(e)` end the stream with `Err(e.into())` | the same, in the closure |
+/// | a last item as the result | `return x;` or the tail expression: [`Event::done_with`]`(x)` | `e.emit(Event::done_with(x)).await;` |
+/// | `for await x in s { yield x; }` | `emit_all!(s)` (for another event stream) | `e.emit_all(s).await?` |
+/// | `for await x in s { .. }` | `while let Some(x) = s.next().await { .. }` (futures' `StreamExt`) | the same |
+/// | the consumer drops the stream | the body is dropped at once | the same |
+/// | nothing | the `Context` is checked before every item and while the body waits | the same, for the `ctx` given to `produce` |
+///
+/// ```
+/// use beluga_core::{stream, stream_producer, Context, Event, EventResult, EventStreamExt};
+/// use futures_util::{Stream, StreamExt};
+///
+/// // async-stream: `try_stream! { for w in words { yield w.len(); } }`
+/// #[stream_producer]
+/// fn lengths(ctx: Context, words: Vec<String>) -> impl Stream<Item = EventResult<usize>> {
+///     for w in words {
+///         emit!(w.len());
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = Context::new();
+/// let words = vec!["a".to_owned(), "bc".to_owned()];
+/// // The same inline, doubling what it reads (`for await n in inner { yield n * 2; }`).
+/// let inner = lengths(ctx.clone(), words);
+/// let doubled = stream::produce(&ctx, async move |mut e| {
+///     let mut inner = std::pin::pin!(inner.payloads());
+///     while let Some(n) = inner.next().await {
+///         e.emit(n? * 2).await;
+///     }
+///     Ok(())
+/// });
+/// let events = doubled.collect_events().await.events;
+/// assert_eq!(events, [Event::data(2), Event::data(4), Event::done()]);
+/// # }
+/// ```
 ///
 /// # A `'static` stream from a method
 ///

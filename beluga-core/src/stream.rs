@@ -43,12 +43,15 @@
 //! the final `done_with` of [`parallel`](crate::runnable::parallel) is its own result (every
 //! branch's, read by `invoke`'s rule), not a branch's `done`.
 
+mod produce;
+
 use std::pin::Pin;
 
 use futures_core::Stream;
 
 use crate::event::Event;
 pub use crate::event::EventResult;
+pub use crate::stream::produce::{Emit, Emitter, ProduceBody, produce};
 pub use crate::stream_ext::{
     Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
     Payloads, ReadAhead, TryMapEvents,

@@ -10,7 +10,6 @@ pub use self::producer::{Anchor, Final, IntoFinal, Producer, Yield, YieldHandle,
 pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::event::{Event, Yielded};
-pub use crate::stream::BoxEventStream;
 // The expansions name these here rather than as `::core::...`: a crate may put another crate
 // under the name `core`.
 pub use core::convert::From;
@@ -37,9 +36,12 @@ where
     Ok(None)
 }
 
-/// Boxes a producer into an [`BoxEventStream`], for a declared boxed return type.
+/// Boxes a producer into a `BoxEventStream` (the same type, spelled out: this module sits below
+/// the `stream` module that names it), for a declared boxed return type.
 #[inline]
-pub fn boxed<'a, T, S>(stream: S) -> BoxEventStream<'a, T>
+pub fn boxed<'a, T, S>(
+    stream: S,
+) -> std::pin::Pin<Box<dyn Stream<Item = Result<Event<T>, Error>> + Send + 'a>>
 where
     S: Stream<Item = Result<Event<T>, Error>> + Send + 'a,
 {

@@ -1,9 +1,11 @@
-//! What `emit!` accepts ([`IntoEvent`]) and how a value travels to the producer's slot.
+//! What a producer emits ([`IntoEvent`]) and how a value travels to the producer's slot.
 
 use crate::event::Event;
 
-/// What `emit!` accepts in a [`stream_producer`](crate::stream_producer) of `T` events: a
-/// payload `T`, sent as [`Event::data`], or a whole `Event<T>`, sent as it is.
+/// What a producer of `T` events emits, with `emit!` in a
+/// [`stream_producer`](crate::stream_producer) or [`Emitter::emit`](crate::stream::Emitter::emit)
+/// in [`stream::produce`](crate::stream::produce): a payload `T`, sent as [`Event::data`], or a
+/// whole `Event<T>`, sent as it is.
 ///
 /// ```
 /// use beluga_core::{Event, IntoEvent};
@@ -13,7 +15,7 @@ use crate::event::Event;
 #[diagnostic::on_unimplemented(
     message = "cannot emit `{Self}` from a producer of `{T}` events",
     label = "expected `{T}` or `Event<{T}>`",
-    note = "`emit!(value)` sends `Event::data(value)`; `emit!(event)` sends an `Event<{T}>` as it is",
+    note = "a payload `{T}` is sent as `Event::data(payload)`; an `Event<{T}>` is sent as it is",
     note = "a value of type `!` is one whose type was left to inference, which cannot choose \
             between `{T}` and `Event<{T}>`: write the type, like `emit!(text.parse::<{T}>()?)`"
 )]

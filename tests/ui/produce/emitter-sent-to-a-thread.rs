@@ -1,0 +1,12 @@
+// A thread outlives the body: the emitter cannot be moved into one.
+use beluga_core::stream;
+use beluga_core::Context;
+
+fn main() {
+    let ctx = Context::new();
+    let s = stream::produce(&ctx, async |mut e| {
+        std::thread::spawn(move || drop(e.emit(1_u32)));
+        Ok(())
+    });
+    drop(s);
+}

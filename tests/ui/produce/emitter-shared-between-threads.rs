@@ -1,0 +1,17 @@
+// A scoped thread may borrow the emitter mutably while the body waits for it, but no two
+// threads may share it: `&Emitter` is not `Send`.
+use beluga_core::stream;
+use beluga_core::Context;
+
+fn main() {
+    let ctx = Context::new();
+    let s = stream::produce(&ctx, async |mut e| {
+        e.emit(1_u32).await;
+        let shared = &e;
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(shared));
+        });
+        Ok(())
+    });
+    drop(s);
+}
