@@ -1,3 +1,5 @@
+// Over 500 lines because most of it is documentation: the crate docs and the user-facing docs of
+// the macros and `emit!`, each with runnable examples; the code is re-exports.
 //! Event streams for LLM and agent pipelines.
 //!
 //! beluga brings the core streaming primitives of the Go framework Beluga AI to Rust:

@@ -1,3 +1,5 @@
+// Over 500 lines: the producer stream and its slot are the unsafe core of the crate, kept in one
+// file so that every use of the slot and its safety argument can be read together.
 //! The stream behind `#[stream_producer]`: a pinned stream that owns a slot and the body, and
 //! hands the body a [`Yielder`] pointing at that slot.
 //!

@@ -1,3 +1,6 @@
+// Over 500 lines: the inline producer and its emitter are one unsafe-adjacent unit (the frame
+// the emitter points at, the body future that owns it, and their safety arguments) kept together
+// so that the whole argument can be read in one place; half of the file is documentation.
 //! The inline form of [`#[stream_producer]`](crate::stream_producer): [`produce`] runs an async
 //! closure that is handed an [`Emitter`], on the same producer stream the attribute expands to.
 //!

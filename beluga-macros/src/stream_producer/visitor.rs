@@ -1,3 +1,5 @@
+// Over 500 lines: one visitor with its scope rules, plus the token walk for other macros'
+// tokens, which must apply the same rules; splitting them would separate two halves of one rule set.
 //! Rewriting the body: `emit!`, `emit_all!` and `return` into calls on the hidden yielder.
 //!
 //! The body cannot use the `yield` keyword itself: rustc rejects `yield` as unstable syntax
