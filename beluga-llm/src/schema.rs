@@ -623,7 +623,7 @@ impl ChatRequest {
 /// `index` says which call of the answer a piece belongs to, so parallel calls can interleave.
 /// A piece with an `id` other than the one its index holds starts a new call there (some
 /// gateways reuse index 0 for every call). Providers that send no index use 0 and rely on the
-/// ids. `accumulate_tool_calls` assembles the
+/// ids. [`accumulate_tool_calls`](crate::ChatStreamExt::accumulate_tool_calls) assembles the
 /// pieces into [`ToolCall`]s.
 ///
 /// ```
@@ -703,7 +703,7 @@ impl ToolCallDelta {
 /// providers use onto these; deserializing does the same.
 ///
 /// A stream that ends without any finish reason was cut off: `generate` reports it as a
-/// truncated answer, not as a success.
+/// truncated answer, not as a success (see [`crate::error`]).
 ///
 /// ```
 /// use beluga_llm::schema::FinishReason;
@@ -914,7 +914,7 @@ impl Usage {
 ///
 /// A provider's `data` events carry what the model sent: a text delta, tool-call pieces, and
 /// on the last chunks the finish reason and the usage (any of them may be empty). After
-/// `accumulate_tool_calls`, each completed call
+/// [`accumulate_tool_calls`](crate::ChatStreamExt::accumulate_tool_calls), each completed call
 /// is a `tool_call` event whose chunk holds it in [`tool_call`](ChatChunk::tool_call), and
 /// the pieces are gone from the `data` chunks. A `tool_result` event's chunk holds a
 /// [`ToolResult`] in [`tool_result`](ChatChunk::tool_result), for streams that also carry the
@@ -1075,7 +1075,7 @@ impl ChatChunk {
 /// The assembled answer of one call: the assistant's message, why the model stopped, and the
 /// token counts (when the provider reported them).
 ///
-/// `generate` builds it from the stream; see `ChatModelExt::generate`.
+/// `generate` builds it from the stream; see [`ChatModelExt::generate`](crate::ChatModelExt::generate).
 ///
 /// ```
 /// use beluga_llm::schema::{AssistantMessage, ChatResponse, FinishReason, Message, Usage};
