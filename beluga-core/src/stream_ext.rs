@@ -9,6 +9,7 @@ mod merge;
 mod panic;
 mod payloads;
 mod read_ahead;
+mod ready;
 mod try_map_events;
 
 use futures_core::Stream;
