@@ -13,8 +13,8 @@
 //!   the last one, in the order they were woken, then the inputs still ready from the last one,
 //!   in their order. An input that returns an item stays in the round; one that returns `Pending` leaves
 //!   it until its waker brings it back. So a wake on one input of thousands polls that input
-//!   alone, and the cost of a poll does not grow with the number of inputs. When a round ends
-//!   with every input in it, polling goes back to the first way.
+//!   alone, and the cost of a poll does not grow with the number of inputs. When every input
+//!   returns an item in a round, polling goes back to the first way.
 //!
 //! Fair: each input is polled once per round (or per turn of the first way), and the woken
 //! inputs start every round, so an input woken while others are always ready is polled within
@@ -43,6 +43,10 @@ use std::sync::{Mutex, MutexGuard};
 ///
 /// Inputs are numbered by [`push`](ReadySet::push) from 0 (a removed input's number is given to
 /// the next one pushed).
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "four independent flags of the polling state, read on different paths"
+)]
 pub(crate) struct ReadySet<S: ?Sized> {
     slots: Vec<Slot<S>>,
     /// The numbers of the removed inputs' slots, to reuse.
@@ -61,6 +65,9 @@ pub(crate) struct ReadySet<S: ?Sized> {
     round: Vec<usize>,
     pos: usize,
     stale: bool,
+    /// Whether woken inputs joined this round (then it does not tell that every input is ready
+    /// without being woken).
+    joined: bool,
     live: usize,
     shared: Arc<Shared>,
     /// The woken inputs taken from the shared queue, swapped with it so that neither allocates
@@ -154,6 +161,7 @@ impl<S: ?Sized> ReadySet<S> {
             round: Vec::with_capacity(capacity),
             pos: 0,
             stale: false,
+            joined: false,
             live: 0,
             shared: Arc::new(Shared {
                 any: AtomicBool::new(false),
@@ -389,14 +397,21 @@ impl<S: ?Sized + Stream> ReadySet<S> {
             self.stale = false;
         }
         self.pos = 0;
+        // Every input returned an item in the round that ends, and none joined it woken: back to
+        // the first way. (Not when woken inputs complete the round: an input that is woken for
+        // each item would switch ways at every item.)
+        let all_ready = !self.joined
+            && self.round.len() == self.slots.len()
+            && self.live == self.slots.len()
+            && self.live > 0;
+        self.joined = false;
         if self.shared.any.load(Ordering::Acquire) {
             let mut queue = lock(&self.shared.queue);
             self.shared.take_woken(&mut queue, &mut self.woken);
             drop(queue);
             self.add_woken();
         }
-        if self.round.len() == self.slots.len() && self.live == self.slots.len() && self.live > 0 {
-            // Every input is in the round, so every one is ready: back to the first way.
+        if all_ready {
             self.all = true;
             self.next = self.round[0];
         }
@@ -417,6 +432,7 @@ impl<S: ?Sized + Stream> ReadySet<S> {
             join
         });
         if !self.woken.is_empty() {
+            self.joined = true;
             // The woken inputs first: one that is rarely ready gets its item out within a round
             // of the moment it was woken, however many inputs are always ready.
             self.woken.extend_from_slice(&self.round);
