@@ -171,6 +171,11 @@ pub use crate::stream_ext::EventStreamExt;
 /// kept. `emit!` accepts a payload or an event, so it cannot infer a type left open:
 /// `emit!(text.parse()?)` is an error, write `emit!(text.parse::<u32>()?)`.
 ///
+/// A producer with a mistake the attribute reports (an `emit!` in a closure, a missing
+/// `Context`) still expands to the function with its whole body, type-checked but never run:
+/// the body's own errors are reported beside the attribute's, and rust-analyzer keeps hover and
+/// completion in it, inside `emit!( .. )` too.
+///
 /// Why `emit!` and not the `yield` keyword: stable Rust rejects `yield` as unstable syntax while
 /// parsing the function, before any attribute can rewrite it. `emit!` needs no import.
 ///

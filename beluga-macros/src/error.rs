@@ -23,6 +23,11 @@ impl Errors {
         }
     }
 
+    /// Whether no error was collected.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errors.is_none()
+    }
+
     /// `Err` with every error collected, or `Ok` if there was none.
     pub(crate) fn finish(self) -> syn::Result<()> {
         match self.errors {

@@ -58,6 +58,16 @@ impl<T> Fallback<T> {
     pub fn new() -> Self {
         Fallback(std::marker::PhantomData)
     }
+
+    /// The fallback stream of a producer whose body is still type-checked: `body` is dropped
+    /// without being called. It says the body's payload type, when no `emit!` does.
+    pub fn checked<F, Fut>(body: F) -> Self
+    where
+        F: FnOnce(YieldHandle<T>) -> Fut,
+    {
+        drop(body);
+        Fallback(std::marker::PhantomData)
+    }
 }
 
 impl<T> Default for Fallback<T> {

@@ -60,10 +60,24 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
     errors.finish()?;
     Ok(Args {
         ctx,
-        krate: krate.unwrap_or_else(|| {
-            let mut path: Path = Ident::new("beluga_core", Span::call_site()).into();
-            path.leading_colon = Some(syn::Token![::](Span::call_site()));
-            path
-        }),
+        krate: krate.unwrap_or_else(default_krate),
     })
+}
+
+/// `::beluga_core`, for a dependency that is not renamed.
+fn default_krate() -> Path {
+    let mut path: Path = Ident::new("beluga_core", Span::call_site()).into();
+    path.leading_colon = Some(syn::Token![::](Span::call_site()));
+    path
+}
+
+impl Default for Args {
+    /// No context named, `beluga_core` under its own name: what the expansion uses when the
+    /// arguments have a mistake (already reported).
+    fn default() -> Self {
+        Args {
+            ctx: None,
+            krate: default_krate(),
+        }
+    }
 }

@@ -31,38 +31,22 @@ use super::visitor::{LABEL, final_value};
 pub(crate) fn producer(
     raw: &RawFn,
     producer: &Producer,
-    mut stmts: Vec<Stmt>,
+    stmts: Vec<Stmt>,
     krate: &syn::Path,
     yielder: &Ident,
     labelled: bool,
 ) -> TokenStream {
     let RawFn { attrs, vis, .. } = raw;
     let Producer { item, output, ctx } = producer;
-    let (sig, rebind, ctx) = move_patterns_in(&raw.sig, ctx);
-    // The body's value: its tail expression turned into the final value in place, so that a
-    // tail of the wrong type is pointed at; `None` when the body has no tail.
-    let tail = match stmts.pop() {
-        Some(Stmt::Expr(tail, None)) => final_value(krate, item, &tail),
-        Some(other) => {
-            stmts.push(other);
-            quote!(#krate::__private::None)
-        }
-        None => quote!(#krate::__private::None),
-    };
-    // The body's block, labelled when an `emit!` names the label (see `visitor::LABEL`).
-    let label = labelled.then(|| {
-        let label = syn::Lifetime::new(LABEL, Span::mixed_site());
-        quote!(#label:)
-    });
+    let (sig, rebind, ctx) = move_patterns_in(&raw.sig, Some(ctx));
+    let ctx = ctx.expect("a producer has a context");
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
-    let (watched, body, handle, anchor, value, stream) = (
+    let (watched, body, stream) = (
         hidden("__beluga_ctx"),
         hidden("__beluga_body"),
-        hidden("__beluga_handle"),
-        hidden("__beluga_anchor"),
-        hidden("__beluga_value"),
         hidden("__beluga_stream"),
     );
+    let closure = body_closure(item, stmts, krate, yielder, labelled, &rebind, false);
     let returned = match output {
         Output::Unboxed => quote!(#stream),
         Output::Boxed => {
@@ -79,18 +63,7 @@ pub(crate) fn producer(
         #(#attrs)*
         #vis #sig {
             let #watched = #krate::__private::Context::clone(&#ctx);
-            // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would be the
-            // closure's own (generic over it), not the one the signature gives the items.
-            let #body = move |#handle: #krate::__private::YieldHandle<_>| async move {
-                #(#rebind)*
-                let mut #anchor = #krate::__private::Anchor;
-                let mut #yielder = #handle.bind(&mut #anchor);
-                #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                {
-                    let #value: #krate::__private::Option<#item> = #label { #(#stmts)* #tail };
-                    #krate::__private::Ok::<_, #krate::__private::Error>(#value)
-                }
-            };
+            let #body = #closure;
             // SAFETY: the yielder is bound under a hygienic name that user code cannot spell,
             // and it borrows the anchor, a local of the body future: even where a macro moves it
             // (into a nested `async move` block), it cannot outlive the body future.
@@ -101,14 +74,65 @@ pub(crate) fn producer(
     }
 }
 
+/// The closure that creates the body future, from the rewritten statements:
+/// `move |handle: YieldHandle<_>| async move { ... }` (see [`producer`]).
+fn body_closure(
+    item: &syn::Type,
+    mut stmts: Vec<Stmt>,
+    krate: &syn::Path,
+    yielder: &Ident,
+    labelled: bool,
+    rebind: &[TokenStream],
+    neutral: bool,
+) -> TokenStream {
+    // The body's value: its tail expression turned into the final value in place, so that a
+    // tail of the wrong type is pointed at; `None` when the body has no tail.
+    let tail = match stmts.pop() {
+        Some(Stmt::Expr(tail, None)) => final_value(krate, item, &tail, neutral),
+        Some(other) => {
+            stmts.push(other);
+            quote!(#krate::__private::None)
+        }
+        None => quote!(#krate::__private::None),
+    };
+    // The body's block, labelled when an `emit!` names the label (see `visitor::LABEL`).
+    let label = labelled.then(|| {
+        let label = syn::Lifetime::new(LABEL, Span::mixed_site());
+        quote!(#label:)
+    });
+    let hidden = |name: &str| Ident::new(name, Span::mixed_site());
+    let (handle, anchor, value) = (
+        hidden("__beluga_handle"),
+        hidden("__beluga_anchor"),
+        hidden("__beluga_value"),
+    );
+    // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would be the closure's own
+    // (generic over it), not the one the signature gives the items.
+    quote! {
+        move |#handle: #krate::__private::YieldHandle<_>| async move {
+            #(#rebind)*
+            let mut #anchor = #krate::__private::Anchor;
+            let mut #yielder = #handle.bind(&mut #anchor);
+            #[allow(unreachable_code, clippy::diverging_sub_expression)]
+            {
+                let #value: #krate::__private::Option<#item> = #label { #(#stmts)* #tail };
+                #krate::__private::Ok::<_, #krate::__private::Error>(#value)
+            }
+        }
+    }
+}
+
 /// The signature with every argument bound by a pattern other than a plain name (`ref s`,
 /// `(a, b)`) taken under a hidden name, the `let`s that bind those patterns inside the body
 /// (as an `async fn` does: a `ref` binding borrows the body's own copy, not a local of the
 /// function that is gone when the stream runs), and the name under which the context is.
-fn move_patterns_in(sig: &Signature, ctx: &Ident) -> (Signature, Vec<TokenStream>, Ident) {
+fn move_patterns_in(
+    sig: &Signature,
+    ctx: Option<&Ident>,
+) -> (Signature, Vec<TokenStream>, Option<Ident>) {
     let mut sig = sig.clone();
     let mut rebind = Vec::new();
-    let mut ctx = ctx.clone();
+    let mut ctx = ctx.cloned();
     for (n, arg) in sig.inputs.iter_mut().enumerate() {
         let FnArg::Typed(arg) = arg else { continue };
         let simple = match &*arg.pat {
@@ -123,8 +147,8 @@ fn move_patterns_in(sig: &Signature, ctx: &Ident) -> (Signature, Vec<TokenStream
         // `mut` where a `ref mut` binding borrows it mutably.
         let mutability = binds_ref_mut(&arg.pat).then(|| quote!(mut));
         let pat = std::mem::replace(&mut *arg.pat, Pat::Verbatim(quote!(#mutability #hidden)));
-        if matches!(&pat, Pat::Ident(p) if p.ident == ctx) {
-            ctx = hidden.clone();
+        if matches!((&pat, &ctx), (Pat::Ident(p), Some(ctx)) if p.ident == *ctx) {
+            ctx = Some(hidden.clone());
         }
         // The argument's attributes (`#[cfg]`, lint levels) go with its binding.
         let attrs = &arg.attrs;
@@ -153,37 +177,60 @@ fn binds_ref_mut(pat: &Pat) -> bool {
     scan(pat.to_token_stream())
 }
 
-/// What is emitted when the producer has errors: the signature with a body that type-checks
-/// (so the errors are the only ones reported) and never runs.
+/// What is emitted beside the errors of a producer: the function with its whole body, still
+/// type-checked and visible to the IDE (hover and completion keep working), but never run: the
+/// body closure is created and dropped, and the function returns a stream that type-checks and
+/// is never polled. `None` as the body: a syntax error in it (already reported by rustc), so the
+/// signature only.
+///
+/// From
+/// ```text
+/// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> { body }
+/// ```
+/// into
+/// ```text
+/// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
+///     Fallback::<T>::checked(move |handle: YieldHandle<_>| async move { ... })  // as in `producer`
+/// }
+/// ```
 pub(crate) fn fallback(
     raw: &RawFn,
     item: Option<(&syn::Type, &Output)>,
+    body: Option<(Vec<Stmt>, &Ident, bool)>,
     krate: &syn::Path,
 ) -> TokenStream {
-    let RawFn {
-        attrs, vis, sig, ..
-    } = raw;
+    let RawFn { attrs, vis, .. } = raw;
+    let (mut sig, rebind, _) = move_patterns_in(&raw.sig, None);
     // Without the qualifiers a producer cannot have, so that they cause no error of their own.
-    let mut sig = sig.clone();
     sig.constness = None;
     sig.asyncness = None;
     sig.abi = None;
-    let body = match item {
-        Some((item, Output::Unboxed)) => quote!(#krate::__private::Fallback::<#item>::new()),
-        Some((item, Output::Boxed)) => {
-            quote!(#krate::__private::boxed(#krate::__private::Fallback::<#item>::new()))
-        }
+    sig.variadic = None;
+    let unit: syn::Type = syn::parse_quote!(());
+    let neutral = item.is_none();
+    let payload = item.map_or(&unit, |(item, _)| item);
+    // The stream, from the body closure (which it drops) when there is one: the closure's
+    // payload type is the declared one even when no `emit!` says it.
+    let stream = if let Some((stmts, yielder, labelled)) = body {
+        let closure = body_closure(payload, stmts, krate, yielder, labelled, &rebind, neutral);
+        quote!(#krate::__private::Fallback::<#payload>::checked(#closure))
+    } else {
+        quote!(#krate::__private::Fallback::<#payload>::new())
+    };
+    let returned = match item {
+        Some((_, Output::Unboxed)) => stream,
+        Some((_, Output::Boxed)) => quote!(#krate::__private::boxed(#stream)),
         None => {
             // An unusable return type (already reported): return nothing instead.
             sig.output = syn::ReturnType::Default;
-            quote!()
+            quote!(let _ = #stream;)
         }
     };
     quote! {
         #(#attrs)*
-        #[allow(unused_variables, unreachable_code)]
+        #[allow(unused_variables, unused_mut, unreachable_code)]
         #vis #sig {
-            #body
+            #returned
         }
     }
 }

@@ -12,8 +12,9 @@ use syn::visit_mut::VisitMut;
 use self::parse::RawFn;
 use crate::error::{Errors, with_errors};
 
-/// The macro: a correct producer expands to its stream; a wrong one to its errors plus a
-/// fallback function, so the user sees those errors and nothing else.
+/// The macro: a correct producer expands to its stream; a wrong one to its errors plus the
+/// function with its body still type-checked (see [`expand::fallback`]), so the user sees
+/// those errors and the body's own, and the IDE keeps working in the body.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let Ok(raw) = syn::parse2::<RawFn>(item.clone()) else {
         let error = syn::Error::new(
@@ -23,36 +24,39 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         );
         return with_errors(item, &error);
     };
-    let args = match args::parse(args) {
-        Ok(args) => Some(args),
-        Err(error) => {
-            let krate = default_krate();
-            let item = parse::return_item(&raw.sig).ok();
-            let fallback = expand::fallback(&raw, item.as_ref().map(|(t, o)| (t, o)), &krate);
-            return with_errors(fallback, &error);
-        }
-    };
-    let args = args.expect("returned above");
     let mut errors = Errors::default();
-
-    let producer = match parse::check(&raw.sig, &args) {
-        Ok(producer) => Some(producer),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
+    let args = args::parse(args).unwrap_or_else(|error| {
+        errors.push(error);
+        args::Args::default()
+    });
+    // After a mistake in the arguments, the signature is not checked: its context may well
+    // be the argument that was misspelt.
+    let producer = if errors.is_empty() {
+        parse::check(&raw.sig, &args)
+            .map_err(|e| errors.push(e))
+            .ok()
+    } else {
+        None
     };
+    let declared = match &producer {
+        Some(producer) => Some((producer.item.clone(), producer.output)),
+        None => parse::return_item(&raw.sig).ok(),
+    };
+    let declared_ref = declared.as_ref().map(|(item, output)| (item, output));
     let Ok(mut stmts) = parse::parse_body(raw.body.clone()) else {
         // A syntax error in the body. rustc has already reported it while parsing the item for
         // this attribute: add no second error, just the signature for the IDE.
-        let item = parse::return_item(&raw.sig).ok();
-        return expand::fallback(&raw, item.as_ref().map(|(t, o)| (t, o)), &args.krate);
+        let fallback = expand::fallback(&raw, declared_ref, None, &args.krate);
+        return match errors.finish() {
+            Ok(()) => fallback,
+            Err(error) => with_errors(fallback, &error),
+        };
     };
 
     let yielder = Ident::new("__beluga_yield", Span::mixed_site());
-    let placeholder: syn::Type = syn::parse_quote!(_);
-    let item_type = producer.as_ref().map_or(&placeholder, |p| &p.item);
-    let mut visitor = visitor::Visitor::new(&yielder, &args.krate, item_type);
+    let unit: syn::Type = syn::parse_quote!(());
+    let item_type = declared_ref.map_or(&unit, |(item, _)| item);
+    let mut visitor = visitor::Visitor::new(&yielder, &args.krate, item_type, declared.is_none());
     for stmt in &mut stmts {
         visitor.visit_stmt_mut(stmt);
     }
@@ -65,17 +69,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         (Ok(()), Some(producer)) => {
             expand::producer(&raw, &producer, stmts, &args.krate, &yielder, labelled)
         }
-        (Err(error), producer) => {
-            let item = producer
-                .map(|p| (p.item, p.output))
-                .or_else(|| parse::return_item(&raw.sig).ok());
-            let fallback = expand::fallback(&raw, item.as_ref().map(|(t, o)| (t, o)), &args.krate);
+        (Err(error), _) => {
+            let body = Some((stmts, &yielder, labelled));
+            let fallback = expand::fallback(&raw, declared_ref, body, &args.krate);
             with_errors(fallback, &error)
         }
         (Ok(()), None) => unreachable!("a missing producer is an error"),
     }
-}
-
-fn default_krate() -> syn::Path {
-    syn::parse_quote!(::beluga_core)
 }

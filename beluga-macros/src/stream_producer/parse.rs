@@ -38,6 +38,7 @@ impl Parse for RawFn {
 }
 
 /// How the stream leaves the function.
+#[derive(Clone, Copy)]
 pub(crate) enum Output {
     /// `impl Stream<Item = Result<Event<T>, Error>>`: returned as it is.
     Unboxed,

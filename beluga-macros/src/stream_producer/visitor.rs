@@ -48,6 +48,9 @@ pub(crate) struct Visitor<'a> {
     krate: &'a syn::Path,
     /// The payload type, for the final value of `return value`.
     item: &'a syn::Type,
+    /// Whether the payload type is unknown (the signature does not say it): then every `emit!`
+    /// and final value is only type-checked on its own, with nothing to send it to.
+    neutral: bool,
     scope: Scope,
     /// Whether an expansion names the body's label (see [`LABEL`]).
     pub(crate) labelled: bool,
@@ -55,11 +58,17 @@ pub(crate) struct Visitor<'a> {
 }
 
 impl<'a> Visitor<'a> {
-    pub(crate) fn new(yielder: &'a Ident, krate: &'a syn::Path, item: &'a syn::Type) -> Self {
+    pub(crate) fn new(
+        yielder: &'a Ident,
+        krate: &'a syn::Path,
+        item: &'a syn::Type,
+        neutral: bool,
+    ) -> Self {
         Visitor {
             yielder,
             krate,
             item,
+            neutral,
             scope: Scope::Body,
             labelled: false,
             errors: Errors::default(),
@@ -102,6 +111,9 @@ impl<'a> Visitor<'a> {
     /// `Yielder::value({ dead break; &mut yielder }, IntoEvent::<T>::__into_yielded(value)).await`,
     /// spanned on the user's `value` so that a type error points there.
     fn emit(&mut self, value: &TokenStream, value_span: Span, span: Span) -> TokenStream {
+        if self.neutral {
+            return neutral(value, span);
+        }
         let yielder = self.yielder_ref(span);
         let (krate, item) = (respan(self.krate, value_span), self.item);
         let call = quote_spanned! {value_span=>
@@ -116,6 +128,9 @@ impl<'a> Visitor<'a> {
     /// From `emit_all!(stream)` into `forward({ dead break; &mut yielder }, stream).await?`:
     /// forwards every event of `stream`, evaluates to its final value.
     fn emit_all(&mut self, stream: &TokenStream, span: Span) -> TokenStream {
+        if self.neutral {
+            return neutral(stream, span);
+        }
         let yielder = self.yielder_ref(span);
         let krate = self.krate;
         quote_spanned! {span=>
@@ -134,7 +149,7 @@ impl<'a> Visitor<'a> {
                 mac,
                 "`emit!` takes one value: `emit!(payload)` or `emit!(event)`",
             );
-            quote_spanned! {span=> () }
+            self.neutral_tokens(&mac.tokens, span)
         }
     }
 
@@ -149,8 +164,27 @@ impl<'a> Visitor<'a> {
                 mac,
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`",
             );
-            quote_spanned! {span=> () }
+            self.neutral_tokens(&mac.tokens, span)
         }
+    }
+
+    /// The arguments of an `emit!` or `emit_all!` that is an error (misplaced, or not one
+    /// value), still type-checked where they are: from `emit!(a, b)` into `{ let _ = (a, b); }`,
+    /// with the visitor's rules applied inside. The body stays visible to the IDE (completion
+    /// inside `emit!(` works), and a type error of its own in the value is still reported.
+    fn neutral_tokens(&mut self, tokens: &TokenStream, span: Span) -> TokenStream {
+        let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
+        let value = match parser.parse2(tokens.clone()) {
+            Ok(mut exprs) => {
+                for expr in &mut exprs {
+                    self.visit_expr_mut(expr);
+                }
+                exprs.into_token_stream()
+            }
+            // Not even expressions (`emit!(x.)` while typing): nothing can be checked.
+            Err(_) => TokenStream::new(),
+        };
+        neutral(&quote!((#value)), span)
     }
 
     /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
@@ -175,7 +209,7 @@ impl<'a> Visitor<'a> {
                     };
                     quote_spanned! {span=> #krate::__private::Err(#from) }
                 } else {
-                    let value = final_value(self.krate, self.item, value);
+                    let value = final_value(self.krate, self.item, value, self.neutral);
                     quote_spanned! {span=> #krate::__private::Ok(#value) }
                 }
             }
@@ -326,12 +360,12 @@ impl<'a> Visitor<'a> {
     /// elsewhere.
     fn walk_emit(&mut self, name: &str, tokens: &[TokenTree], args: &Group) -> TokenStream {
         let original: TokenStream = tokens.iter().cloned().collect();
-        if self.scope != Scope::Body {
-            self.misplaced(&original, &format!("`{name}!`"));
-            return original;
-        }
         // The name's span, as for an `emit!` the syntax tree holds (see `Spanned for Macro`).
         let span = tokens[0].span();
+        if self.scope != Scope::Body {
+            self.misplaced(&original, &format!("`{name}!`"));
+            return self.neutral_tokens(&args.stream(), span);
+        }
         let value = self.walk(args.stream());
         if syn::parse2::<Expr>(value.clone()).is_err() {
             let message = if name == "emit" {
@@ -340,7 +374,7 @@ impl<'a> Visitor<'a> {
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`"
             };
             self.errors.push_spanned(&original, message);
-            return original;
+            return self.neutral_tokens(&args.stream(), span);
         }
         if name == "emit" {
             self.emit(&value, args.span(), span)
@@ -413,10 +447,21 @@ impl<'a> Visitor<'a> {
 
 /// The final value of a body that ends with `value`: `None` for `()`, `Some(value)` for a `T`.
 /// A `let` with the type written out, spanned on `value`, so that a value of the wrong type is
-/// reported there as the mismatch it is.
-pub(crate) fn final_value(krate: &syn::Path, item: &syn::Type, value: &Expr) -> TokenStream {
+/// reported there as the mismatch it is. `neutral` (the payload type is unknown): `value` is
+/// evaluated and the body has no final value.
+pub(crate) fn final_value(
+    krate: &syn::Path,
+    item: &syn::Type,
+    value: &Expr,
+    neutral: bool,
+) -> TokenStream {
     let span = value.span();
     let krate = respan(krate, span);
+    if neutral {
+        return quote_spanned! {span=>
+            { let _ = #value; #krate::__private::None }
+        };
+    }
     let final_value = Ident::new("__beluga_final", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
         {
@@ -427,6 +472,11 @@ pub(crate) fn final_value(krate: &syn::Path, item: &syn::Type, value: &Expr) -> 
             #final_value
         }
     }
+}
+
+/// From the arguments of an `emit!` that sends nothing into `{ let _ = value; }`.
+fn neutral(value: &TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=> { let _ = #value; } }
 }
 
 /// `e` if `expr` is the call `Err(e)`.
@@ -527,12 +577,23 @@ impl VisitMut for Visitor<'_> {
             Expr::Async(_) => {
                 self.in_scope(Scope::Async, |v| visit_mut::visit_expr_mut(v, expr));
             }
-            Expr::Yield(ExprYield { yield_token, .. }) => {
+            Expr::Yield(ExprYield {
+                yield_token,
+                expr: value,
+                ..
+            }) => {
                 // rustc has already rejected the syntax; say what to write instead.
                 self.errors.push_spanned(
                     *yield_token,
                     "`yield` is not stable Rust: write `emit!(value)` to send a value from a producer",
                 );
+                // From `yield value` into `{ let _ = value; }`, still type-checked.
+                let span = yield_token.span;
+                let mut value = value.as_deref().cloned();
+                if let Some(value) = &mut value {
+                    self.visit_expr_mut(value);
+                }
+                *expr = Expr::Verbatim(neutral(&quote!((#value)), span));
             }
             Expr::Return(_) => {
                 visit_mut::visit_expr_mut(self, expr);
@@ -544,22 +605,22 @@ impl VisitMut for Visitor<'_> {
                 }
             }
             Expr::Macro(ExprMacro { mac, attrs }) if is_named(mac, "emit") => {
-                if self.scope == Scope::Body {
-                    let tokens = self.rewrite_emit(mac);
-                    *expr = verbatim(&std::mem::take(attrs), &tokens);
+                let tokens = if self.scope == Scope::Body {
+                    self.rewrite_emit(mac)
                 } else {
-                    let mac = mac.clone();
-                    self.misplaced(&mac, "`emit!`");
-                }
+                    self.misplaced(&*mac, "`emit!`");
+                    self.neutral_tokens(&mac.tokens, mac.span())
+                };
+                *expr = verbatim(&std::mem::take(attrs), &tokens);
             }
             Expr::Macro(ExprMacro { mac, attrs }) if is_named(mac, "emit_all") => {
-                if self.scope == Scope::Body {
-                    let tokens = self.rewrite_emit_all(mac);
-                    *expr = verbatim(&std::mem::take(attrs), &tokens);
+                let tokens = if self.scope == Scope::Body {
+                    self.rewrite_emit_all(mac)
                 } else {
-                    let mac = mac.clone();
-                    self.misplaced(&mac, "`emit_all!`");
-                }
+                    self.misplaced(&*mac, "`emit_all!`");
+                    self.neutral_tokens(&mac.tokens, mac.span())
+                };
+                *expr = verbatim(&std::mem::take(attrs), &tokens);
             }
             Expr::Macro(ExprMacro { mac, .. }) => self.rewrite_macro_tokens(mac),
             _ => visit_mut::visit_expr_mut(self, expr),
