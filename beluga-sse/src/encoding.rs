@@ -12,12 +12,30 @@
 //!   stream that ended early from a connection that was lost.
 //!
 //! After a `done` event or an error no more calls come.
+//!
+//! | encoding | for | ends with | terminal error |
+//! |---|---|---|---|
+//! | [`BelugaJson`] | any `Event<T>` with `T: Serialize` | the `done` event | a frame named `error` |
+//! | [`OpenAiChunks`] (feature `llm`) | `Event<ChatChunk>` | `data: [DONE]` | `data: {"error":{…}}` |
+//! | [`VercelUiStream`] (feature `llm`) | `Event<ChatChunk>` | `finish`, `data: [DONE]` | an `error` part, `data: [DONE]` |
+//!
+//! [`OpenAiChunks`]: https://docs.rs/beluga-sse/latest/beluga_sse/encoding/struct.OpenAiChunks.html
+//! [`VercelUiStream`]: https://docs.rs/beluga-sse/latest/beluga_sse/encoding/struct.VercelUiStream.html
+//! `ChatChunk` is `beluga_llm::schema::ChatChunk`.
 
 pub(crate) mod beluga_json;
+#[cfg(feature = "llm")]
+mod openai;
+#[cfg(feature = "llm")]
+mod vercel;
 
 use beluga_core::{Error, Event};
 
 pub use self::beluga_json::BelugaJson;
+#[cfg(feature = "llm")]
+pub use self::openai::OpenAiChunks;
+#[cfg(feature = "llm")]
+pub use self::vercel::VercelUiStream;
 use crate::frame::Frame;
 
 /// Turns the items of an event stream into [`Frame`]s; see the [module docs](self).
@@ -80,4 +98,19 @@ pub trait Encoding<T>: Send + 'static {
     /// Appends the frames that say the stream ended without a terminal item (no `done`, no
     /// error). Nothing follows.
     fn cut(&mut self, out: &mut Vec<Frame>);
+}
+
+/// 64 random-looking bits in hex, for ids that only need to differ (a chunk id, a message id),
+/// not to be unguessable.
+#[cfg_attr(not(feature = "llm"), allow(dead_code))]
+pub(crate) fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded from the operating system's randomness, once per process and
+    // then per instance; the counter keeps two ids of one instant apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", hasher.finish())
 }
