@@ -424,7 +424,7 @@ async fn unknown_malformed_and_future_ids_are_refused_with_json_errors() {
     assert_eq!(status, 400);
     assert_eq!(
         body["message"],
-        format!("event 9 of stream `{id}` has not been sent: the stream is at event 4")
+        format!("event 9 of stream `{id}` has not been sent: the stream is at event 3")
     );
 }
 

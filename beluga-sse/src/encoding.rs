@@ -16,11 +16,9 @@
 //! | encoding | for | ends with | terminal error |
 //! |---|---|---|---|
 //! | [`BelugaJson`] | any `Event<T>` with `T: Serialize` | the `done` event | a frame named `error` |
-//! | [`OpenAiChunks`] (feature `llm`) | `Event<ChatChunk>` | `data: [DONE]` | `data: {"error":{…}}` |
-//! | [`VercelUiStream`] (feature `llm`) | `Event<ChatChunk>` | `finish`, `data: [DONE]` | an `error` part, `data: [DONE]` |
+//! | `OpenAiChunks` (feature `llm`) | `Event<ChatChunk>` | `data: [DONE]` | `data: {"error":{…}}` |
+//! | `VercelUiStream` (feature `llm`) | `Event<ChatChunk>` | `finish`, `data: [DONE]` | an `error` part, `data: [DONE]` |
 //!
-//! [`OpenAiChunks`]: https://docs.rs/beluga-sse/latest/beluga_sse/encoding/struct.OpenAiChunks.html
-//! [`VercelUiStream`]: https://docs.rs/beluga-sse/latest/beluga_sse/encoding/struct.VercelUiStream.html
 //! `ChatChunk` is `beluga_llm::schema::ChatChunk`.
 
 pub(crate) mod beluga_json;

@@ -255,6 +255,7 @@ impl Replay {
     /// let replay = Replay::new(ReplayOptions::new()).unwrap();
     /// let first = replay.start(&Context::new(), BelugaJson, |_| stream::iter(["a", "b"])).unwrap();
     /// let id = first.stream_id().unwrap().to_owned();
+    /// tokio::task::yield_now().await; // the stream's task runs
     /// let again = replay.resume(&format!("{id}:1")).unwrap(); // continues with event 2
     /// let all = replay.resume(&format!("{id}:0")).unwrap(); // from the first event
     /// assert_eq!(again.stream_id(), Some(id.as_str()));
@@ -304,8 +305,9 @@ impl Replay {
             }
             if from > next {
                 return Err(invalid(format!(
-                    "event {} of stream `{stream}` has not been sent: the stream is at event {next}",
+                    "event {} of stream `{stream}` has not been sent: the stream is at event {}",
                     last.position(),
+                    next - 1,
                 )));
             }
             state.readers.insert(ReaderSlot {
