@@ -3,20 +3,23 @@
 //! into one.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
+use async_nats::jetstream::consumer::push::{Ordered, OrderedConfig, OrderedErrorKind};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use beluga_core::{Error, ErrorCode, Event, EventResult};
+use futures_util::future::BoxFuture;
 use futures_util::stream::FusedStream;
 use futures_util::{Stream, StreamExt};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::{Instant, Interval, Sleep};
 
 use crate::relay::{Relay, unavailable};
 use crate::wire::{self, ItemKind};
@@ -65,6 +68,14 @@ pub enum Position {
 #[must_use = "streams do nothing unless polled"]
 pub struct RemoteStream<T> {
     messages: Option<Ordered>,
+    /// A new consumer being created, after the connection to the broker came back.
+    reopen: Option<BoxFuture<'static, Ordered>>,
+    /// Where a new consumer starts when no item has been read yet.
+    start: DeliverPolicy,
+    subject: String,
+    /// The client's connection count when the consumer was created.
+    connects: u64,
+    reconnect_check: Interval,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     next_index: u64,
@@ -142,6 +153,11 @@ pub(crate) async fn open<T: DeserializeOwned>(
 
     let mut stream = RemoteStream {
         messages: None,
+        reopen: None,
+        start: deliver_policy,
+        subject: subject.clone(),
+        connects: inner.client.statistics().connects.load(Ordering::Relaxed),
+        reconnect_check: tokio::time::interval(RECONNECT_CHECK),
         idle: Box::pin(tokio::time::sleep(config.idle_timeout())),
         idle_timeout: config.idle_timeout(),
         next_index,
@@ -159,27 +175,46 @@ pub(crate) async fn open<T: DeserializeOwned>(
         return Ok(stream);
     }
 
-    // Pull requests expire (and a silent server is noticed) within a few seconds, so that a
-    // restarted broker is found again well within the idle timeout.
-    let max_expires =
-        (config.idle_timeout() / 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+    let messages = consume(relay.clone(), subject, deliver_policy).await?;
+    stream.messages = Some(messages);
+    stream.presence = Some(spawn_presence(relay, id));
+    Ok(stream)
+}
+
+/// How often a consumer checks whether its client has reconnected to the broker.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
+
+/// A JetStream ordered push consumer of `subject` from `policy`: JetStream flow-controls it,
+/// and the client recreates it from the last delivered item when heartbeats stop.
+async fn consume(relay: Relay, subject: String, policy: DeliverPolicy) -> Result<Ordered, Error> {
+    let inner = &relay.inner;
     let consumer = inner
         .stream
         .create_consumer(OrderedConfig {
+            deliver_subject: inner.client.new_inbox(),
             filter_subject: subject,
-            deliver_policy,
-            max_expires,
+            deliver_policy: policy,
             ..OrderedConfig::default()
         })
         .await
         .map_err(|e| unavailable("nats.subscribe", "cannot create a JetStream consumer", e))?;
-    let messages = consumer
+    consumer
         .messages()
         .await
-        .map_err(|e| unavailable("nats.subscribe", "cannot read from JetStream", e))?;
-    stream.messages = Some(messages);
-    stream.presence = Some(spawn_presence(relay, id));
-    Ok(stream)
+        .map_err(|e| unavailable("nats.subscribe", "cannot read from JetStream", e))
+}
+
+/// [`consume`] again until it works (a restarted broker may need a moment for JetStream); the
+/// stream's idle timeout bounds the attempts.
+async fn reconsume(relay: Relay, subject: String, policy: DeliverPolicy) -> Ordered {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Ok(messages) = consume(relay.clone(), subject.clone(), policy).await {
+            return messages;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
 }
 
 /// Tells the publisher, every presence interval, that this consumer is attached, and that it
@@ -253,11 +288,36 @@ impl<T> RemoteStream<T> {
         self.relay.cancel(&self.id).await
     }
 
-    /// Ends the stream with `err`: the consumer and the presence task go at once.
+    /// Ends the stream: the consumer and the presence task go at once.
     fn finish(&mut self) {
         self.done = true;
         self.messages = None;
+        self.reopen = None;
         self.presence = None;
+    }
+
+    /// After the client reconnected (a restarted broker has lost its consumers), starts a new
+    /// consumer right after the last item read.
+    fn check_reconnect(&mut self, cx: &mut TaskContext<'_>) {
+        while self.reconnect_check.poll_tick(cx).is_ready() {
+            let client = &self.relay.inner.client;
+            let connects = client.statistics().connects.load(Ordering::Relaxed);
+            if connects != self.connects {
+                self.connects = connects;
+                let policy = match self.last_sequence {
+                    Some(sequence) => DeliverPolicy::ByStartSequence {
+                        start_sequence: sequence + 1,
+                    },
+                    None => self.start,
+                };
+                self.messages = None;
+                self.reopen = Some(Box::pin(reconsume(
+                    self.relay.clone(),
+                    self.subject.clone(),
+                    policy,
+                )));
+            }
+        }
     }
 
     fn fail(&mut self, err: Error) -> Poll<Option<EventResult<T>>> {
@@ -315,6 +375,13 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
         if this.done {
             return Poll::Ready(None);
         }
+        this.check_reconnect(cx);
+        if let Some(reopen) = this.reopen.as_mut()
+            && let Poll::Ready(messages) = reopen.as_mut().poll(cx)
+        {
+            this.reopen = None;
+            this.messages = Some(messages);
+        }
         while let Some(messages) = this.messages.as_mut() {
             match messages.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(message))) => {
@@ -324,6 +391,8 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
                         return poll;
                     }
                 }
+                // Transient: the consumer is recreated on the next poll.
+                Poll::Ready(Some(Err(e))) if e.kind() == OrderedErrorKind::MissingHeartbeat => {}
                 Poll::Ready(Some(Err(e))) => {
                     let err = unavailable("nats.subscribe", "JetStream stopped delivering", e);
                     return this.fail(err);

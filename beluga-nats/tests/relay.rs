@@ -592,3 +592,43 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_between_items_loses_nothing_and_the_reader_goes_on() {
+    let mut server = NatsServer::start();
+    let config = config().with_ack_timeout(Duration::from_millis(500));
+    let publisher = relay(&server.url(), config.clone()).await;
+    let consumer = relay(&server.url(), config).await;
+    let n = 150;
+    let (guard, _, produced) = probe();
+    let task = tokio::spawn(async move {
+        publisher
+            .publish(&Context::new(), "restart", |ctx| {
+                numbers(ctx, n, Duration::from_millis(10), guard, produced)
+            })
+            .await
+    });
+    let mut events = consumer
+        .subscribe::<u64>("restart", Position::Start)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut longest_gap = Duration::ZERO;
+    let mut last = tokio::time::Instant::now();
+    while let Some(item) = events.next().await {
+        longest_gap = longest_gap.max(last.elapsed());
+        last = tokio::time::Instant::now();
+        got.push(item);
+        if got.len() == 40 {
+            server.restart();
+        }
+    }
+    let expected: Vec<_> = (0..n)
+        .map(|i| ok(Event::data(i)))
+        .chain([ok(Event::done())])
+        .collect();
+    assert!(got == expected, "{:?}", got.last());
+    assert_eq!(task.await.unwrap().unwrap().ending(), &Ending::Done);
+    eprintln!("broker restart: longest wait for an item {longest_gap:?}");
+    assert!(longest_gap < Duration::from_secs(3), "{longest_gap:?}");
+}
