@@ -331,3 +331,30 @@ fn iter_and_iter_mut_see_the_live_inputs() {
     assert_eq!(merged.iter_mut().count(), 2);
     assert_eq!(merged.into_inner().len(), 2);
 }
+
+#[test]
+fn a_dropped_merge_lets_go_of_its_task_even_while_an_input_waker_lives_on() {
+    let inbox = Arc::new(Inbox::default());
+    let mut merged = stream::merge([Fed(Arc::clone(&inbox))]);
+    let task = Arc::new(CountWakes(Arc::new(AtomicUsize::new(0))));
+    let waker = Waker::from(Arc::clone(&task));
+    let polled = Pin::new(&mut merged).poll_next(&mut TaskContext::from_waker(&waker));
+    assert!(polled.is_pending());
+    drop(waker);
+    assert_eq!(
+        Arc::strong_count(&task),
+        2,
+        "the merge keeps the task's waker"
+    );
+    // The input's waker stays in the inbox, as a channel's would.
+    let input_waker = inbox.waker.lock().unwrap().take().expect("the input waits");
+    drop(merged);
+    assert_eq!(
+        Arc::strong_count(&task),
+        1,
+        "the merge is gone, its task's waker too"
+    );
+    // A late wake of the dropped merge's input reaches nobody, and breaks nothing.
+    input_waker.wake();
+    assert_eq!(task.0.load(Ordering::SeqCst), 0);
+}

@@ -271,7 +271,19 @@ impl<S: ?Sized> ReadySet<S> {
 
     /// The inputs, in number order.
     pub(crate) fn into_streams(self) -> impl Iterator<Item = Pin<Box<S>>> {
-        self.slots.into_iter().filter_map(|slot| slot.stream)
+        let mut this = self;
+        std::mem::take(&mut this.slots)
+            .into_iter()
+            .filter_map(|slot| slot.stream)
+    }
+}
+
+impl<S: ?Sized> Drop for ReadySet<S> {
+    fn drop(&mut self) {
+        // An input's waker may outlive the set (kept by whatever the input waited on): it must
+        // not keep the polling task's waker alive with it.
+        let parent = lock(&self.shared.queue).parent.take();
+        drop(parent);
     }
 }
 
