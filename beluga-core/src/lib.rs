@@ -100,7 +100,8 @@
 //! 1. the event model: [`error`], then [`event`];
 //! 2. [`context`], then [`flow`];
 //! 3. the combinators ([`EventStreamExt`] and their stream types);
-//! 4. the producer machinery (hidden: what `#[stream_producer]` expands to), then [`stream`]
+//! 4. the producer machinery (hidden: the compile-time checks the macros' expansions call, then
+//!    what `#[stream_producer]` expands to), then [`stream`]
 //!    (aliases and constructors, [`stream::produce`], the attribute's inline form, among them);
 //! 5. [`runnable`] (the trait, `pipe`, `parallel`, `batch`).
 //!
@@ -114,6 +115,8 @@ extern crate self as beluga_core;
 
 #[doc(hidden)]
 pub mod __private;
+#[doc(hidden)]
+pub mod checks;
 pub mod context;
 pub mod error;
 pub mod event;
