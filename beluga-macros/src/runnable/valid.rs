@@ -1,6 +1,6 @@
 //! Checking that the type and its attribute say everything the impl needs.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Ident, Path, Type};
 
@@ -75,6 +75,21 @@ impl Input<'_> {
                 }
             }
             Some(_) => {}
+        }
+        for (key, ty) in [("input", &attrs.input), ("output", &attrs.output)] {
+            if let Some(ty) = ty {
+                if let Some(reference) = elided_reference(ty) {
+                    errors.push_spanned(
+                        reference,
+                        format!(
+                            "`{key} = {}` borrows for a lifetime the runnable cannot name: write \
+                             an owned type, `{key} = {}` (or a `'static` reference)",
+                            render(ty),
+                            owned(ty),
+                        ),
+                    );
+                }
+            }
         }
         errors.finish()?;
         match (&attrs.input, &attrs.output, &attrs.stream) {
@@ -162,6 +177,57 @@ fn render(tokens: &impl ToTokens) -> String {
         text = text.replace(from, to);
     }
     text
+}
+
+/// The first `&` in `ty` without a lifetime (or with `'_`): `Runnable`'s associated types have
+/// no lifetime to give it.
+pub(crate) fn elided_reference(ty: &Type) -> Option<TokenStream> {
+    fn scan(tokens: TokenStream) -> Option<TokenStream> {
+        let tts: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, tt) in tts.iter().enumerate() {
+            match tt {
+                TokenTree::Group(group) => {
+                    if let Some(found) = scan(group.stream()) {
+                        return Some(found);
+                    }
+                }
+                TokenTree::Punct(p) if p.as_char() == '&' => {
+                    let named = match (tts.get(i + 1), tts.get(i + 2)) {
+                        (Some(TokenTree::Punct(q)), Some(TokenTree::Ident(name)))
+                            if q.as_char() == '\'' =>
+                        {
+                            name != "_"
+                        }
+                        _ => false,
+                    };
+                    if !named {
+                        return Some(tts[i..tts.len().min(i + 2)].iter().cloned().collect());
+                    }
+                }
+                TokenTree::Punct(p) if p.as_char() == '\'' => {
+                    if matches!(tts.get(i + 1), Some(TokenTree::Ident(name)) if name == "_") {
+                        return Some(tts[i..i + 2].iter().cloned().collect());
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    scan(ty.to_token_stream())
+}
+
+/// What to write instead of a borrowed type: `String` for `&str`, `Vec<T>` for `&[T]`, else
+/// the type without its `&`.
+fn owned(ty: &Type) -> String {
+    match ty {
+        Type::Reference(reference) => match &*reference.elem {
+            Type::Path(path) if path.path.is_ident("str") => "String".to_owned(),
+            Type::Slice(slice) => format!("Vec<{}>", render(&slice.elem)),
+            other => render(other),
+        },
+        other => render(other).replace('&', ""),
+    }
 }
 
 /// `::beluga_core`, for a dependency that is not renamed.
