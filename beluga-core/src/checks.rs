@@ -209,7 +209,7 @@ impl<T> Stream for Fallback<T> {
 
 /// The stream method of a `#[derive(Runnable)]`, to be called as `method(this, ctx, input)`.
 ///
-/// The derive calls [`ResolveStreamMethod::resolve`] on `&&&&&&&&StreamMethod`: method
+/// The derive calls [`ResolveStreamMethod::resolve`] on `&&&&&&&&&&StreamMethod`: method
 /// resolution takes the first impl (the one for the most references) whose bounds the method
 /// meets. The first is the method that fits; each of the others recognizes one way it does not
 /// (a wrong argument order, `&Context`, ...) and returns a verdict that fails the check saying
@@ -243,10 +243,11 @@ impl<S: ?Sized, I, O, F> fmt::Debug for StreamMethod<'_, S, I, O, F> {
 pub struct Fits;
 
 /// The verdicts on a stream method and its stream: the receiver, the argument order, the
-/// context, the input, the returned stream, the signature as a whole. Each is [`Fits`], or
+/// context, the input, the input taken by value, the returned stream, the signature as a
+/// whole. Each is [`Fits`], or
 /// what fails the check of that property: the runnable (`&S`), or the stream the method
 /// returned.
-pub type Verdict<A, B, C, D, E, G> = (A, B, C, D, E, G);
+pub type Verdict<A, B, C, D, E, G, H> = (A, B, C, D, E, G, H);
 
 /// See [`StreamMethod`].
 pub trait ResolveStreamMethod<I> {
@@ -261,12 +262,12 @@ pub trait ResolveStreamMethod<I> {
 
 // The method that fits.
 #[diagnostic::do_not_recommend]
-impl<'s, S: ?Sized, I, O, F, R> ResolveStreamMethod<I> for &&&&&&&&StreamMethod<'s, S, I, O, F>
+impl<'s, S: ?Sized, I, O, F, R> ResolveStreamMethod<I> for &&&&&&&&&&StreamMethod<'s, S, I, O, F>
 where
     F: Fn(&'s S, Context, I) -> R,
     R: Stream<Item = EventResult<O>> + Send + 's,
 {
-    type Verdict = Verdict<Fits, Fits, Fits, Fits, Fits, Fits>;
+    type Verdict = Verdict<Fits, Fits, Fits, Fits, Fits, Fits, Fits>;
     type Stream = R;
 
     #[inline(always)]
@@ -276,7 +277,7 @@ where
     )]
     fn resolve(self, ctx: Context, input: I) -> (Self::Verdict, R) {
         (
-            (Fits, Fits, Fits, Fits, Fits, Fits),
+            (Fits, Fits, Fits, Fits, Fits, Fits, Fits),
             (self.method)(self.this, ctx, input),
         )
     }
@@ -284,29 +285,37 @@ where
 
 // The arguments fit, the returned value does not.
 #[diagnostic::do_not_recommend]
-impl<'s, S: ?Sized, I, O, F, R> ResolveStreamMethod<I> for &&&&&&&StreamMethod<'s, S, I, O, F>
+impl<'s, S: ?Sized, I, O, F, R> ResolveStreamMethod<I> for &&&&&&&&&StreamMethod<'s, S, I, O, F>
 where
     F: Fn(&'s S, Context, I) -> R,
 {
-    type Verdict = Verdict<Fits, Fits, Fits, Fits, R, Fits>;
+    type Verdict = Verdict<Fits, Fits, Fits, Fits, Fits, R, Fits>;
     type Stream = Fallback<O>;
 
     fn resolve(self, ctx: Context, input: I) -> (Self::Verdict, Fallback<O>) {
         let stream = (self.method)(self.this, ctx, input);
-        ((Fits, Fits, Fits, Fits, stream, Fits), Fallback::new())
+        (
+            (Fits, Fits, Fits, Fits, Fits, stream, Fits),
+            Fallback::new(),
+        )
     }
 }
 
 /// One way a method does not fit, recognized by `$bounds`: the verdict puts the runnable in the
 /// slot of the property it fails.
 macro_rules! unfit {
-    ($refs:ty, [$($bounds:tt)*], $a:ty, $b:ty, $c:ty, $d:ty, $g:ty, |$this:ident| ($($v:expr),*)) => {
+    (
+        $refs:ty,
+        [$($bounds:tt)*],
+        $a:ty, $b:ty, $c:ty, $d:ty, $e:ty, $h:ty,
+        |$this:ident| ($($v:expr),*)
+    ) => {
         #[diagnostic::do_not_recommend]
         impl<'s, S: ?Sized, I, O, F, R> ResolveStreamMethod<I> for $refs
         where
             $($bounds)*
         {
-            type Verdict = Verdict<$a, $b, $c, $d, Fits, $g>;
+            type Verdict = Verdict<$a, $b, $c, $d, $e, Fits, $h>;
             type Stream = Fallback<O>;
 
             fn resolve(self, _: Context, _: I) -> (Self::Verdict, Fallback<O>) {
@@ -319,55 +328,72 @@ macro_rules! unfit {
 
 // `input` before `ctx`.
 unfit!(
-    &&&&&&StreamMethod<'s, S, I, O, F>,
+    &&&&&&&&StreamMethod<'s, S, I, O, F>,
     [F: Fn(&'s S, I, Context) -> R,],
-    Fits, &'s S, Fits, Fits, Fits,
-    |this| (Fits, this, Fits, Fits, Fits, Fits)
+    Fits, &'s S, Fits, Fits, Fits, Fits,
+    |this| (Fits, this, Fits, Fits, Fits, Fits, Fits)
 );
 // `ctx: &Context`.
 unfit!(
-    &&&&&StreamMethod<'s, S, I, O, F>,
+    &&&&&&&StreamMethod<'s, S, I, O, F>,
     [F: Fn(&'s S, &'s Context, I) -> R,],
-    Fits, Fits, &'s S, Fits, Fits,
-    |this| (Fits, Fits, this, Fits, Fits, Fits)
+    Fits, Fits, &'s S, Fits, Fits, Fits,
+    |this| (Fits, Fits, this, Fits, Fits, Fits, Fits)
 );
+// `input` borrowed, as `&I` or `&I::Target` (`&str` for a `String`).
+unfit!(
+    &&&&&&StreamMethod<'s, S, I, O, F>,
+    [I: 's, F: Fn(&'s S, Context, &'s I) -> R,],
+    Fits, Fits, Fits, Fits, &'s S, Fits,
+    |this| (Fits, Fits, Fits, Fits, this, Fits, Fits)
+);
+unfit!(
+    &&&&&StreamMethod<'s, S, I, O, F>,
+    [I: std::ops::Deref<Target: 's>, F: Fn(&'s S, Context, &'s I::Target) -> R,],
+    Fits, Fits, Fits, Fits, &'s S, Fits,
+    |this| (Fits, Fits, Fits, Fits, this, Fits, Fits)
+);
+
 // `self` by value.
 unfit!(
     &&&&StreamMethod<'s, S, I, O, F>,
     [S: Sized, F: Fn(S, Context, I) -> R,],
-    &'s S, Fits, Fits, Fits, Fits,
-    |this| (this, Fits, Fits, Fits, Fits, Fits)
+    &'s S, Fits, Fits, Fits, Fits, Fits,
+    |this| (this, Fits, Fits, Fits, Fits, Fits, Fits)
 );
 // `&mut self`.
 unfit!(
     &&&StreamMethod<'s, S, I, O, F>,
     [F: Fn(&'s mut S, Context, I) -> R,],
-    &'s S, Fits, Fits, Fits, Fits,
-    |this| (this, Fits, Fits, Fits, Fits, Fits)
+    &'s S, Fits, Fits, Fits, Fits, Fits,
+    |this| (this, Fits, Fits, Fits, Fits, Fits, Fits)
 );
 // No `self`.
 unfit!(
     &&StreamMethod<'s, S, I, O, F>,
     [F: Fn(Context, I) -> R,],
-    &'s S, Fits, Fits, Fits, Fits,
-    |this| (this, Fits, Fits, Fits, Fits, Fits)
+    &'s S, Fits, Fits, Fits, Fits, Fits,
+    |this| (this, Fits, Fits, Fits, Fits, Fits, Fits)
 );
 // No `input`.
 unfit!(
     &StreamMethod<'s, S, I, O, F>,
     [F: Fn(&'s S, Context) -> R,],
-    Fits, Fits, Fits, &'s S, Fits,
-    |this| (Fits, Fits, Fits, this, Fits, Fits)
+    Fits, Fits, Fits, &'s S, Fits, Fits,
+    |this| (Fits, Fits, Fits, this, Fits, Fits, Fits)
 );
 
 // Any other method.
 #[diagnostic::do_not_recommend]
 impl<'s, S: ?Sized, I, O, F> ResolveStreamMethod<I> for StreamMethod<'s, S, I, O, F> {
-    type Verdict = Verdict<Fits, Fits, Fits, Fits, Fits, &'s S>;
+    type Verdict = Verdict<Fits, Fits, Fits, Fits, Fits, Fits, &'s S>;
     type Stream = Fallback<O>;
 
     fn resolve(self, _: Context, _: I) -> (Self::Verdict, Fallback<O>) {
-        ((Fits, Fits, Fits, Fits, Fits, self.this), Fallback::new())
+        (
+            (Fits, Fits, Fits, Fits, Fits, Fits, self.this),
+            Fallback::new(),
+        )
     }
 }
 
@@ -415,7 +441,18 @@ pub trait TakesInput<I> {
     fn check(self);
 }
 
-/// Verdict 4: the method returns a `Send` event stream of the output type.
+/// Verdict 4: the method takes its input by value.
+#[diagnostic::on_unimplemented(
+    message = "the stream method borrows its input: take `input: {I}`",
+    label = "expected `fn(&self, ctx: Context, input: {I})`",
+    note = "the runnable hands the stream its input by value, and the stream keeps it: take it owned, and borrow from it in the body"
+)]
+pub trait TakesInputByValue<I> {
+    /// Checks the verdict.
+    fn check(self);
+}
+
+/// Verdict 5: the method returns a `Send` event stream of the output type.
 #[diagnostic::on_unimplemented(
     message = "the stream method returns `{Self}`, not a `Send` event stream of `{O}`",
     label = "expected `impl Stream<Item = EventResult<{O}>> + Send + '_`",
@@ -427,7 +464,7 @@ pub trait ReturnsEventStream<O> {
     fn check(self);
 }
 
-/// Verdict 5: the method as a whole.
+/// Verdict 6: the method as a whole.
 #[diagnostic::on_unimplemented(
     message = "this method cannot be the runnable's stream method",
     label = "expected `fn(&self, ctx: Context, input: {I}) -> impl Stream<Item = EventResult<{O}>> + Send + '_`",
@@ -454,6 +491,7 @@ fits!(
     TakesContextThenInput<I>,
     TakesContextByValue<I>,
     TakesInput<I>,
+    TakesInputByValue<I>,
     ReturnsEventStream<O>,
     StreamMethodSignature<I, O>
 );

@@ -10,13 +10,21 @@ pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::event::{Event, Yielded};
 // The expansions name these here rather than as `::core::...`: a crate may put another crate
-// under the name `core`.
+// under the name `core`. Each re-export is hidden, so that rustc never prints a foreign item
+// (`Stream`, `Send`, ...) under this module's path in a diagnostic.
+#[doc(hidden)]
 pub use core::convert::From;
+#[doc(hidden)]
 pub use core::marker::Send;
+#[doc(hidden)]
 pub use core::option::Option::{self, None, Some};
+#[doc(hidden)]
 pub use core::pin::pin;
+#[doc(hidden)]
 pub use core::result::Result::{self, Err, Ok};
+#[doc(hidden)]
 pub use futures_core::Stream;
+#[doc(hidden)]
 pub use std::future::poll_fn;
 
 /// Boxes a producer into a `BoxEventStream` (the same type, spelled out: this module sits below

@@ -26,7 +26,7 @@ use crate::error::{Errors, respan};
 ///         // `Self::run(self, ctx, input)`, through `checks::StreamMethod`: one error saying what
 ///         // to write when `run` does not fit. (`stream = stream`: `Self::stream(...)` directly,
 ///         // under `#[deny(unconditional_recursion)]` for a type without an inherent `stream`.)
-///         let (verdict, stream) = (&&&&&&&&StreamMethod::<Self, I, O, _>::new(self, Self::run))
+///         let (verdict, stream) = (&&&&&&&&&&StreamMethod::<Self, I, O, _>::new(self, Self::run))
 ///             .resolve(ctx, input);
 ///         TakesSelfByReference::<I>::check(verdict.0); // ... one check per verdict
 ///         stream
@@ -70,7 +70,7 @@ pub(crate) fn derive(input: &Input<'_>, errors: Errors) -> syn::Result<TokenStre
             #[allow(unused_imports)]
             use #checks::ResolveStreamMethod as _;
             let (#verdict, #checked) =
-                (&&&&&&&&#checks::StreamMethod::<Self, #input_type, #output, _>::new(
+                (&&&&&&&&&&#checks::StreamMethod::<Self, #input_type, #output, _>::new(
                     self,
                     Self::#stream,
                 ))
@@ -79,8 +79,9 @@ pub(crate) fn derive(input: &Input<'_>, errors: Errors) -> syn::Result<TokenStre
             #checks::TakesContextThenInput::<#input_type>::check(#verdict.1);
             #checks::TakesContextByValue::<#input_type>::check(#verdict.2);
             #checks::TakesInput::<#input_type>::check(#verdict.3);
-            #checks::ReturnsEventStream::<#output>::check(#verdict.4);
-            #checks::StreamMethodSignature::<#input_type, #output>::check(#verdict.5);
+            #checks::TakesInputByValue::<#input_type>::check(#verdict.4);
+            #checks::ReturnsEventStream::<#output>::check(#verdict.5);
+            #checks::StreamMethodSignature::<#input_type, #output>::check(#verdict.6);
             #checked
         }
     };

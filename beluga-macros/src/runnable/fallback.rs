@@ -4,8 +4,9 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
 use super::ast::Input;
-use super::valid::{default_krate, elided_reference};
+use super::valid::default_krate;
 use crate::error::respan;
+use crate::written::elided_reference;
 
 /// An impl with the types that were given (`()` for the others) and a stream that never runs,
 /// so that code using the runnable type-checks and the user sees the derive's errors only.
