@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "context",
     "flow",
     "stream_ext",
+    "checks",
     "__private",
     "stream",
     "runnable",

@@ -100,7 +100,8 @@
 //! 1. the event model: [`error`], then [`event`];
 //! 2. [`context`], then [`flow`];
 //! 3. the combinators ([`EventStreamExt`] and their stream types);
-//! 4. the producer machinery (hidden: what `#[stream_producer]` expands to), then [`stream`]
+//! 4. the producer machinery (hidden: the compile-time checks the macros' expansions call, then
+//!    what `#[stream_producer]` expands to), then [`stream`]
 //!    (aliases and constructors, [`stream::produce`], the attribute's inline form, among them);
 //! 5. [`runnable`] (the trait, `pipe`, `parallel`, `batch`).
 //!
@@ -114,6 +115,8 @@ extern crate self as beluga_core;
 
 #[doc(hidden)]
 pub mod __private;
+#[doc(hidden)]
+pub mod checks;
 pub mod context;
 pub mod error;
 pub mod event;
@@ -170,6 +173,12 @@ pub use crate::stream_ext::EventStreamExt;
 /// `return` and `?` mean what they mean in the body. Attributes on them (`#[cfg(...)]`) are
 /// kept. `emit!` accepts a payload or an event, so it cannot infer a type left open:
 /// `emit!(text.parse()?)` is an error, write `emit!(text.parse::<u32>()?)`.
+///
+/// Mistakes in the body are reported at the user's token with what to write instead: `?` on an
+/// `Option` or on an error that does not convert into [`Error`], a body ending with `Ok(())` (the
+/// final value is written as it is), `return Err("text")`, `emit!(x).await` or `emit!(x)?`,
+/// `emit_all!` of something that is not an event stream of `T`, and a borrowed argument the
+/// stream keeps beyond the lifetime its return type names.
 ///
 /// A producer with a mistake the attribute reports (an `emit!` in a closure, a missing
 /// `Context`) still expands to the function with its whole body, type-checked but never run:
@@ -451,8 +460,11 @@ macro_rules! emit_all {
 ///
 /// Mistakes are compile errors at the token that is wrong, all reported at once: a missing
 /// attribute or key, an unknown or duplicate key, a value of the wrong kind (`stream = "run"`),
-/// a union. A method that does not exist, or whose signature does not fit, is reported by rustc
-/// at its name in the attribute. `stream = stream` calls the type's own inherent `stream`
+/// a borrowed type with no lifetime (`input = &str`: write `String`), a union. A method that
+/// does not exist is reported by rustc at its name in the attribute, and one that does not fit
+/// is reported there too, once, saying what to write: arguments in the wrong order,
+/// `ctx: &Context`, a borrowed input, a receiver other than `&self`, no input, or a returned
+/// value that is not a `Send` event stream of the output (an `async fn`, a `Result`). `stream = stream` calls the type's own inherent `stream`
 /// method (`Self::stream` finds an inherent method before a trait's); on a type without one it
 /// would make `Runnable::stream` call itself forever, and is rejected there ("function cannot
 /// return without recursing").
@@ -495,7 +507,8 @@ macro_rules! emit_all {
 ///
 /// # Without the macro
 ///
-/// The derive above generates this impl (with absolute paths):
+/// The derive above generates the equivalent of this impl (with absolute paths, and with the
+/// call made through compile-time checks that report a method that does not fit):
 ///
 /// ```
 /// # use beluga_core::{stream_producer, Context, EventResult, Runnable};

@@ -7,6 +7,7 @@ mod error;
 mod krate;
 mod runnable;
 mod stream_producer;
+mod written;
 
 use proc_macro::TokenStream;
 

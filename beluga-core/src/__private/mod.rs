@@ -3,38 +3,29 @@
 
 mod producer;
 
-use std::future::poll_fn;
-use std::pin::pin;
-
 pub use self::producer::{Anchor, Final, IntoFinal, Producer, Yield, YieldHandle, Yielder};
+pub use crate::checks;
+pub use crate::checks::Fallback;
 pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::event::{Event, Yielded};
 // The expansions name these here rather than as `::core::...`: a crate may put another crate
-// under the name `core`.
+// under the name `core`. Each re-export is hidden, so that rustc never prints a foreign item
+// (`Stream`, `Send`, ...) under this module's path in a diagnostic.
+#[doc(hidden)]
 pub use core::convert::From;
+#[doc(hidden)]
 pub use core::marker::Send;
-pub use core::option::Option::{self, None};
+#[doc(hidden)]
+pub use core::option::Option::{self, None, Some};
+#[doc(hidden)]
+pub use core::pin::pin;
+#[doc(hidden)]
 pub use core::result::Result::{self, Err, Ok};
+#[doc(hidden)]
 pub use futures_core::Stream;
-
-/// Forwards every event of `stream` through `yielder` (the expansion of `emit_all!`), and
-/// returns the final value of its `done` event. A terminal `Err` of `stream` is returned, and the
-/// generated `?` ends the outer producer with it.
-pub async fn forward<T, S>(yielder: &mut Yielder<'_, T>, stream: S) -> Result<Option<T>, Error>
-where
-    S: Stream<Item = Result<Event<T>, Error>>,
-{
-    let mut stream = pin!(stream);
-    while let Some(item) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        match item {
-            Ok(event) if event.is_done() => return Ok(event.into_payload()),
-            Ok(event) => yielder.value(Yielded::Event(event)).await,
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(None)
-}
+#[doc(hidden)]
+pub use std::future::poll_fn;
 
 /// Boxes a producer into a `BoxEventStream` (the same type, spelled out: this module sits below
 /// the `stream` module that names it), for a declared boxed return type.
@@ -48,17 +39,7 @@ where
     Box::pin(stream)
 }
 
-/// The stream a producer with errors expands to, so that only those errors are reported. It is
-/// never polled: the crate does not compile.
-#[derive(Debug)]
-pub struct Fallback<T>(std::marker::PhantomData<fn() -> T>);
-
 impl<T> Fallback<T> {
-    /// The fallback stream.
-    pub fn new() -> Self {
-        Fallback(std::marker::PhantomData)
-    }
-
     /// The fallback stream of a producer whose body is still type-checked: `body` is dropped
     /// without being called. It says the body's payload type, when no `emit!` does.
     pub fn checked<F, Fut>(body: F) -> Self
@@ -66,23 +47,6 @@ impl<T> Fallback<T> {
         F: FnOnce(YieldHandle<T>) -> Fut,
     {
         drop(body);
-        Fallback(std::marker::PhantomData)
-    }
-}
-
-impl<T> Default for Fallback<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Stream for Fallback<T> {
-    type Item = Result<Event<T>, Error>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        unreachable!("a `#[stream_producer]` with compile errors cannot run")
+        Fallback::new()
     }
 }

@@ -33,6 +33,7 @@ pub trait IntoEvent<T> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T> IntoEvent<T> for T {
     #[inline]
     fn into_event(self) -> Event<T> {
@@ -46,6 +47,7 @@ impl<T> IntoEvent<T> for T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T> IntoEvent<T> for Event<T> {
     #[inline]
     fn into_event(self) -> Event<T> {

@@ -6,6 +6,7 @@ use quote::quote;
 use super::ast::Input;
 use super::valid::default_krate;
 use crate::error::respan;
+use crate::written::elided_reference;
 
 /// An impl with the types that were given (`()` for the others) and a stream that never runs,
 /// so that code using the runnable type-checks and the user sees the derive's errors only.
@@ -18,11 +19,18 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         Span::call_site(),
     );
     let unit = quote!(());
+    // A type that cannot be an associated type (already reported) is `()` too.
+    let usable = |t: &&syn::Type| elided_reference(t).is_none();
     let input_type = attrs
         .input
         .as_ref()
+        .filter(usable)
         .map_or_else(|| unit.clone(), |t| quote!(#t));
-    let output = attrs.output.as_ref().map_or(unit, |t| quote!(#t));
+    let output = attrs
+        .output
+        .as_ref()
+        .filter(usable)
+        .map_or(unit, |t| quote!(#t));
     let ident = input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {

@@ -1,11 +1,11 @@
 //! Checking that the type and its attribute say everything the impl needs.
 
 use proc_macro2::Span;
-use quote::ToTokens;
 use syn::{Ident, Path, Type};
 
 use super::ast::Input;
 use crate::error::Errors;
+use crate::written::{elided_reference, owned, render};
 
 /// What a correct derive generates its impl from.
 pub(crate) struct Spec<'a> {
@@ -76,6 +76,21 @@ impl Input<'_> {
             }
             Some(_) => {}
         }
+        for (key, ty) in [("input", &attrs.input), ("output", &attrs.output)] {
+            if let Some(ty) = ty {
+                if let Some(reference) = elided_reference(ty) {
+                    errors.push_spanned(
+                        reference,
+                        format!(
+                            "`{key} = {}` borrows for a lifetime the runnable cannot name: write \
+                             an owned type, `{key} = {}` (or a `'static` reference)",
+                            render(ty),
+                            owned(ty),
+                        ),
+                    );
+                }
+            }
+        }
         errors.finish()?;
         match (&attrs.input, &attrs.output, &attrs.stream) {
             (Some(input), Some(output), Some(stream)) => Ok(Spec {
@@ -139,31 +154,6 @@ fn missing_keys(keys: &[&str]) -> String {
     }
 }
 
-/// Tokens as a person would write them: `Vec<u8>`, not `Vec < u8 >`.
-fn render(tokens: &impl ToTokens) -> String {
-    let mut text = tokens.to_token_stream().to_string();
-    for (from, to) in [
-        (" < ", "<"),
-        ("< ", "<"),
-        (" <", "<"),
-        (" >", ">"),
-        (" ,", ","),
-        (" :: ", "::"),
-        (":: ", "::"),
-        ("& ", "&"),
-        (" (", "("),
-        ("( ", "("),
-        (" )", ")"),
-        (" [", "["),
-        ("[ ", "["),
-        (" ]", "]"),
-        (" ;", ";"),
-    ] {
-        text = text.replace(from, to);
-    }
-    text
-}
-
 /// `::beluga_core`, for a dependency that is not renamed.
 pub(crate) fn default_krate() -> Path {
     syn::parse_quote!(::beluga_core)
@@ -171,7 +161,8 @@ pub(crate) fn default_krate() -> Path {
 
 #[cfg(test)]
 mod tests {
-    use super::{missing_keys, misspelt, render};
+    use super::{missing_keys, misspelt};
+    use crate::written::render;
 
     #[test]
     fn misspelt_keys_are_close_to_the_real_ones() {

@@ -38,6 +38,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         None
     };
+    parse::check_kept_borrows(&raw.sig, &raw.body, &mut errors);
     let declared = match &producer {
         Some(producer) => Some((producer.item.clone(), producer.output)),
         None => parse::return_item(&raw.sig).ok(),

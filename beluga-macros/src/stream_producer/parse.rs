@@ -1,6 +1,6 @@
 //! Reading and checking the annotated function: where its context is, what it yields.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
 use syn::{
     Attribute, FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Token,
@@ -9,6 +9,7 @@ use syn::{
 
 use super::args::Args;
 use crate::error::Errors;
+use crate::written::{elided_reference, owned, render};
 
 /// A function as written, with its body still as tokens: the signature must parse for the
 /// macro to do anything, the body is parsed later so that a syntax error in it is reported once.
@@ -269,6 +270,115 @@ fn find_ctx(sig: &Signature, args: &Args) -> syn::Result<Ident> {
              `#[stream_producer(ctx = name)]`",
         )),
     }
+}
+
+/// Checks the arguments the stream keeps (those the body uses: it moves them in) against the
+/// lifetime its return type names (`+ '_`, `+ 'a`, `+ 'static`, `BoxEventStream<'a, T>`): an
+/// argument whose type borrows for a lifetime of its own (`text: &str`, elided) cannot be kept
+/// by a stream that may only borrow for that one. rustc would report it at the attribute, in
+/// terms of the generated code; this says what to write.
+pub(crate) fn check_kept_borrows(sig: &Signature, body: &TokenStream, errors: &mut Errors) {
+    let Some(bound) = returned_lifetime(&sig.output) else {
+        return;
+    };
+    let elided_receiver = sig.receiver().is_some_and(|r| {
+        r.reference
+            .as_ref()
+            .is_some_and(|(_, lifetime)| lifetime.as_ref().is_none_or(|l| l.ident == "_"))
+    });
+    let may_borrow = match bound.ident.to_string().as_str() {
+        "static" => "nothing (`'static`)".to_owned(),
+        // Without a receiver, `'_` is the one elided lifetime of the arguments, or an error
+        // rustc reports.
+        "_" if !elided_receiver => return,
+        "_" => "only what `self` borrows (`+ '_`)".to_owned(),
+        name => format!("only for `'{name}`"),
+    };
+    for arg in &sig.inputs {
+        let FnArg::Typed(arg) = arg else { continue };
+        let Pat::Ident(pat) = &*arg.pat else { continue };
+        if elided_reference(&arg.ty).is_none() || !uses(body, &pat.ident) {
+            continue;
+        }
+        let (name, ty) = (&pat.ident, render(&arg.ty));
+        let named = if bound.ident == "static" {
+            String::new()
+        } else {
+            let lifetime = if bound.ident == "_" {
+                "'a".to_owned()
+            } else {
+                bound.to_string()
+            };
+            let with = if ty.contains("'_") {
+                ty.replacen("'_", &lifetime, 1)
+            } else {
+                ty.replacen('&', &format!("&{lifetime} "), 1)
+            };
+            let whole = if bound.ident == "_" {
+                format!(
+                    " (`fn {}<'a>(&'a self, .., {name}: {with}) -> .. + 'a`)",
+                    sig.ident
+                )
+            } else {
+                String::new()
+            };
+            format!(", or give it the stream's lifetime, `{name}: {with}`{whole}")
+        };
+        errors.push_spanned(
+            &arg.ty,
+            format!(
+                "the stream keeps `{name}`, which borrows for a lifetime of its own, and may \
+                 borrow {may_borrow}: take it owned, `{name}: {}`{named}",
+                owned(&arg.ty)
+            ),
+        );
+    }
+}
+
+/// The lifetime the declared stream may borrow for: `'x` in `impl Stream<..> + 'x` or
+/// `BoxEventStream<'x, T>`.
+fn returned_lifetime(output: &ReturnType) -> Option<&syn::Lifetime> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    match &**ty {
+        Type::ImplTrait(imp) => imp.bounds.iter().find_map(|bound| match bound {
+            TypeParamBound::Lifetime(lifetime) => Some(lifetime),
+            _ => None,
+        }),
+        Type::Path(path) => {
+            let last = path.path.segments.last()?;
+            let PathArguments::AngleBracketed(generics) = &last.arguments else {
+                return None;
+            };
+            (last.ident == "BoxEventStream")
+                .then(|| {
+                    generics.args.iter().find_map(|a| match a {
+                        GenericArgument::Lifetime(lifetime) => Some(lifetime),
+                        _ => None,
+                    })
+                })
+                .flatten()
+        }
+        _ => None,
+    }
+}
+
+/// Whether `tokens` use the variable `name`: the identifier, other than as a field or method
+/// name (after `.`) or a macro's name.
+fn uses(tokens: &TokenStream, name: &Ident) -> bool {
+    let tts: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    tts.iter().enumerate().any(|(i, tt)| match tt {
+        TokenTree::Group(group) => uses(&group.stream(), name),
+        TokenTree::Ident(ident) if ident == name => {
+            let after_dot =
+                i > 0 && matches!(&tts[i - 1], TokenTree::Punct(p) if p.as_char() == '.');
+            let macro_name =
+                matches!(tts.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+            !after_dot && !macro_name
+        }
+        _ => false,
+    })
 }
 
 /// Parses statements of a body, for [`RawFn::body`].

@@ -19,7 +19,9 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Expr, ExprMacro, ExprReturn, ExprYield, Item, Macro, Stmt, Token};
+use syn::{
+    Attribute, Expr, ExprAwait, ExprMacro, ExprReturn, ExprTry, ExprYield, Item, Macro, Stmt, Token,
+};
 
 use crate::error::{Errors, respan};
 
@@ -125,16 +127,61 @@ impl<'a> Visitor<'a> {
         quote_spanned! {span=> #call.await }
     }
 
-    /// From `emit_all!(stream)` into `forward({ dead break; &mut yielder }, stream).await?`:
-    /// forwards every event of `stream`, evaluates to its final value.
-    fn emit_all(&mut self, stream: &TokenStream, span: Span) -> TokenStream {
+    /// From `emit_all!(stream)` into a loop that forwards every event of `stream` and evaluates
+    /// to the final value of its `done` (a terminal `Err` ends the producer with it):
+    /// ```text
+    /// {
+    ///     let mut s = pin!(stream);
+    ///     loop {
+    ///         match poll_fn(|cx| checks::EmitAll::<T>::poll_event(s.as_mut(), cx)).await {
+    ///             Some(Ok(event)) if event.is_done() => break event.into_payload(),
+    ///             Some(Ok(event)) => Yielder::value({ dead break; &mut yielder }, event).await,
+    ///             Some(Err(e)) => return Err(e),
+    ///             None => break None,
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    /// The check is the only bound on `stream`, spanned on the user's parentheses: a value that
+    /// is not an event stream of `T` is reported there, once.
+    fn emit_all(&mut self, stream: &TokenStream, parens: Span, span: Span) -> TokenStream {
         if self.neutral {
             return neutral(stream, span);
         }
         let yielder = self.yielder_ref(span);
-        let krate = self.krate;
-        quote_spanned! {span=>
-            #krate::__private::forward(#yielder, #stream).await?
+        // The loop's own tokens (hygienic, so no lint takes them for the user's) at the
+        // user's parentheses.
+        let at = Span::mixed_site().located_at(parens);
+        let (krate, item) = (respan(self.krate, at), self.item);
+        let hidden = |name: &str| Ident::new(name, at);
+        let (events, event, cx, err) = (
+            hidden("__beluga_events"),
+            hidden("__beluga_event"),
+            hidden("__beluga_cx"),
+            hidden("__beluga_err"),
+        );
+        let private = quote_spanned!(at=> #krate::__private);
+        quote_spanned! {at=>
+            {
+                let mut #events = #private::pin!(#stream);
+                loop {
+                    match #private::poll_fn(|#cx| {
+                        #private::checks::EmitAll::<#item>::poll_event(#events.as_mut(), #cx)
+                    })
+                    .await
+                    {
+                        #private::Some(#private::Ok(#event)) => {
+                            if #event.is_done() {
+                                break #event.into_payload();
+                            }
+                            #private::Yielder::value(#yielder, #private::Yielded::Event(#event))
+                                .await;
+                        }
+                        #private::Some(#private::Err(#err)) => return #private::Err(#err),
+                        #private::None => break #private::None,
+                    }
+                }
+            }
         }
     }
 
@@ -149,7 +196,7 @@ impl<'a> Visitor<'a> {
                 mac,
                 "`emit!` takes one value: `emit!(payload)` or `emit!(event)`",
             );
-            self.neutral_tokens(&mac.tokens, span)
+            self.neutral_tokens(&mac.tokens, mac.delimiter.span().join(), span)
         }
     }
 
@@ -158,13 +205,13 @@ impl<'a> Visitor<'a> {
         let span = mac.span();
         if let Ok(mut stream) = mac.parse_body::<Expr>() {
             self.visit_expr_mut(&mut stream);
-            self.emit_all(&stream.to_token_stream(), span)
+            self.emit_all(&stream.to_token_stream(), mac.delimiter.span().join(), span)
         } else {
             self.errors.push_spanned(
                 mac,
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`",
             );
-            self.neutral_tokens(&mac.tokens, span)
+            self.neutral_tokens(&mac.tokens, mac.delimiter.span().join(), span)
         }
     }
 
@@ -172,7 +219,7 @@ impl<'a> Visitor<'a> {
     /// value), still type-checked where they are: from `emit!(a, b)` into `{ let _ = (a, b); }`,
     /// with the visitor's rules applied inside. The body stays visible to the IDE (completion
     /// inside `emit!(` works), and a type error of its own in the value is still reported.
-    fn neutral_tokens(&mut self, tokens: &TokenStream, span: Span) -> TokenStream {
+    fn neutral_tokens(&mut self, tokens: &TokenStream, parens: Span, span: Span) -> TokenStream {
         let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
         let value = match parser.parse2(tokens.clone()) {
             Ok(mut exprs) => {
@@ -184,11 +231,16 @@ impl<'a> Visitor<'a> {
             // Not even expressions (`emit!(x.)` while typing): nothing can be checked.
             Err(_) => TokenStream::new(),
         };
-        neutral(&quote!((#value)), span)
+        // At the user's own parentheses, so that the IDE finds a cursor between them, but
+        // hygienic, so that `unused_parens` does not take them for the user's.
+        let mut group = Group::new(Delimiter::Parenthesis, value);
+        group.set_span(Span::mixed_site().located_at(parens));
+        neutral(&group.into_token_stream(), span)
     }
 
     /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
-    /// `Ok(None)`, `Ok(final value)` and `Err(Error::from(e))` (the conversion of `?`).
+    /// `Ok(None)`, `Ok(final value)` and `Err(IntoProducerError::into_error(e))` (the conversion
+    /// of `?`, through a check that says what to write for an error that does not convert).
     fn rewrite_return(&self, ret: &ExprReturn) -> TokenStream {
         let span = ret.span();
         let attrs = &ret.attrs;
@@ -205,7 +257,7 @@ impl<'a> Visitor<'a> {
                     let err_span = Span::mixed_site().located_at(err.span());
                     let krate = respan(self.krate, err_span);
                     let from = quote_spanned! {err_span=>
-                        <#krate::Error as #krate::__private::From<_>>::from(#err)
+                        #krate::__private::checks::IntoProducerError::into_error(#err)
                     };
                     quote_spanned! {span=> #krate::__private::Err(#from) }
                 } else {
@@ -216,6 +268,22 @@ impl<'a> Visitor<'a> {
         };
         let return_token = ret.return_token;
         quote! { #(#attrs)* #return_token #value }
+    }
+
+    /// From `operand?` into `checks::TryInProducer::value(operand)?`: the same `?` for a
+    /// `Result` whose error converts into `Error`, and an error that says what to write for
+    /// anything else (an `Option`, another error type), spanned on the `?`.
+    fn rewrite_try(&self, operand: &Expr, question: Token![?]) -> TokenStream {
+        // The check's own tokens where the operand starts: the whole `operand?` keeps its
+        // span, for an error about its value.
+        let at = operand.span();
+        let krate = respan(self.krate, at);
+        let mut operand = Group::new(Delimiter::None, operand.to_token_stream());
+        operand.set_span(at);
+        let call = quote_spanned! {at=>
+            #krate::__private::checks::TryInProducer::value(#operand)
+        };
+        quote! { #call #question }
     }
 
     /// Rewrites another macro's tokens (`tokio::select!`, `vec!`, `assert!`, ...), where the
@@ -364,7 +432,7 @@ impl<'a> Visitor<'a> {
         let span = tokens[0].span();
         if self.scope != Scope::Body {
             self.misplaced(&original, &format!("`{name}!`"));
-            return self.neutral_tokens(&args.stream(), span);
+            return self.neutral_tokens(&args.stream(), args.span(), span);
         }
         let value = self.walk(args.stream());
         if syn::parse2::<Expr>(value.clone()).is_err() {
@@ -374,12 +442,12 @@ impl<'a> Visitor<'a> {
                 "`emit_all!` takes one event stream: `emit_all!(other_stream)`"
             };
             self.errors.push_spanned(&original, message);
-            return self.neutral_tokens(&args.stream(), span);
+            return self.neutral_tokens(&args.stream(), args.span(), span);
         }
         if name == "emit" {
             self.emit(&value, args.span(), span)
         } else {
-            self.emit_all(&value, span)
+            self.emit_all(&value, args.span(), span)
         }
     }
 
@@ -445,9 +513,9 @@ impl<'a> Visitor<'a> {
     }
 }
 
-/// The final value of a body that ends with `value`: `None` for `()`, `Some(value)` for a `T`.
-/// A `let` with the type written out, spanned on `value`, so that a value of the wrong type is
-/// reported there as the mismatch it is. `neutral` (the payload type is unknown): `value` is
+/// The final value of a body that ends with `value`: `None` for `()`, `Some(value)` for a `T`,
+/// through `checks::FinalValue`, spanned on `value`, so that a value of another type is reported
+/// there with what to write instead. `neutral` (the payload type is unknown): `value` is
 /// evaluated and the body has no final value.
 pub(crate) fn final_value(
     krate: &syn::Path,
@@ -462,15 +530,32 @@ pub(crate) fn final_value(
             { let _ = #value; #krate::__private::None }
         };
     }
-    let final_value = Ident::new("__beluga_final", Span::mixed_site().located_at(span));
+    if is_unit(item) {
+        // A producer of `()` items: `()` is both a payload and no final value. The inherent
+        // `into_final` of `Final<()>` takes precedence: a plain `done()`.
+        let final_value = Ident::new("__beluga_final", Span::mixed_site().located_at(span));
+        return quote_spanned! {span=>
+            {
+                #[allow(unused_imports)]
+                use #krate::__private::IntoFinal as _;
+                let #final_value: #krate::__private::Option<#item> =
+                    #krate::__private::Final(#value).into_final();
+                #final_value
+            }
+        };
+    }
     quote_spanned! {span=>
-        {
-            #[allow(unused_imports)]
-            use #krate::__private::IntoFinal as _;
-            let #final_value: #krate::__private::Option<#item> =
-                #krate::__private::Final(#value).into_final();
-            #final_value
-        }
+        #krate::__private::checks::FinalValue::<#item, _>::into_final(#value)
+    }
+}
+
+/// Whether `ty` is written `()`.
+fn is_unit(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Tuple(tuple) => tuple.elems.is_empty(),
+        syn::Type::Paren(paren) => is_unit(&paren.elem),
+        syn::Type::Group(group) => is_unit(&group.elem),
+        _ => false,
     }
 }
 
@@ -558,6 +643,15 @@ fn needs_rewrite(tokens: &TokenStream) -> bool {
     false
 }
 
+/// `"emit"` or `"emit_all"` when `expr` is that macro.
+fn emit_name(expr: &Expr) -> Option<&'static str> {
+    match expr {
+        Expr::Macro(ExprMacro { mac, .. }) if is_named(mac, "emit") => Some("emit"),
+        Expr::Macro(ExprMacro { mac, .. }) if is_named(mac, "emit_all") => Some("emit_all"),
+        _ => None,
+    }
+}
+
 /// `emit!` or a path ending in it (`beluga_core::emit!`).
 fn is_named(mac: &Macro, name: &str) -> bool {
     mac.path.segments.last().is_some_and(|s| s.ident == name)
@@ -576,6 +670,47 @@ impl VisitMut for Visitor<'_> {
             }
             Expr::Async(_) => {
                 self.in_scope(Scope::Async, |v| visit_mut::visit_expr_mut(v, expr));
+            }
+            Expr::Await(ExprAwait {
+                base, await_token, ..
+            }) if emit_name(base).is_some() => {
+                let name = emit_name(base).expect("checked above");
+                self.errors.push_spanned(
+                    await_token,
+                    format!("`{name}!` waits for the consumer by itself: remove `.await`"),
+                );
+                // From `emit!(x).await` into `emit!(x)`, rewritten as usual.
+                let mut base = std::mem::replace(&mut **base, Expr::Verbatim(TokenStream::new()));
+                self.visit_expr_mut(&mut base);
+                *expr = base;
+            }
+            Expr::Try(ExprTry {
+                expr: operand,
+                question_token,
+                ..
+            }) if emit_name(operand) == Some("emit") => {
+                self.errors.push_spanned(
+                    question_token,
+                    "`emit!` sends its value and cannot fail: remove the `?`",
+                );
+                // From `emit!(x)?` into `emit!(x)`, rewritten as usual.
+                let mut operand =
+                    std::mem::replace(&mut **operand, Expr::Verbatim(TokenStream::new()));
+                self.visit_expr_mut(&mut operand);
+                *expr = operand;
+            }
+            Expr::Try(_) if self.scope == Scope::Body => {
+                visit_mut::visit_expr_mut(self, expr);
+                let Expr::Try(ExprTry {
+                    attrs,
+                    expr: operand,
+                    question_token,
+                }) = &*expr
+                else {
+                    unreachable!()
+                };
+                let tokens = self.rewrite_try(operand, *question_token);
+                *expr = verbatim(attrs, &tokens);
             }
             Expr::Yield(ExprYield {
                 yield_token,
@@ -609,7 +744,7 @@ impl VisitMut for Visitor<'_> {
                     self.rewrite_emit(mac)
                 } else {
                     self.misplaced(&*mac, "`emit!`");
-                    self.neutral_tokens(&mac.tokens, mac.span())
+                    self.neutral_tokens(&mac.tokens, mac.delimiter.span().join(), mac.span())
                 };
                 *expr = verbatim(&std::mem::take(attrs), &tokens);
             }
@@ -618,7 +753,7 @@ impl VisitMut for Visitor<'_> {
                     self.rewrite_emit_all(mac)
                 } else {
                     self.misplaced(&*mac, "`emit_all!`");
-                    self.neutral_tokens(&mac.tokens, mac.span())
+                    self.neutral_tokens(&mac.tokens, mac.delimiter.span().join(), mac.span())
                 };
                 *expr = verbatim(&std::mem::take(attrs), &tokens);
             }

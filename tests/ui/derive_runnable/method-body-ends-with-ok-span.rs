@@ -1,0 +1,17 @@
+// A stream method written like an `async fn` returning `Result`: its body ends with `Ok(())`.
+use beluga_core::{stream_producer, Context, EventResult, Runnable};
+use futures_util::Stream;
+
+#[derive(Runnable)]
+#[runnable(input = String, output = String, stream = run)]
+struct Echo;
+
+impl Echo {
+    #[stream_producer]
+    fn run(&self, ctx: Context, text: String) -> impl Stream<Item = EventResult<String>> + Send + '_ {
+        emit!(text);
+        Ok(())
+    }
+}
+
+fn main() {}

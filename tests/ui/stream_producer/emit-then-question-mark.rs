@@ -1,0 +1,12 @@
+// `emit!` cannot fail: a `?` after it is an error at the `?`.
+use beluga_core::{stream_producer, Context, EventResult};
+use futures_util::Stream;
+
+#[stream_producer]
+fn count(ctx: Context, n: u32) -> impl Stream<Item = EventResult<u32>> {
+    for i in 0..n {
+        emit!(i)?;
+    }
+}
+
+fn main() {}
