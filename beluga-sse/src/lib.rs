@@ -69,3 +69,8 @@ pub use crate::encoding::{BelugaJson, Encoding};
 pub use crate::frame::{EventId, Frame};
 #[cfg(feature = "server")]
 pub use crate::server::{SseResponse, serve};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(all(doctest, feature = "server", feature = "client", feature = "llm"))]
+pub struct ReadmeDoctests;
