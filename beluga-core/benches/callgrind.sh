@@ -6,7 +6,8 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer, combinators, runnable or many; N: items (default 1000000).
+#   BENCH: pipeline (default), producer, combinators, runnable, many or tracing (built with the
+#   `tracing` feature); N: items (default 1000000).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
@@ -27,6 +28,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
 # The cases of each bench, in table order; the first is the baseline of the ratios.
+features=()
 case "$bench" in
     pipeline)
         cases=(baseline bare_u64 inline_map_filter_map beluga_map_filter_map
@@ -55,8 +57,12 @@ case "$bench" in
         cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
             batch64_spawned)
         ;;
+    tracing)
+        cases=(baseline traced_unsubscribed entered_by_hand traced_subscribed)
+        features=(--features tracing)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable or many)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many or tracing)" >&2
         exit 1
         ;;
 esac
@@ -69,8 +75,8 @@ fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p beluga-core --bench "$bench" --no-run
-bin="$(cargo bench -p beluga-core --bench "$bench" --no-run --message-format=json 2>/dev/null \
+cargo bench -p beluga-core ${features[@]+"${features[@]}"} --bench "$bench" --no-run
+bin="$(cargo bench -p beluga-core ${features[@]+"${features[@]}"} --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
     | grep "\"name\":\"$bench\"" \
@@ -233,5 +239,10 @@ case "$bench" in
         ratio "batch1 / invoke_loop (per input)" batch1 invoke_loop
         ratio "batch64 / batch1 (per input)" batch64 batch1
         ratio "batch64_spawned / batch64 (per input)" batch64_spawned batch64
+        ;;
+    tracing)
+        ratio "traced_unsubscribed / baseline" traced_unsubscribed baseline
+        ratio "traced_subscribed / entered_by_hand" traced_subscribed entered_by_hand
+        ratio "traced_subscribed / baseline" traced_subscribed baseline
         ;;
 esac
