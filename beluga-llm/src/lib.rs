@@ -72,14 +72,22 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+#[cfg(feature = "http")]
+pub mod anthropic;
 pub mod error;
 pub mod hooks;
+#[cfg(feature = "http")]
+pub mod http;
 mod model;
+#[cfg(feature = "http")]
+pub mod openai;
 mod response;
 pub mod schema;
 pub mod scripted;
 mod stream_ext;
 pub mod tool_calls;
+#[cfg(feature = "http")]
+mod wire;
 
 pub use crate::hooks::{ChatHooks, DoneInfo, Hooks, WithHooks};
 pub use crate::model::{BoxChatModel, ChatModel, ChatModelExt};
