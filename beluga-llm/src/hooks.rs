@@ -1,6 +1,6 @@
 //! Hooks on a chat model's stream path: [`ChatHooks`] (start, chunk, tool call, tool result,
 //! done, error), the closure form [`Hooks`], and [`WithHooks`], the wrapper any
-//! [`ChatModel`] takes with [`with_hooks`](crate::ChatModelExt::with_hooks).
+//! [`ChatModel`](crate::ChatModel) takes with [`with_hooks`](crate::ChatModelExt::with_hooks).
 //!
 //! The hooks run on the consumer's task, as the stream is polled, in the order the events come
 //! out; [`generate`](crate::ChatModelExt::generate) drives the same stream, so it runs through
@@ -32,7 +32,6 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::error::truncated;
-use crate::model::ChatModel;
 use crate::schema::{ChatChunk, ChatRequest, FinishReason, Message, ToolCall, ToolResult, Usage};
 use crate::stream_ext::ChatStreamExt;
 use crate::tool_calls::AccumulateToolCalls;
@@ -451,7 +450,7 @@ impl fmt::Debug for Hooks {
     }
 }
 
-/// A [`ChatModel`] with [`ChatHooks`] on its stream path, made by
+/// A [`ChatModel`](crate::ChatModel) with [`ChatHooks`] on its stream path, made by
 /// [`with_hooks`](crate::ChatModelExt::with_hooks). It is a `ChatModel` itself: its stream is
 /// the model's, with tool calls [assembled](crate::ChatStreamExt::accumulate_tool_calls) and
 /// the hooks run as the events come out (see the [module docs](self)), and a stream that ends
@@ -529,7 +528,11 @@ impl<M, H> WithHooks<M, H> {
     }
 }
 
-impl<M: ChatModel, H: ChatHooks> Runnable for WithHooks<M, H> {
+impl<M, H> Runnable for WithHooks<M, H>
+where
+    M: Runnable<Input = ChatRequest, Output = ChatChunk>,
+    H: ChatHooks,
+{
     type Input = ChatRequest;
     type Output = ChatChunk;
 

@@ -20,6 +20,10 @@
 //! This crate depends on `beluga-core`, serde and `serde_json`; it knows no HTTP. Providers
 //! that speak to a model over the network build on it.
 //!
+//! The modules form layers, each importing only from those before it: [`schema`], [`error`],
+//! [`tool_calls`], the response builder, the stream methods, [`hooks`], the model traits, and
+//! [`scripted`].
+//!
 //! # Example
 //!
 //! A scripted model asks for a tool; the consumer streams the text as it comes, runs the tool
@@ -97,4 +101,4 @@ pub use crate::schema::{
     ToolCallDelta, ToolChoice, ToolDefinition, ToolResult, Usage,
 };
 pub use crate::stream_ext::ChatStreamExt;
-pub use crate::tool_calls::{AccumulateToolCalls, ToolCallAccumulator};
+pub use crate::tool_calls::{AccumulateToolCalls, PartialToolCall, ToolCallAccumulator};

@@ -208,6 +208,29 @@ impl ToolCallAccumulator {
         self.completed.pop_front()
     }
 
+    /// The calls in progress, in the order they started, with what has arrived of them: a
+    /// snapshot for a consumer that shows calls as they stream (their arguments are usually
+    /// incomplete JSON until the call completes).
+    ///
+    /// ```
+    /// use beluga_llm::schema::ToolCallDelta;
+    /// use beluga_llm::ToolCallAccumulator;
+    ///
+    /// let mut calls = ToolCallAccumulator::new();
+    /// calls.push_delta(ToolCallDelta::start(0, "c1", "get_weather").with_arguments(r#"{"ci"#));
+    /// let partial: Vec<_> = calls.in_progress().collect();
+    /// assert_eq!(partial[0].name, "get_weather");
+    /// assert_eq!(partial[0].arguments, r#"{"ci"#);
+    /// ```
+    pub fn in_progress(&self) -> impl ExactSizeIterator<Item = PartialToolCall<'_>> {
+        self.pending.iter().map(|call| PartialToolCall {
+            index: call.index,
+            id: &call.id,
+            name: &call.name,
+            arguments: &call.arguments,
+        })
+    }
+
     /// Whether a call is in progress (started and not yet complete).
     ///
     /// ```
@@ -237,6 +260,28 @@ impl ToolCallAccumulator {
         self.pending.clear();
         self.completed.clear();
     }
+}
+
+/// A call in progress, as [`ToolCallAccumulator::in_progress`] shows it.
+///
+/// ```
+/// use beluga_llm::schema::ToolCallDelta;
+/// use beluga_llm::ToolCallAccumulator;
+/// let mut calls = ToolCallAccumulator::new();
+/// calls.push_delta(ToolCallDelta::start(2, "c1", "now"));
+/// let call = calls.in_progress().next().unwrap();
+/// assert_eq!((call.index, call.id, call.arguments), (2, "c1", ""));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialToolCall<'a> {
+    /// The index its pieces carry.
+    pub index: u32,
+    /// Its id; empty until a piece carries one.
+    pub id: &'a str,
+    /// The tool's name so far; empty until a piece carries one.
+    pub name: &'a str,
+    /// The arguments' JSON text so far.
+    pub arguments: &'a str,
 }
 
 impl Pending {
@@ -290,6 +335,31 @@ impl<S> AccumulateToolCalls<S> {
             done: None,
             finished: false,
         }
+    }
+
+    /// The accumulator: [`in_progress`](ToolCallAccumulator::in_progress) shows the calls
+    /// still streaming, for a consumer that displays them as they come.
+    ///
+    /// ```
+    /// use beluga_core::Event;
+    /// use beluga_llm::schema::{ChatChunk, ToolCallDelta};
+    /// use beluga_llm::ChatStreamExt;
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let chunks = futures_util::stream::iter([
+    ///     Ok(Event::data(ChatChunk::text("Checking.")
+    ///         .with_tool_call_delta(ToolCallDelta::start(0, "c1", "get_weather")))),
+    /// ]);
+    /// let mut stream = std::pin::pin!(chunks.accumulate_tool_calls());
+    /// stream.next().await; // the text chunk
+    /// let calling: Vec<&str> = stream.calls().in_progress().map(|call| call.name).collect();
+    /// assert_eq!(calling, ["get_weather"]);
+    /// # }
+    /// ```
+    pub fn calls(&self) -> &ToolCallAccumulator {
+        &self.calls
     }
 
     /// The source stream.
