@@ -492,7 +492,11 @@ async fn a_retry_after_delay_is_waited_out_even_past_the_backoff_cap() {
     let opts = options(4).with_retry(exact_retry(5, ms(250)));
     let start = Instant::now();
     let results = runnable.batch(&Context::new(), [0], &opts).await;
-    assert_eq!(results[0].as_ref().ok(), Some(&4), "succeeded on the fourth attempt");
+    assert_eq!(
+        results[0].as_ref().ok(),
+        Some(&4),
+        "succeeded on the fourth attempt"
+    );
     // 2 s as asked (the cap is 250 ms), then the policy's 200 ms, then its 250 ms, longer than
     // the 50 ms asked for.
     assert_eq!(runnable.gaps(0), [2_000, 200, 250]);

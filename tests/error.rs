@@ -276,10 +276,14 @@ fn a_retry_delay_is_found_through_wrapping_and_kept_out_of_the_text() {
     let limit = Error::new(ErrorCode::RateLimit, "429")
         .with_op("openai.chat")
         .with_retry_after(Duration::from_secs(7));
-    let wrapped = Error::new(ErrorCode::ToolFailed, "search failed")
-        .with_source(Foreign(limit.clone()));
+    let wrapped =
+        Error::new(ErrorCode::ToolFailed, "search failed").with_source(Foreign(limit.clone()));
     assert_eq!(limit.retry_after(), Some(Duration::from_secs(7)));
-    assert_eq!(wrapped.retry_after(), Some(Duration::from_secs(7)), "through a foreign cause");
+    assert_eq!(
+        wrapped.retry_after(),
+        Some(Duration::from_secs(7)),
+        "through a foreign cause"
+    );
     assert_eq!(
         format!("{wrapped:#}"),
         "[tool_failed] search failed: foreign layer: openai.chat [rate_limit]: 429"

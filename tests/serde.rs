@@ -133,7 +133,10 @@ fn a_retry_delay_crosses_the_wire_in_whole_milliseconds_rounded_up() {
     let back: Error = serde_json::from_value(value).unwrap();
     assert_eq!(back.retry_after(), Some(Duration::from_millis(1_501)));
     let plain = serde_json::to_value(Error::new(ErrorCode::RateLimit, "429")).unwrap();
-    assert!(plain.get("retry_after_ms").is_none(), "left out when absent");
+    assert!(
+        plain.get("retry_after_ms").is_none(),
+        "left out when absent"
+    );
 }
 
 #[test]

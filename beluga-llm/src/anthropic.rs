@@ -331,9 +331,12 @@ impl Anthropic {
 
     async fn run(&self, e: &mut Emitter<'_, ChatChunk>, request: ChatRequest) -> Result<(), Error> {
         let body = serde_json::to_vec(&self.request_body(&request)).map_err(|err| {
-            Error::new(ErrorCode::InvalidInput, "the request cannot be written as JSON")
-                .with_op(OP)
-                .with_source(err)
+            Error::new(
+                ErrorCode::InvalidInput,
+                "the request cannot be written as JSON",
+            )
+            .with_op(OP)
+            .with_source(err)
         })?;
         let response = self
             .endpoint
@@ -516,13 +519,16 @@ impl Decoder for AnthropicDecoder {
                         Some(text) => Step::Chunk(ChatChunk::text(text)),
                         None => Step::Skip,
                     },
-                    "input_json_delta" => match (self.tool_index(wire.index), wire.delta.partial_json) {
-                        (Some(index), Some(json)) if !json.as_str().is_empty() => Step::Chunk(
-                            ChatChunk::default()
-                                .with_tool_call_delta(ToolCallDelta::arguments(index, json.into_string())),
-                        ),
-                        _ => Step::Skip,
-                    },
+                    "input_json_delta" => {
+                        match (self.tool_index(wire.index), wire.delta.partial_json) {
+                            (Some(index), Some(json)) if !json.as_str().is_empty() => {
+                                Step::Chunk(ChatChunk::default().with_tool_call_delta(
+                                    ToolCallDelta::arguments(index, json.into_string()),
+                                ))
+                            }
+                            _ => Step::Skip,
+                        }
+                    }
                     // Thinking, signatures, citations: not part of the chunk.
                     _ => Step::Skip,
                 }
@@ -540,7 +546,10 @@ impl Decoder for AnthropicDecoder {
                             block.name.map(Text::into_string).unwrap_or_default(),
                         );
                         // A start that already holds arguments (not sent by the API today).
-                        if let Some(input) = block.input.filter(|i| i.as_object().is_some_and(|o| !o.is_empty())) {
+                        if let Some(input) = block
+                            .input
+                            .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                        {
                             delta.arguments = input.to_string();
                         }
                         Step::Chunk(ChatChunk::default().with_tool_call_delta(delta))

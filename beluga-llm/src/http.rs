@@ -147,7 +147,12 @@ pub fn status_error(
 /// assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
 /// ```
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
@@ -226,7 +231,10 @@ pub(crate) fn provider_error(op: &'static str, kind: &str, message: &str) -> Err
 pub(crate) fn malformed(op: &'static str, data: &str, err: &serde_json::Error) -> Error {
     Error::new(
         ErrorCode::ProviderUnavailable,
-        format!("the provider sent an event that cannot be read ({err}): {}", quote(data)),
+        format!(
+            "the provider sent an event that cannot be read ({err}): {}",
+            quote(data)
+        ),
     )
     .with_op(op)
 }
@@ -273,8 +281,11 @@ impl Endpoint {
     /// error.
     pub(crate) fn add_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|err| {
-            Error::new(ErrorCode::InvalidInput, format!("`{name}` is not a header name"))
-                .with_source(err)
+            Error::new(
+                ErrorCode::InvalidInput,
+                format!("`{name}` is not a header name"),
+            )
+            .with_source(err)
         })?;
         let value = HeaderValue::from_str(value).map_err(|err| {
             Error::new(
@@ -329,9 +340,13 @@ impl Endpoint {
             return Ok(response);
         }
         let delay = retry_after(response.headers());
-        let body = within(op, self.idle_timeout, read_prefix(response, MAX_ERROR_BODY_BYTES))
-            .await
-            .unwrap_or_default();
+        let body = within(
+            op,
+            self.idle_timeout,
+            read_prefix(response, MAX_ERROR_BODY_BYTES),
+        )
+        .await
+        .unwrap_or_default();
         Err(status_error(op, status, delay, &body))
     }
 }
@@ -341,7 +356,9 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
     while body.len() < limit {
         match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+            }
             Ok(None) | Err(_) => break,
         }
     }
@@ -349,7 +366,11 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
 }
 
 /// `future`'s output, or `deadline_exceeded` when it takes longer than `idle`.
-async fn within<F: Future>(op: &'static str, idle: Duration, future: F) -> Result<F::Output, Error> {
+async fn within<F: Future>(
+    op: &'static str,
+    idle: Duration,
+    future: F,
+) -> Result<F::Output, Error> {
     match Instant::now().checked_add(idle) {
         Some(deadline) => tokio::time::timeout_at(deadline, future)
             .await
@@ -373,7 +394,10 @@ fn transport_error(op: &'static str, err: reqwest::Error) -> Error {
     } else if err.is_timeout() {
         (ErrorCode::Timeout, "the HTTP request timed out")
     } else if err.is_connect() {
-        (ErrorCode::ProviderUnavailable, "cannot connect to the provider")
+        (
+            ErrorCode::ProviderUnavailable,
+            "cannot connect to the provider",
+        )
     } else {
         (ErrorCode::ProviderUnavailable, "the HTTP exchange failed")
     };
@@ -424,7 +448,9 @@ where
     let unfinished = AtomicUsize::new(0);
     let watched = Watched {
         body,
-        idle: Instant::now().checked_add(idle).map(tokio::time::sleep_until),
+        idle: Instant::now()
+            .checked_add(idle)
+            .map(tokio::time::sleep_until),
         idle_timeout: idle,
         unfinished: &unfinished,
         progressed: false,

@@ -303,9 +303,12 @@ impl OpenAiCompatible {
 
     async fn run(&self, e: &mut Emitter<'_, ChatChunk>, request: ChatRequest) -> Result<(), Error> {
         let body = serde_json::to_vec(&self.request_body(&request)).map_err(|err| {
-            Error::new(ErrorCode::InvalidInput, "the request cannot be written as JSON")
-                .with_op(OP)
-                .with_source(err)
+            Error::new(
+                ErrorCode::InvalidInput,
+                "the request cannot be written as JSON",
+            )
+            .with_op(OP)
+            .with_source(err)
         })?;
         let response = self
             .endpoint
@@ -451,7 +454,8 @@ impl Decoder for OpenAiDecoder {
             }
             _ => {}
         }
-        let wire: WireChunk<'_> = serde_json::from_str(data).map_err(|err| http::malformed(OP, data, &err))?;
+        let wire: WireChunk<'_> =
+            serde_json::from_str(data).map_err(|err| http::malformed(OP, data, &err))?;
         if let Some(error) = wire.error.filter(|e| !e.is_null()) {
             return Err(error_event(&error));
         }
@@ -471,7 +475,10 @@ impl Decoder for OpenAiDecoder {
                             index: call.index.unwrap_or(0),
                             id: non_empty(call.id),
                             name: non_empty(function.name),
-                            arguments: function.arguments.map(Text::into_string).unwrap_or_default(),
+                            arguments: function
+                                .arguments
+                                .map(Text::into_string)
+                                .unwrap_or_default(),
                         }
                     })
                     .collect();

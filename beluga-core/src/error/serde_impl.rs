@@ -48,9 +48,10 @@ fn to_repr(err: &(dyn StdError + 'static)) -> Repr {
             op: ours.op().to_owned(),
             message: ours.message().to_owned(),
             // Whole milliseconds, rounded up so that a delay is never shortened on the way.
-            retry_after_ms: ours.inner.retry_after.map(|d| {
-                u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
-            }),
+            retry_after_ms: ours
+                .inner
+                .retry_after
+                .map(|d| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
             source,
         }
     } else {

@@ -264,7 +264,8 @@ impl RetryPolicy {
     /// backoff, or the error's [`retry_after`](Error::retry_after) when that is longer.
     pub(super) fn wait_before(&self, retry: u32, err: &Error, rng: &mut SplitMix64) -> Duration {
         let backoff = self.jittered_backoff(retry, rng);
-        err.retry_after().map_or(backoff, |asked| asked.max(backoff))
+        err.retry_after()
+            .map_or(backoff, |asked| asked.max(backoff))
     }
 
     /// [`backoff`](Self::backoff) with a random part of up to `jitter` of it taken off.
@@ -314,12 +315,24 @@ mod tests {
         let mut rng = SplitMix64::for_item(1, 0);
         let plain = Error::new(ErrorCode::RateLimit, "429");
         let asked = |d| plain.clone().with_retry_after(Duration::from_millis(d));
-        assert_eq!(policy.wait_before(1, &plain, &mut rng), Duration::from_millis(100));
-        assert_eq!(policy.wait_before(1, &asked(40), &mut rng), Duration::from_millis(100));
+        assert_eq!(
+            policy.wait_before(1, &plain, &mut rng),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            policy.wait_before(1, &asked(40), &mut rng),
+            Duration::from_millis(100)
+        );
         // Beyond the cap too: the service's word is a lower bound.
-        assert_eq!(policy.wait_before(1, &asked(5_000), &mut rng), Duration::from_secs(5));
+        assert_eq!(
+            policy.wait_before(1, &asked(5_000), &mut rng),
+            Duration::from_secs(5)
+        );
         let wrapped = Error::new(ErrorCode::ToolFailed, "search").with_source(asked(700));
-        assert_eq!(policy.wait_before(2, &wrapped, &mut rng), Duration::from_millis(700));
+        assert_eq!(
+            policy.wait_before(2, &wrapped, &mut rng),
+            Duration::from_millis(700)
+        );
     }
 
     #[test]
