@@ -357,7 +357,7 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     while body.len() < limit {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
             }
             Ok(None) | Err(_) => break,
         }
