@@ -71,7 +71,7 @@ const OP: &str = "anthropic.messages";
 ///
 /// The request is sent when the stream is first polled and read as the consumer polls, on the
 /// consumer's task; dropping the stream or cancelling its context closes the connection at
-/// once. Errors are mapped as the [`http`](crate::http) module says (529 `overloaded` is
+/// once. Errors are mapped as the [`http`] module says (529 `overloaded` is
 /// `provider_unavailable`).
 ///
 /// System messages become the top-level `system` text; tool results become `tool_result`

@@ -59,7 +59,7 @@ const OP: &str = "openai.chat";
 ///
 /// The request is sent when the stream is first polled, and the answer is read as the
 /// consumer polls, on the consumer's task. Dropping the stream or cancelling its context closes
-/// the connection at once. Errors are mapped as the [`http`](crate::http) module says.
+/// the connection at once. Errors are mapped as the [`http`] module says.
 ///
 /// The request's `model` wins over the configured one; `temperature`, `max_tokens`, `stop`,
 /// `tools` and `tool_choice` are sent when set.
@@ -348,7 +348,7 @@ impl Runnable for OpenAiCompatible {
 /// comments give no event. The stream ends with `done` at `[DONE]`, or when the body ends
 /// after a finish reason; a body that ends before is a [truncated](crate::error::truncated)
 /// answer. An `error` object in the stream, JSON that cannot be read, a failing body and an
-/// idle gap longer than `idle_timeout` end it with an `Err` (see [`http`](crate::http)).
+/// idle gap longer than `idle_timeout` end it with an `Err` (see [`http`]).
 /// `ctx` is checked on every poll, as in every producer.
 ///
 /// ```
