@@ -6,7 +6,8 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer, combinators, runnable or many; N: items (default 1000000).
+#   BENCH: pipeline (default), producer, combinators, runnable, many, or beluga-llm's sse_decode;
+#   N: items (default 1000000; chunks for sse_decode, where 20000 is plenty).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
@@ -17,6 +18,7 @@
 set -euo pipefail
 
 bench=pipeline
+package=beluga-core
 if [ $# -gt 0 ] && ! [[ "$1" =~ ^[0-9_]+$ ]]; then
     bench="$1"
     shift
@@ -55,8 +57,12 @@ case "$bench" in
         cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
             batch64_spawned)
         ;;
+    sse_decode)
+        package=beluga-llm
+        cases=(baseline framing beluga async_openai beluga_anthropic)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable or many)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many or sse_decode)" >&2
         exit 1
         ;;
 esac
@@ -69,8 +75,8 @@ fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p beluga-core --bench "$bench" --no-run
-bin="$(cargo bench -p beluga-core --bench "$bench" --no-run --message-format=json 2>/dev/null \
+cargo bench -p "$package" --bench "$bench" --no-run
+bin="$(cargo bench -p "$package" --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
     | grep "\"name\":\"$bench\"" \
@@ -233,5 +239,12 @@ case "$bench" in
         ratio "batch1 / invoke_loop (per input)" batch1 invoke_loop
         ratio "batch64 / batch1 (per input)" batch64 batch1
         ratio "batch64_spawned / batch64 (per input)" batch64_spawned batch64
+        ;;
+    sse_decode)
+        ratio "beluga / async_openai" beluga async_openai 1.0
+        ratio "beluga / baseline" beluga baseline
+        ratio "async_openai / baseline" async_openai baseline
+        ratio "framing / baseline" framing baseline
+        ratio "beluga_anthropic / beluga" beluga_anthropic beluga
         ;;
 esac
