@@ -39,7 +39,7 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use beluga_core::{Context, Error, Event, EventKind, EventResult, Runnable, stream};
+use beluga_core::{Context, Error, ErrorCode, Event, EventKind, EventResult, Runnable, stream};
 use beluga_llm::ToolCallAccumulator;
 use beluga_llm::schema::{
     AssistantMessage, ChatChunk, ChatRequest, Message, ToolCall, ToolDefinition, ToolResult, Usage,
@@ -219,10 +219,11 @@ impl Probe {
 
     fn sent<T>(&mut self, item: &EventResult<T>) {
         self.counters.chunks.fetch_add(1, Ordering::SeqCst);
-        if item.as_ref().is_ok_and(|event| !event.is_done()) {
-            return;
-        }
-        self.ended = true;
+        let terminal = match item {
+            Ok(event) => event.is_done(),
+            Err(_) => true,
+        };
+        self.ended |= terminal;
     }
 }
 
@@ -266,24 +267,27 @@ fn answer(
     prompt: String,
     token_delay: Duration,
 ) -> impl Stream<Item = EventResult<ChatChunk>> + Send + 'static + use<> {
-    let ctx = ctx.clone();
+    let model_ctx = ctx.clone();
     let model = scripted_model(token_delay);
-    stream::produce(&ctx.clone(), async move |mut e| {
+    stream::produce(ctx, async move |mut e| {
         let mut messages = vec![
             Message::system("You are a concise travel assistant."),
             Message::user(prompt),
         ];
         for _ in 0..MAX_ROUNDS {
             let request = ChatRequest::new("", messages.clone()).with_tools(vec![weather_tool()]);
-            let mut chunks = std::pin::pin!(model.stream(ctx.clone(), request));
+            let mut chunks = std::pin::pin!(model.stream(model_ctx.clone(), request));
             let mut calls = ToolCallAccumulator::new();
             let mut reply = AssistantMessage::default();
             while let Some(event) = chunks.next().await {
                 let event = event?;
                 if let EventKind::Data(chunk) = event.kind() {
                     reply.content.push_str(&chunk.delta);
-                    calls.push(&mut chunk.clone());
+                    for piece in &chunk.tool_call_deltas {
+                        calls.push_delta(piece.clone());
+                    }
                 } else if event.is_done() {
+                    // This model call is over, not the answer.
                     break;
                 }
                 e.emit(event).await;
@@ -307,7 +311,7 @@ fn answer(
             }
         }
         Err(Error::new(
-            beluga_core::ErrorCode::BudgetExhausted,
+            ErrorCode::BudgetExhausted,
             "the model kept calling tools",
         ))
     })
