@@ -294,7 +294,11 @@ fn start_server() -> (Child, String) {
     BufReader::new(stdout)
         .read_line(&mut line)
         .expect("the server's port");
-    let port = line.trim().strip_prefix("PORT ").expect("PORT line").to_owned();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .to_owned();
     (child, format!("http://127.0.0.1:{port}"))
 }
 
