@@ -6,8 +6,9 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer, combinators, runnable, many or tracing (built with the
-#   `tracing` feature); N: items (default 1000000).
+#   BENCH: pipeline (default), producer, combinators, runnable, many, tracing (built with the
+#   `tracing` feature), or beluga-llm's sse_decode; N: items (default 1000000; chunks for
+#   sse_decode, where 20000 is plenty).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
@@ -18,6 +19,7 @@
 set -euo pipefail
 
 bench=pipeline
+package=beluga-core
 if [ $# -gt 0 ] && ! [[ "$1" =~ ^[0-9_]+$ ]]; then
     bench="$1"
     shift
@@ -61,8 +63,12 @@ case "$bench" in
         cases=(baseline traced_unsubscribed entered_by_hand traced_subscribed)
         features=(--features tracing)
         ;;
+    sse_decode)
+        package=beluga-llm
+        cases=(baseline framing beluga async_openai beluga_anthropic)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many or tracing)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many, tracing or sse_decode)" >&2
         exit 1
         ;;
 esac
@@ -75,8 +81,8 @@ fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p beluga-core ${features[@]+"${features[@]}"} --bench "$bench" --no-run
-bin="$(cargo bench -p beluga-core ${features[@]+"${features[@]}"} --bench "$bench" --no-run --message-format=json 2>/dev/null \
+cargo bench -p "$package" ${features[@]+"${features[@]}"} --bench "$bench" --no-run
+bin="$(cargo bench -p "$package" ${features[@]+"${features[@]}"} --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
     | grep "\"name\":\"$bench\"" \
@@ -244,5 +250,12 @@ case "$bench" in
         ratio "traced_unsubscribed / baseline" traced_unsubscribed baseline
         ratio "traced_subscribed / entered_by_hand" traced_subscribed entered_by_hand
         ratio "traced_subscribed / baseline" traced_subscribed baseline
+        ;;
+    sse_decode)
+        ratio "beluga / async_openai" beluga async_openai 1.0
+        ratio "beluga / baseline" beluga baseline
+        ratio "async_openai / baseline" async_openai baseline
+        ratio "framing / baseline" framing baseline
+        ratio "beluga_anthropic / beluga" beluga_anthropic beluga
         ;;
 esac

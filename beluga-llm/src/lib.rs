@@ -18,9 +18,36 @@
 //!   [`collect_response`](ChatStreamExt::collect_response) assembles the answer.
 //! * [`scripted`]: [`ScriptedModel`](scripted::ScriptedModel) replays scripted turns, with
 //!   optional per-token delays on Tokio's clock.
+//! * Providers over HTTP (the `http` feature, on by default):
+//!   [`OpenAiCompatible`](openai::OpenAiCompatible) for the OpenAI chat-completions stream
+//!   (OpenAI, Ollama, vLLM, llama.cpp's server, mistral.rs, LM Studio, most gateways) and
+//!   [`Anthropic`](anthropic::Anthropic) for Anthropic's Messages stream, read on the
+//!   consumer's task; [`http`] maps their failures onto beluga's error codes.
 //!
-//! This crate depends on `beluga-core`, serde and `serde_json`; it knows no HTTP. Providers
-//! that speak to a model over the network build on it.
+//! This crate depends on `beluga-core`, serde and `serde_json`, and with the `http` feature on
+//! `reqwest` (rustls), `eventsource-stream`, `bytes` and `httpdate`. Without the feature it
+//! knows no HTTP: `default-features = false` keeps the schema, the model trait and the
+//! scripted model alone. The `tracing` feature (off by default) adds `tracing`.
+//!
+//! # Talking to a real model
+//!
+//! ```no_run
+//! use beluga_core::Context;
+//! use beluga_llm::openai::OpenAiCompatible;
+//! use beluga_llm::schema::{ChatRequest, Message};
+//! use beluga_llm::ChatModelExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), beluga_core::Error> {
+//! let model = OpenAiCompatible::new("http://localhost:11434/v1", "llama3.2"); // Ollama
+//! // let model = OpenAiCompatible::openai("gpt-4o-mini").with_api_key(key);
+//! // let model = beluga_llm::anthropic::Anthropic::new("claude-sonnet-4-5").with_api_key(key);
+//! let request = ChatRequest::new("", vec![Message::user("Name three fjords.")]);
+//! let answer = model.generate(Context::new(), request).await?;
+//! println!("{} ({:?})", answer.text(), answer.usage);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! The modules form layers, each importing only from those before it: [`schema`], [`error`],
 //! [`tool_calls`], the response builder, the stream methods, [`hooks`], `trace` (feature
@@ -78,9 +105,15 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+#[cfg(feature = "http")]
+pub mod anthropic;
 pub mod error;
 pub mod hooks;
+#[cfg(feature = "http")]
+pub mod http;
 mod model;
+#[cfg(feature = "http")]
+pub mod openai;
 mod response;
 pub mod schema;
 pub mod scripted;
@@ -88,6 +121,8 @@ mod stream_ext;
 pub mod tool_calls;
 #[cfg(feature = "tracing")]
 pub mod trace;
+#[cfg(feature = "http")]
+mod wire;
 
 pub use crate::hooks::{ChatHooks, DoneInfo, Hooks, WithHooks};
 pub use crate::model::{BoxChatModel, ChatModel, ChatModelExt};
