@@ -51,6 +51,43 @@ use tracing::Span;
 use crate::context::Context;
 use crate::event::Event;
 
+/// Opens the span of a traced stream: an `INFO` span named `$name` with the
+/// [fields every traced stream records](crate::trace#fields) (the request and session ids of
+/// the [`Context`](crate::Context) `$ctx`, the others empty until recorded), followed by the
+/// fields given after the context, in `tracing`'s syntax. For
+/// [`StreamSpan::open`](crate::trace::StreamSpan::open).
+///
+/// The name must be a string literal (a `tracing` span's name is static); put a name made at
+/// run time in `otel.name`.
+///
+/// ```
+/// use beluga_core::{stream_span, Context};
+///
+/// let ctx = Context::new().with_request_id("req-1");
+/// let model = "small";
+/// let span = stream_span!("generate", &ctx, otel.name = %format_args!("generate {model}"), tokens = tracing::field::Empty);
+/// # drop(span);
+/// ```
+#[macro_export]
+macro_rules! stream_span {
+    ($name:literal, $ctx:expr $(, $($fields:tt)*)?) => {{
+        let ctx: &$crate::Context = $ctx;
+        $crate::__private::tracing::info_span!(
+            $name,
+            beluga.request_id = ctx.request_id(),
+            beluga.session_id = ctx.session_id(),
+            beluga.time_to_first_item_ms = $crate::__private::tracing::field::Empty,
+            beluga.items = $crate::__private::tracing::field::Empty,
+            beluga.error_events = $crate::__private::tracing::field::Empty,
+            beluga.outcome = $crate::__private::tracing::field::Empty,
+            error.type = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_message = $crate::__private::tracing::field::Empty
+            $(, $($fields)*)?
+        )
+    }};
+}
+
 /// What a traced stream's span records beyond the [fields](self#fields) every traced stream
 /// records: implement it to trace a kind of stream with fields of its own, and pass it to
 /// [`traced_with`](crate::EventStreamExt::traced_with).
@@ -178,7 +215,8 @@ impl NamedSpan {
 
 impl<T> StreamSpan<T> for NamedSpan {
     fn open(&mut self, ctx: &Context) -> Span {
-        crate::stream_span!("stream", ctx, otel.name = self.name())
+        // The macro by its textual scope (above): `crate::` paths name modules only.
+        stream_span!("stream", ctx, otel.name = self.name())
     }
 }
 
@@ -222,41 +260,4 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Opens the span of a traced stream: an `INFO` span named `$name` with the
-/// [fields every traced stream records](crate::trace#fields) (the request and session ids of
-/// the [`Context`](crate::Context) `$ctx`, the others empty until recorded), followed by the
-/// fields given after the context, in `tracing`'s syntax. For
-/// [`StreamSpan::open`](crate::trace::StreamSpan::open).
-///
-/// The name must be a string literal (a `tracing` span's name is static); put a name made at
-/// run time in `otel.name`.
-///
-/// ```
-/// use beluga_core::{stream_span, Context};
-///
-/// let ctx = Context::new().with_request_id("req-1");
-/// let model = "small";
-/// let span = stream_span!("generate", &ctx, otel.name = %format_args!("generate {model}"), tokens = tracing::field::Empty);
-/// # drop(span);
-/// ```
-#[macro_export]
-macro_rules! stream_span {
-    ($name:literal, $ctx:expr $(, $($fields:tt)*)?) => {{
-        let ctx: &$crate::Context = $ctx;
-        $crate::__private::tracing::info_span!(
-            $name,
-            beluga.request_id = ctx.request_id(),
-            beluga.session_id = ctx.session_id(),
-            beluga.time_to_first_item_ms = $crate::__private::tracing::field::Empty,
-            beluga.items = $crate::__private::tracing::field::Empty,
-            beluga.error_events = $crate::__private::tracing::field::Empty,
-            beluga.outcome = $crate::__private::tracing::field::Empty,
-            error.type = $crate::__private::tracing::field::Empty,
-            otel.status_code = $crate::__private::tracing::field::Empty,
-            otel.status_message = $crate::__private::tracing::field::Empty
-            $(, $($fields)*)?
-        )
-    }};
 }
