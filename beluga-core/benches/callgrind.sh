@@ -60,7 +60,7 @@ case "$bench" in
             batch64_spawned)
         ;;
     tracing)
-        cases=(baseline traced_unsubscribed entered_by_hand traced_subscribed)
+        cases=(baseline baseline_outlined traced_unsubscribed entered_by_hand traced_subscribed)
         features=(--features tracing)
         ;;
     sse_decode)
@@ -248,6 +248,7 @@ case "$bench" in
         ;;
     tracing)
         ratio "traced_unsubscribed / baseline" traced_unsubscribed baseline
+        ratio "traced_unsubscribed / baseline_outlined" traced_unsubscribed baseline_outlined
         ratio "traced_subscribed / entered_by_hand" traced_subscribed entered_by_hand
         ratio "traced_subscribed / baseline" traced_subscribed baseline
         ;;

@@ -7,6 +7,8 @@
 //! and sums the payloads. The table reports the median per item and its ratio to `baseline`,
 //! the hand-written counter of `benches/pipeline.rs`, untraced, measured in the same run.
 //!
+//! - `baseline_outlined`: the counter behind an `#[inline(never)]` `poll_next`, for reference
+//!   (see BENCHMARKS.md, "Two baselines");
 //! - `traced_unsubscribed`: `.traced(..)` with no subscriber installed: the span is disabled at
 //!   the first poll and the stream passes through;
 //! - `entered_by_hand`: the counter behind a hand-written wrapper that enters a span around
@@ -38,7 +40,7 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tracing::Span;
 
-use support::{Counter, sum_to, time};
+use support::{Counter, Outlined, sum_to, time};
 
 mod support;
 
@@ -81,6 +83,7 @@ where
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Case {
     Baseline,
+    BaselineOutlined,
     TracedUnsubscribed,
     EnteredByHand,
     TracedSubscribed,
@@ -90,6 +93,7 @@ impl support::Case for Case {
     const BENCH: &'static str = "tracing";
     const ALL: &'static [Case] = &[
         Case::Baseline,
+        Case::BaselineOutlined,
         Case::TracedUnsubscribed,
         Case::EnteredByHand,
         Case::TracedSubscribed,
@@ -99,6 +103,7 @@ impl support::Case for Case {
     fn name(self) -> &'static str {
         match self {
             Case::Baseline => "baseline",
+            Case::BaselineOutlined => "baseline_outlined",
             Case::TracedUnsubscribed => "traced_unsubscribed",
             Case::EnteredByHand => "entered_by_hand",
             Case::TracedSubscribed => "traced_subscribed",
@@ -113,6 +118,10 @@ impl support::Case for Case {
         let ctx = Context::new().with_request_id("bench");
         match self {
             Case::Baseline => time(rt, consume(Counter::new(n))),
+            Case::BaselineOutlined => {
+                let inner = Counter::new(n);
+                time(rt, consume(Outlined { inner }))
+            }
             Case::TracedUnsubscribed => time(rt, consume(Counter::new(n).traced("bench", &ctx))),
             Case::EnteredByHand => {
                 let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
@@ -139,6 +148,11 @@ impl support::Case for Case {
                     "traced_unsubscribed / baseline",
                     Case::TracedUnsubscribed,
                     Case::Baseline,
+                ),
+                (
+                    "traced_unsubscribed / baseline_outlined",
+                    Case::TracedUnsubscribed,
+                    Case::BaselineOutlined,
                 ),
                 (
                     "traced_subscribed / entered_by_hand",
