@@ -13,8 +13,8 @@ use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult};
 use beluga_llm::schema::{ChatChunk, FinishReason, ToolCall, ToolCallDelta, ToolResult, Usage};
+use beluga_net_tests::serve_on_loopback;
 use beluga_sse::encoding::{OpenAiChunks, VercelUiStream};
-use beluga_tests::serve_on_loopback;
 use futures_util::StreamExt;
 use serde_json::json;
 
