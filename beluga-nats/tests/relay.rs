@@ -632,3 +632,63 @@ async fn a_broker_restarted_between_items_loses_nothing_and_the_reader_goes_on()
     eprintln!("broker restart: longest wait for an item {longest_gap:?}");
     assert!(longest_gap < Duration::from_secs(3), "{longest_gap:?}");
 }
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_and_publishers_leave_no_task_behind() {
+    let server = NatsServer::start();
+    let relay = relay(&server.url(), config()).await;
+    // Settle the client's own tasks first.
+    relay
+        .publish(&Context::new(), "warm", |_| {
+            futures_util::stream::iter([ok(Event::done_with(0_u8))])
+        })
+        .await
+        .unwrap();
+    collect::<u8>(&relay, "warm", Position::Start).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = alive_tasks();
+    for round in 0..5 {
+        let id = format!("tasks-{round}");
+        let (guard, dropped, _) = probe();
+        let publisher = relay.clone();
+        let publish_id = id.clone();
+        let task = tokio::spawn(async move {
+            publisher
+                .publish(&Context::new(), &publish_id, |ctx| {
+                    numbers(
+                        ctx,
+                        u64::MAX,
+                        Duration::from_millis(1),
+                        guard,
+                        Arc::new(AtomicU64::new(0)),
+                    )
+                })
+                .await
+        });
+        // One consumer reads to the end, one is dropped mid-stream.
+        let whole = relay.subscribe::<u64>(&id, Position::Start).await.unwrap();
+        let mut partial = relay.subscribe::<u64>(&id, Position::Start).await.unwrap();
+        partial.next().await.unwrap().unwrap();
+        drop(partial);
+        relay.cancel(&id).await.unwrap();
+        let items: Vec<_> = whole.collect().await;
+        assert_eq!(
+            items.last().unwrap().as_ref().unwrap_err().code(),
+            ErrorCode::Cancelled
+        );
+        task.await.unwrap().unwrap();
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+    eventually(
+        "every consumer's and publisher's task ended",
+        Duration::from_secs(5),
+        || alive_tasks() <= before,
+    )
+    .await;
+}
