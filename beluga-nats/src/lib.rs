@@ -12,7 +12,7 @@
 //! * [`Relay::subscribe`] reads it back, in another process or on another machine, as an
 //!   ordinary event stream ([`RemoteStream`]): every item once and in order, exactly one
 //!   terminal item with its error code, and an error (never a silent end) when the producer
-//!   died, an item expired, or the broker is gone.
+//!   died (its publisher's heartbeats stopped), an item expired, or the broker is gone.
 //! * [`Position::After`] resumes after a JetStream sequence, which is also the SSE event id:
 //!   a consumer that restarts goes on with no gap and no duplicate.
 //! * Any number of consumers read one stream, each at its own position; a slow one holds back
@@ -65,7 +65,8 @@
 //! what the body is (`Beluga-Item: event | error | end`), which item it is (`Beluga-Index`),
 //! and give JetStream a `Nats-Msg-Id` for de-duplicating retried publishes. Cancels go to
 //! `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts still counts),
-//! and consumers' presence to `<prefix>.presence.<id>` (not stored).
+//! consumers' presence to `<prefix>.presence.<id>` and the publisher's heartbeat to
+//! `<prefix>.alive.<id>` (neither stored).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

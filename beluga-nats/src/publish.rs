@@ -261,6 +261,7 @@ where
         ),
         None => None,
     };
+    let alive = config.alive_subject(id);
     let mut tick = tokio::time::interval(config.presence_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -390,7 +391,9 @@ where
                     w.on_message(&message.payload, Instant::now());
                 }
             }
-            _ = tick.tick(), if watchers.is_some() && ending.is_none() => {
+            _ = tick.tick(), if ending.is_none() => {
+                // Tells consumers the producer is alive, however long it takes between items.
+                let _ = inner.client.publish(alive.clone(), bytes::Bytes::new()).await;
                 if watchers.as_mut().is_some_and(|w| w.unwatched(Instant::now())) {
                     stop = Some((cancelled_by("because no consumer was attached"), Ending::Unwatched));
                 }

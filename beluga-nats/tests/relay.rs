@@ -695,3 +695,32 @@ async fn consumers_and_publishers_leave_no_task_behind() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_producer_is_not_taken_for_a_dead_one() {
+    let server = NatsServer::start();
+    // Items 1.2 s apart, an idle timeout of 0.5 s: the publisher's heartbeats keep the
+    // consumer waiting.
+    let config = config().with_idle_timeout(Duration::from_millis(500));
+    let publisher = relay(&server.url(), config.clone()).await;
+    let consumer = relay(&server.url(), config).await;
+    let (guard, _, produced) = probe();
+    let task = tokio::spawn(async move {
+        publisher
+            .publish(&Context::new(), "slow", |ctx| {
+                numbers(ctx, 3, Duration::from_millis(1_200), guard, produced)
+            })
+            .await
+    });
+    let got = collect::<u64>(&consumer, "slow", Position::Start).await;
+    assert_eq!(
+        got,
+        [
+            ok(Event::data(0)),
+            ok(Event::data(1)),
+            ok(Event::data(2)),
+            ok(Event::done())
+        ]
+    );
+    task.await.unwrap().unwrap();
+}
