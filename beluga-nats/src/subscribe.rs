@@ -41,7 +41,9 @@ pub enum Position {
     #[default]
     Start,
     /// After the item with this JetStream sequence (a [`RemoteStream::last_sequence`] seen
-    /// earlier, the SSE `Last-Event-ID`): the next item, no gap and no duplicate.
+    /// earlier, the SSE `Last-Event-ID`): the next item, no gap and no duplicate. JetStream
+    /// counts from 1, so `After(0)` is [`Start`](Position::Start), as SSE position 0 is
+    /// "before the first event".
     After(u64),
 }
 
@@ -115,6 +117,10 @@ pub(crate) async fn open<T: DeserializeOwned>(
     let inner = &relay.inner;
     let config = &inner.config;
     let subject = config.items_subject(id);
+    let position = match position {
+        Position::After(0) => Position::Start,
+        other => other,
+    };
     let (deliver_policy, next_index, ended) = match position {
         Position::Start => (DeliverPolicy::All, 0, false),
         Position::After(sequence) => {

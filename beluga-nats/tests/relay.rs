@@ -206,6 +206,13 @@ async fn resuming_after_any_position_continues_with_no_gap_and_no_duplicate() {
         .unwrap();
     noise.await.unwrap().unwrap();
 
+    assert_eq!(
+        collect::<u64>(&relay, "resume", Position::After(0))
+            .await
+            .len(),
+        41,
+        "position 0 is the start"
+    );
     let mut whole = relay
         .subscribe::<u64>("resume", Position::Start)
         .await
