@@ -312,6 +312,8 @@ where
     let mut last_sequence = None;
     let mut last_progress = Instant::now();
     let mut ctx_cancelled = pin!(child.cancelled());
+    // The connection count the window was last checked against.
+    let mut checked_epoch = connects(inner);
 
     loop {
         if let Some((err, end)) = stop.take() {
@@ -333,8 +335,9 @@ where
         // Nothing is sent while the client is disconnected: it would queue the item for the
         // next connection, ahead of earlier items lost with the old one.
         let connected = inner.client.connection_state() == State::Connected;
-        if connected {
-            let epoch = connects(inner);
+        let epoch = connects(inner);
+        if connected && epoch != checked_epoch {
+            checked_epoch = epoch;
             let stale = window.iter().position(|f| f.epoch != epoch);
             if let Some(first) = stale {
                 // Sent on a connection that is gone: each may or may not be stored. Send them
