@@ -350,6 +350,12 @@ where
                         send_item(inner, &subject, &msg_id, entry.index, entry.kind, body).await;
                 }
             }
+            // A cancel sent while this client was away reached no subscription: look for the
+            // stored one.
+            if ending.is_none() && cancel_requested(inner, id).await.unwrap_or(false) {
+                stop = Some((cancelled_by("by a consumer"), Ending::CancelledByConsumer));
+                continue;
+            }
         }
         // One item at a time until the first is stored: it is the one that claims the id.
         let limit = if first_sequence.is_some() {
