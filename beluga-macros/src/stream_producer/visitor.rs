@@ -254,7 +254,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
-    /// `Ok(None)`, `Ok(final value)` and `Err(IntoProducerError::into_error(e))` (the conversion
+    /// `Ok(None)`, `Ok(final value)` and `Err(ReturnedError::into_error(e))` (the conversion
     /// of `?`, through a check that says what to write for an error that does not convert).
     fn rewrite_return(&self, ret: &ExprReturn) -> TokenStream {
         let span = ret.span();
@@ -272,7 +272,7 @@ impl<'a> Visitor<'a> {
                     let err_span = Span::mixed_site().located_at(err.span());
                     let krate = respan(self.krate, err_span);
                     let from = quote_spanned! {err_span=>
-                        #krate::__private::checks::IntoProducerError::into_error(#err)
+                        #krate::__private::checks::ReturnedError::into_error(#err)
                     };
                     quote_spanned! {span=> #krate::__private::Err(#from) }
                 } else {
@@ -285,7 +285,7 @@ impl<'a> Visitor<'a> {
         quote! { #(#attrs)* #return_token #value }
     }
 
-    /// From `operand?` into `checks::TryInProducer::value(operand)?`: the same `?` for a
+    /// From `operand?` into `checks::QuestionMark::value(operand)?`: the same `?` for a
     /// `Result` whose error converts into `Error`, and an error that says what to write for
     /// anything else (an `Option`, another error type), spanned on the `?`.
     fn rewrite_try(&self, operand: &Expr, question: Token![?]) -> TokenStream {
@@ -296,7 +296,7 @@ impl<'a> Visitor<'a> {
         let mut operand = Group::new(Delimiter::None, operand.to_token_stream());
         operand.set_span(at);
         let call = quote_spanned! {at=>
-            #krate::__private::checks::TryInProducer::value(#operand)
+            #krate::__private::checks::QuestionMark::value(#operand)
         };
         quote! { #call #question }
     }
