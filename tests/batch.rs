@@ -473,6 +473,36 @@ async fn a_retry_that_succeeds_returns_the_value() {
     assert_eq!(start.elapsed(), ms(300));
 }
 
+fn rate_limit_for_two_seconds() -> Error {
+    rate_limit().with_retry_after(Duration::from_secs(2))
+}
+
+fn wrapped_rate_limit_for_50_ms() -> Error {
+    Error::new(ErrorCode::ToolFailed, "search failed")
+        .with_source(rate_limit().with_retry_after(ms(50)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_delay_is_waited_out_even_past_the_backoff_cap() {
+    let runnable = Flaky::script(vec![
+        rate_limit_for_two_seconds,
+        rate_limit,
+        wrapped_rate_limit_for_50_ms,
+    ]);
+    let opts = options(4).with_retry(exact_retry(5, ms(250)));
+    let start = Instant::now();
+    let results = runnable.batch(&Context::new(), [0], &opts).await;
+    assert_eq!(
+        results[0].as_ref().ok(),
+        Some(&4),
+        "succeeded on the fourth attempt"
+    );
+    // 2 s as asked (the cap is 250 ms), then the policy's 200 ms, then its 250 ms, longer than
+    // the 50 ms asked for.
+    assert_eq!(runnable.gaps(0), [2_000, 200, 250]);
+    assert_eq!(start.elapsed(), ms(2_450));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_auth_error_is_attempted_exactly_once() {
     let runnable = Flaky::always(auth);

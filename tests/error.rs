@@ -1,6 +1,7 @@
 //! `Error`: codes, retryability through wrapping, `Display`, conversions for `?`.
 
 use std::error::Error as _;
+use std::time::Duration;
 
 use beluga_core::{Error, ErrorCode, ResultExt};
 
@@ -268,4 +269,28 @@ fn clones_share_and_builders_do_not_disturb_clones() {
     assert_eq!(b.op(), "changed");
     assert_ne!(a, b);
     assert_eq!(a, a.clone());
+}
+
+#[test]
+fn a_retry_delay_is_found_through_wrapping_and_kept_out_of_the_text() {
+    let limit = Error::new(ErrorCode::RateLimit, "429")
+        .with_op("openai.chat")
+        .with_retry_after(Duration::from_secs(7));
+    let wrapped =
+        Error::new(ErrorCode::ToolFailed, "search failed").with_source(Foreign(limit.clone()));
+    assert_eq!(limit.retry_after(), Some(Duration::from_secs(7)));
+    assert_eq!(
+        wrapped.retry_after(),
+        Some(Duration::from_secs(7)),
+        "through a foreign cause"
+    );
+    assert_eq!(
+        format!("{wrapped:#}"),
+        "[tool_failed] search failed: foreign layer: openai.chat [rate_limit]: 429"
+    );
+    // The outermost delay wins, and it is part of equality.
+    let outer = wrapped.clone().with_retry_after(Duration::from_secs(1));
+    assert_eq!(outer.retry_after(), Some(Duration::from_secs(1)));
+    assert_ne!(outer, wrapped);
+    assert_eq!(Error::new(ErrorCode::RateLimit, "429").retry_after(), None);
 }

@@ -534,3 +534,102 @@ async fn an_inherent_invoke_shadows_the_runnable_one_in_method_call_syntax() {
     let through_trait = RunnableExt::invoke(&Shadowing, Context::new(), 5).await;
     assert_eq!(through_trait.unwrap(), 10);
 }
+
+/// A branch fed by hand that counts its polls: `data` for every item sent, `done` once closed.
+#[derive(Default)]
+struct Inbox {
+    items: std::sync::Mutex<std::collections::VecDeque<Option<u32>>>,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+    polls: std::sync::atomic::AtomicUsize,
+}
+
+impl Inbox {
+    fn send(&self, item: Option<u32>) {
+        self.items.lock().unwrap().push_back(item);
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+struct FedBranch(std::sync::Arc<Inbox>);
+
+impl Runnable for FedBranch {
+    type Input = ();
+    type Output = u32;
+    fn stream(&self, _ctx: Context, (): ()) -> impl Stream<Item = EventResult<u32>> + Send + '_ {
+        let inbox = &self.0;
+        futures_util::stream::poll_fn(move |cx| {
+            inbox
+                .polls
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match inbox.items.lock().unwrap().pop_front() {
+                Some(Some(item)) => std::task::Poll::Ready(Some(Ok(Event::data(item)))),
+                Some(None) => std::task::Poll::Ready(Some(Ok(Event::done_with(0)))),
+                None => {
+                    *inbox.waker.lock().unwrap() = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+#[test]
+fn a_wake_on_one_branch_of_a_thousand_polls_that_branch_alone() {
+    use std::task::{Context as TaskContext, Poll, Waker};
+    let inboxes: Vec<std::sync::Arc<Inbox>> =
+        (0..1_000).map(|_| std::sync::Arc::default()).collect();
+    let run = parallel(
+        inboxes
+            .iter()
+            .map(|inbox| FedBranch(std::sync::Arc::clone(inbox)))
+            .collect::<Vec<_>>(),
+    );
+    let mut events = Box::pin(run.stream(Context::new(), ()));
+    let mut poll = || {
+        events
+            .as_mut()
+            .poll_next(&mut TaskContext::from_waker(Waker::noop()))
+    };
+    assert!(poll().is_pending());
+    let total =
+        |inboxes: &[std::sync::Arc<Inbox>]| inboxes.iter().map(|i| i.polls()).sum::<usize>();
+    assert_eq!(total(&inboxes), 1_000);
+    for (k, which) in [17_usize, 999, 0, 17].into_iter().enumerate() {
+        let before = total(&inboxes);
+        inboxes[which].send(Some(u32::try_from(k).unwrap()));
+        let Poll::Ready(Some(Ok(event))) = poll() else {
+            panic!("no event for branch {which}");
+        };
+        assert_eq!(
+            event.payload(),
+            Some(&ParallelOutput::Item {
+                branch: which,
+                value: u32::try_from(k).unwrap()
+            })
+        );
+        assert!(poll().is_pending());
+        assert_eq!(
+            total(&inboxes) - before,
+            2,
+            "a wake on branch {which} polled others"
+        );
+    }
+    // Every branch ends: the run ends with every result, in branch order.
+    for inbox in &inboxes {
+        inbox.send(None);
+    }
+    let Poll::Ready(Some(Ok(event))) = poll() else {
+        panic!("no final event");
+    };
+    let all = event
+        .into_payload()
+        .and_then(ParallelOutput::into_all)
+        .unwrap();
+    assert_eq!(all, vec![0; 1_000]);
+}

@@ -1,5 +1,7 @@
 //! Beluga's JSON shape for events, kinds and errors, round-trip tested.
 
+use std::time::Duration;
+
 use beluga_core::{Error, ErrorCode, Event, EventType, Meta, MetaValue};
 use serde_json::{Value, json};
 
@@ -116,6 +118,25 @@ fn error_chain_round_trips_with_codes_and_foreign_causes() {
     assert!(back.is_retryable(), "the root cause survives the wire");
     assert_eq!(format!("{back:#}"), format!("{err:#}"));
     assert_eq!(serde_json::to_value(&back).unwrap(), value);
+}
+
+#[test]
+fn a_retry_delay_crosses_the_wire_in_whole_milliseconds_rounded_up() {
+    let err = Error::new(ErrorCode::RateLimit, "429")
+        .with_op("openai.chat")
+        .with_retry_after(Duration::from_micros(1_500_001));
+    let value = serde_json::to_value(&err).unwrap();
+    assert_eq!(
+        value,
+        json!({"code": "rate_limit", "op": "openai.chat", "message": "429", "retry_after_ms": 1_501})
+    );
+    let back: Error = serde_json::from_value(value).unwrap();
+    assert_eq!(back.retry_after(), Some(Duration::from_millis(1_501)));
+    let plain = serde_json::to_value(Error::new(ErrorCode::RateLimit, "429")).unwrap();
+    assert!(
+        plain.get("retry_after_ms").is_none(),
+        "left out when absent"
+    );
 }
 
 #[test]

@@ -6,15 +6,19 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer, combinators or runnable; N: items (default 1000000).
+#   BENCH: pipeline (default), producer, combinators, runnable, many, or beluga-llm's sse_decode;
+#   N: items (default 1000000; chunks for sse_decode, where 20000 is plenty).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
 #   runnable: the batch cases and invoke_loop run on N/10 inputs (and 2N/10); figures per input.
+#   many: the channel cases run on N/10 items (stream_map on fewer), fan_out_K on N/K source
+#   items; figures per delivered item (per consumer-item for fan_out).
 # KEEP=DIR keeps the callgrind.out files of the N runs in DIR, for callgrind_annotate.
 set -euo pipefail
 
 bench=pipeline
+package=beluga-core
 if [ $# -gt 0 ] && ! [[ "$1" =~ ^[0-9_]+$ ]]; then
     bench="$1"
     shift
@@ -44,12 +48,21 @@ case "$bench" in
             semaphore_acquire_owned flow_acquire_deadline cancel_context3 cancel_token3
             tree_context3 tree_token3)
         ;;
+    many)
+        cases=(merge_1 select_all_1 stream_map_1 merge_16 select_all_16 stream_map_16
+            merge_256 select_all_256 stream_map_256 merge_4096 select_all_4096 stream_map_4096
+            parallel_10 parallel_100 parallel_1000 fan_out_4 fan_out_64 fan_out_256)
+        ;;
     runnable)
         cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
             batch64_spawned)
         ;;
+    sse_decode)
+        package=beluga-llm
+        cases=(baseline framing beluga async_openai beluga_anthropic)
+        ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators or runnable)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many or sse_decode)" >&2
         exit 1
         ;;
 esac
@@ -62,8 +75,8 @@ fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p beluga-core --bench "$bench" --no-run
-bin="$(cargo bench -p beluga-core --bench "$bench" --no-run --message-format=json 2>/dev/null \
+cargo bench -p "$package" --bench "$bench" --no-run
+bin="$(cargo bench -p "$package" --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
     | grep "\"name\":\"$bench\"" \
@@ -208,6 +221,15 @@ case "$bench" in
             printf "the cancel call alone, three children (inclusive): Context::cancel %.1f, CancellationToken::cancel %.1f instructions, %.2fx\n", c, t, c / t
         }'
         ;;
+    many)
+        ratio "merge_4096 / select_all_4096" merge_4096 select_all_4096 1.0
+        ratio "merge_4096 / merge_1" merge_4096 merge_1 1.5
+        ratio "parallel_1000 / parallel_10" parallel_1000 parallel_10 1.5
+        ratio "fan_out_256 / fan_out_4 (per delivery)" fan_out_256 fan_out_4 1.3
+        ratio "merge_1 / select_all_1" merge_1 select_all_1
+        ratio "merge_256 / merge_1" merge_256 merge_1
+        ratio "fan_out_64 / fan_out_4 (per delivery)" fan_out_64 fan_out_4
+        ;;
     runnable)
         ratio "invoke / drain_by_hand" invoke drain_by_hand 1.1
         ratio "invoke_stream / drain_by_hand" invoke_stream drain_by_hand
@@ -217,5 +239,12 @@ case "$bench" in
         ratio "batch1 / invoke_loop (per input)" batch1 invoke_loop
         ratio "batch64 / batch1 (per input)" batch64 batch1
         ratio "batch64_spawned / batch64 (per input)" batch64_spawned batch64
+        ;;
+    sse_decode)
+        ratio "beluga / async_openai" beluga async_openai 1.0
+        ratio "beluga / baseline" beluga baseline
+        ratio "async_openai / baseline" async_openai baseline
+        ratio "framing / baseline" framing baseline
+        ratio "beluga_anthropic / beluga" beluga_anthropic beluga
         ;;
 esac

@@ -105,6 +105,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use self::code::{ErrorCode, UnknownErrorCode};
 pub use self::convert::ResultExt;
@@ -137,6 +138,7 @@ pub(crate) struct Inner {
     pub(crate) op: Cow<'static, str>,
     pub(crate) message: Cow<'static, str>,
     pub(crate) source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Error {
@@ -154,6 +156,7 @@ impl Error {
                 op: Cow::Borrowed(""),
                 message: message.into(),
                 source: None,
+                retry_after: None,
             }),
         }
     }
@@ -179,6 +182,7 @@ impl Error {
                 op: op.into(),
                 message: Cow::Borrowed(""),
                 source: Some(Arc::new(source)),
+                retry_after: None,
             }),
         }
     }
@@ -232,6 +236,41 @@ impl Error {
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
         self.inner_mut().source = Some(Arc::new(source));
         self
+    }
+
+    /// Says how long the failed service asked to be left alone before it is called again (an
+    /// HTTP `Retry-After`). [`batch`](crate::RunnableExt::batch) waits at least this long before
+    /// it retries the item, whatever its [`RetryPolicy`](crate::runnable::RetryPolicy)'s backoff.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beluga_core::{Error, ErrorCode};
+    /// let err = Error::new(ErrorCode::RateLimit, "429").with_retry_after(Duration::from_secs(2));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    /// assert_eq!(err.to_string(), "[rate_limit] 429"); // not part of the text
+    /// ```
+    #[must_use]
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.inner_mut().retry_after = Some(delay);
+        self
+    }
+
+    /// How long to wait before calling the failed service again, if it said
+    /// ([`Error::with_retry_after`]): this error's own delay, else the first one found in its
+    /// chain of causes, so wrapping keeps it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beluga_core::{Error, ErrorCode};
+    /// let limit = Error::new(ErrorCode::RateLimit, "429").with_retry_after(Duration::from_secs(3));
+    /// let wrapped = Error::new(ErrorCode::ToolFailed, "search failed").with_source(limit);
+    /// assert_eq!(wrapped.retry_after(), Some(Duration::from_secs(3)));
+    /// assert_eq!(Error::cancelled().retry_after(), None);
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.chain()
+            .filter_map(|err| err.downcast_ref::<Error>())
+            .find_map(|err| err.inner.retry_after)
     }
 
     /// This error's own code (not the root cause's: see [`Error::root_code`]).
@@ -344,8 +383,8 @@ impl Error {
         })
     }
 
-    /// Compares two errors for [`PartialEq`]: the same code, operation, message and the same
-    /// text for each cause.
+    /// Compares two errors for [`PartialEq`]: the same code, operation, message and retry delay,
+    /// and the same text for each cause.
     fn same_as(&self, other: &Error) -> bool {
         if Arc::ptr_eq(&self.inner, &other.inner) {
             return true;
@@ -353,6 +392,7 @@ impl Error {
         if self.code() != other.code()
             || self.op() != other.op()
             || self.message() != other.message()
+            || self.inner.retry_after != other.inner.retry_after
         {
             return false;
         }
@@ -379,8 +419,8 @@ impl Error {
     }
 }
 
-/// Two errors are equal when they have the same code, operation and message, and their causes
-/// read the same, link by link.
+/// Two errors are equal when they have the same code, operation, message and
+/// [retry delay](Error::retry_after), and their causes read the same, link by link.
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
         self.same_as(other)
@@ -426,6 +466,9 @@ impl fmt::Debug for Error {
             s.field("op", &self.inner.op);
         }
         s.field("message", &self.inner.message);
+        if let Some(retry_after) = &self.inner.retry_after {
+            s.field("retry_after", retry_after);
+        }
         if let Some(source) = &self.inner.source {
             s.field("source", source);
         }

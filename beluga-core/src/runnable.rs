@@ -158,8 +158,10 @@ pub trait RunnableExt: Runnable {
     ///   [`is_retryable`](Error::is_retryable) is true: `rate_limit`, `timeout` and
     ///   `provider_unavailable`, decided by the *root cause*, so a rate limit wrapped as
     ///   `tool_failed` is retried and an auth error wrapped as `provider_unavailable` is not. After
-    ///   the last attempt the item's result is the last error, as it was. Backoffs are
-    ///   `tokio::time::sleep`s (so they follow Tokio's paused clock in tests).
+    ///   the last attempt the item's result is the last error, as it was. An error that carries
+    ///   a [`retry_after`](Error::retry_after) delay (a provider's `Retry-After`) is retried no
+    ///   sooner than that. Backoffs are `tokio::time::sleep`s (so they follow Tokio's paused
+    ///   clock in tests).
     /// * **Cancellation.** When the batch's context is cancelled (or its deadline passes), every item
     ///   still in flight is dropped at once (its child context cancelled), no new item starts, and
     ///   every remaining item, in flight or not yet started, ends with the context's error

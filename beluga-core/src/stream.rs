@@ -95,6 +95,27 @@ where
 
 /// Merges event streams into one, in arrival order (Beluga's `MergeStreams`); see [`Merge`].
 ///
+/// The inputs need not be `Unpin`: producers merge as they are, without boxing.
+///
+/// ```
+/// use beluga_core::{Context, EventStreamExt, stream};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = Context::new();
+/// let count = |from: u32| {
+///     stream::produce(&ctx, async move |mut e| {
+///         e.emit(from).await;
+///         e.emit(from + 1).await;
+///         Ok(())
+///     })
+/// };
+/// let collected = stream::merge([count(0), count(10)]).collect_events().await;
+/// assert_eq!(collected.data().count(), 4);
+/// # }
+/// ```
+///
+/// Streams of different types merge as [`BoxEventStream`]s:
+///
 /// ```
 /// use beluga_core::{BoxEventStream, EventStreamExt, stream};
 /// use futures_util::StreamExt; // `boxed`
@@ -111,7 +132,7 @@ where
 pub fn merge<I, S, T>(inputs: I) -> Merge<S>
 where
     I: IntoIterator<Item = S>,
-    S: Stream<Item = EventResult<T>> + Unpin,
+    S: Stream<Item = EventResult<T>>,
 {
     Merge::new(inputs)
 }

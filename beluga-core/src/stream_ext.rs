@@ -9,6 +9,7 @@ mod merge;
 mod panic;
 mod payloads;
 mod read_ahead;
+mod ready;
 mod try_map_events;
 
 use futures_core::Stream;
@@ -21,6 +22,7 @@ pub use self::map::Map;
 pub use self::merge::Merge;
 pub use self::payloads::Payloads;
 pub use self::read_ahead::ReadAhead;
+pub(crate) use self::ready::ReadySet;
 pub use self::try_map_events::TryMapEvents;
 use crate::context::Context;
 use crate::error::Error;

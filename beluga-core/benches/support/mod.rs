@@ -1,5 +1,5 @@
-//! The custom harness `benches/pipeline.rs`, `benches/producer.rs`, `benches/combinators.rs` and
-//! `benches/runnable.rs` share (no criterion).
+//! The custom harness `benches/pipeline.rs`, `benches/producer.rs`, `benches/combinators.rs`,
+//! `benches/runnable.rs` and beluga-llm's `benches/sse_decode.rs` share (no criterion).
 //!
 //! A bench lists its cases as an enum implementing [`Case`] and hands it to [`main`], which reads
 //! the command line and does one of three things:
@@ -83,6 +83,7 @@ pub(crate) fn time(rt: &Runtime, consumer: impl Future<Output = u64>) -> (Durati
 }
 
 /// The sum of `0..n`, wrapping: what a stream of `data(0..n)` sums to.
+#[allow(dead_code, reason = "not every bench sums a counter")]
 pub(crate) fn sum_to(n: u64) -> u64 {
     (0..n).fold(0, u64::wrapping_add)
 }

@@ -48,6 +48,7 @@ impl From<Box<dyn StdError + Send + Sync + 'static>> for Error {
                     op: Cow::Borrowed(""),
                     message: Cow::Borrowed(""),
                     source: Some(Arc::from(other)),
+                    retry_after: None,
                 }),
             },
         }

@@ -1,4 +1,5 @@
-//! Beluga's JSON shape: `{"code":"rate_limit","op":"llm.generate","message":"…","source":{…}}`.
+//! Beluga's JSON shape: `{"code":"rate_limit","op":"llm.generate","message":"…","source":{…}}`,
+//! plus `"retry_after_ms"` when the error carries a retry delay.
 //! A foreign cause is written as `{"message":"…"}` (no code) and read back as an opaque cause
 //! that displays the same text.
 
@@ -6,6 +7,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -33,6 +35,8 @@ struct Repr {
     #[serde(default)]
     message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<Box<Repr>>,
 }
 
@@ -43,6 +47,11 @@ fn to_repr(err: &(dyn StdError + 'static)) -> Repr {
             code: Some(ours.code()),
             op: ours.op().to_owned(),
             message: ours.message().to_owned(),
+            // Whole milliseconds, rounded up so that a delay is never shortened on the way.
+            retry_after_ms: ours
+                .inner
+                .retry_after
+                .map(|d| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
             source,
         }
     } else {
@@ -50,6 +59,7 @@ fn to_repr(err: &(dyn StdError + 'static)) -> Repr {
             code: None,
             op: String::new(),
             message: err.to_string(),
+            retry_after_ms: None,
             source,
         }
     }
@@ -85,6 +95,7 @@ fn from_repr(repr: Repr) -> Box<dyn StdError + Send + Sync> {
                 op: Cow::Owned(repr.op),
                 message: Cow::Owned(repr.message),
                 source: source.map(Arc::from),
+                retry_after: repr.retry_after_ms.map(Duration::from_millis),
             }),
         }),
         None => Box::new(RemoteCause {

@@ -139,7 +139,7 @@ where
             Err(err) if err.is_retryable() => {
                 // No race with cancellation here: the batch drops this whole future when its
                 // context ends, this sleep included.
-                tokio::time::sleep(retry.jittered_backoff(attempt, &mut rng)).await;
+                tokio::time::sleep(retry.wait_before(attempt, &err, &mut rng)).await;
                 attempt += 1;
             }
             result => return result,

@@ -1,7 +1,6 @@
 //! [`Parallel`]: the same input to several branches at once, polled from the caller's task.
 
 use std::future::poll_fn;
-use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
 
@@ -9,7 +8,7 @@ use super::{BoxRunnable, CancelOnDrop, Runnable, RunnableExt};
 use crate::context::Context;
 use crate::error::{Error, ErrorCode};
 use crate::event::{Event, EventKind, EventResult};
-use crate::stream::BoxEventStream;
+use crate::stream_ext::ReadySet;
 use beluga_macros::stream_producer;
 
 /// One item of a [`Parallel`] run.
@@ -268,25 +267,6 @@ fn no_value(branch: usize) -> Error {
     .with_op("parallel")
 }
 
-/// Polls the live branches round-robin, from `next` on; the first one with an item wins.
-fn poll_any<T>(
-    streams: &mut [Option<BoxEventStream<'_, T>>],
-    next: &mut usize,
-    cx: &mut TaskContext<'_>,
-) -> Poll<(usize, Option<EventResult<T>>)> {
-    let n = streams.len();
-    for k in 0..n {
-        let i = (*next + k) % n;
-        if let Some(stream) = &mut streams[i] {
-            if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
-                *next = i + 1;
-                return Poll::Ready((i, item));
-            }
-        }
-    }
-    Poll::Pending
-}
-
 #[stream_producer]
 fn run<'a, R>(
     branches: &'a [R],
@@ -303,21 +283,18 @@ where
     // is cancelled when the run ends or is dropped, so nothing a branch handed it to outlives
     // the run.
     let branch_ctx = CancelOnDrop(ctx.child());
-    let mut streams: Vec<Option<BoxEventStream<'a, R::Output>>> = branches
-        .iter()
-        .map(|branch| {
-            let stream: BoxEventStream<'a, R::Output> =
-                Box::pin(branch.stream(branch_ctx.0.clone(), input.clone()));
-            Some(stream)
-        })
-        .collect();
+    // Polled as `merge` polls its inputs: only the branches that were woken, or that returned an
+    // event last, so an event costs the same whatever the number of branches.
+    let mut streams: ReadySet<dyn Stream<Item = EventResult<R::Output>> + Send + 'a> =
+        ReadySet::with_capacity(branches.len());
+    for branch in branches {
+        streams.push(Box::pin(branch.stream(branch_ctx.0.clone(), input.clone())));
+    }
     let mut last: Vec<Option<R::Output>> = branches.iter().map(|_| None).collect();
     let mut outcomes: Vec<Option<Result<R::Output, Error>>> =
         branches.iter().map(|_| None).collect();
-    let mut live = branches.len();
-    let mut next = 0;
-    while live > 0 {
-        let (i, item) = poll_fn(|cx| poll_any(&mut streams, &mut next, cx)).await;
+    while streams.live() > 0 {
+        let (i, item) = poll_fn(|cx| streams.poll_next(cx)).await;
         let outcome = match item {
             Some(Ok(event)) => {
                 let (kind, meta) = event.into_parts();
@@ -345,8 +322,7 @@ where
             Some(Err(err)) => Err(err),
             None => last[i].take().ok_or_else(|| no_value(i)),
         };
-        streams[i] = None;
-        live -= 1;
+        drop(streams.remove(i));
         match outcome {
             Err(err) if !settle => {
                 // Fail fast: stop every other branch now. Returning drops their streams in

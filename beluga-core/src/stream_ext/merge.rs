@@ -4,25 +4,31 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_core::{FusedStream, Stream};
 
+use super::ready::ReadySet;
 use crate::error::Error;
 use crate::event::Event;
 
 /// Stream for the [`stream::merge`](crate::stream::merge) function.
 ///
-/// Polls every input from the consumer's task, starting each time after the input that yielded
-/// last, so an input that is always ready cannot starve the others. Each input's `done` event
-/// marks that input finished and is not passed on; once all have finished, the merged stream
-/// yields one plain `done` if every input ended with one, and otherwise ends without one (see
-/// [how a stream ends](crate::stream#how-a-stream-ends)). The inputs' final values, from
-/// `done_with`, are not carried: merge `Runnable` streams with
+/// Polls the inputs from the consumer's task, each with a waker of its own, and only those that
+/// may have an item: the ones woken since they last returned `Pending`, and the ones whose last
+/// poll returned an item. So a wake on one input of thousands polls that input alone, and the
+/// cost of an item does not grow with the number of inputs. The inputs are polled round-robin,
+/// in rounds once one has had to wait: the ones woken since the last round, then the ones still
+/// ready from it. An input that is always ready gets one turn per round and cannot starve the
+/// others, and an input woken among always-ready ones is polled within one round. Inputs need not be
+/// `Unpin`: each is pinned in a box of its own when the merge is made (or an input is
+/// [`push`](Merge::push)ed), not per item.
+///
+/// Each input's `done` event marks that input finished and is not passed on; once all have
+/// finished, the merged stream yields one plain `done` if every input ended with one, and
+/// otherwise ends without one (see [how a stream ends](crate::stream#how-a-stream-ends)). The
+/// inputs' final values, from `done_with`, are not carried: merge `Runnable` streams with
 /// [`parallel`](crate::runnable::parallel) to keep them. The first `Err` from any input is
 /// yielded and ends the stream, dropping every input at once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Merge<S> {
-    inputs: Vec<Option<S>>,
-    /// Where the next poll starts: just after the input that yielded last.
-    next: usize,
-    live: usize,
+    inputs: ReadySet<S>,
     /// Whether every input that has finished ended with a `done` event.
     all_done: bool,
     finished: bool,
@@ -30,15 +36,38 @@ pub struct Merge<S> {
 
 impl<S> Merge<S> {
     pub(crate) fn new(inputs: impl IntoIterator<Item = S>) -> Self {
-        let inputs: Vec<Option<S>> = inputs.into_iter().map(Some).collect();
-        let live = inputs.len();
+        let inputs = inputs.into_iter();
+        let mut set = ReadySet::with_capacity(inputs.size_hint().0);
+        for input in inputs {
+            set.push(Box::pin(input));
+        }
         Merge {
-            inputs,
-            next: 0,
-            live,
+            inputs: set,
             all_done: true,
             finished: false,
         }
+    }
+
+    /// Adds `input` to the merge, to be polled from the next poll on. Gives it back if the merge
+    /// has already ended (its last item was yielded, or an error ended it).
+    ///
+    /// ```
+    /// use beluga_core::{EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut merged = stream::merge([stream::iter([1])]);
+    /// assert!(merged.push(stream::iter([2])).is_ok());
+    /// let mut data: Vec<u8> = merged.collect_events().await.data().copied().collect();
+    /// data.sort_unstable();
+    /// assert_eq!(data, [1, 2]);
+    /// # }
+    /// ```
+    pub fn push(&mut self, input: S) -> Result<(), S> {
+        if self.finished {
+            return Err(input);
+        }
+        self.inputs.push(Box::pin(input));
+        Ok(())
     }
 
     /// How many inputs have not finished yet.
@@ -49,7 +78,7 @@ impl<S> Merge<S> {
     /// assert_eq!(merged.live(), 2);
     /// ```
     pub fn live(&self) -> usize {
-        self.live
+        self.inputs.live()
     }
 
     /// The inputs that have not finished yet.
@@ -57,25 +86,45 @@ impl<S> Merge<S> {
     /// ```
     /// use beluga_core::stream;
     /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
-    /// assert_eq!(merged.get_ref().count(), 2);
+    /// assert_eq!(merged.iter().count(), 2);
     /// ```
-    pub fn get_ref(&self) -> impl Iterator<Item = &S> {
-        self.inputs.iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = &S> {
+        self.inputs.iter()
     }
 
-    /// The inputs that have not finished yet, mutably. Pulling items from them directly skips
-    /// the merge.
+    /// The inputs that have not finished yet, pinned (`Pin::get_mut` gives `&mut S` for an
+    /// `Unpin` input). Pulling items from them directly skips the merge.
     ///
     /// ```
     /// use beluga_core::stream;
     /// let mut merged = stream::merge([stream::iter([1]), stream::iter([2])]);
-    /// assert_eq!(merged.get_mut().count(), 2);
+    /// assert_eq!(merged.iter_mut().count(), 2);
     /// ```
-    pub fn get_mut(&mut self) -> impl Iterator<Item = &mut S> {
-        self.inputs.iter_mut().flatten()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = Pin<&mut S>> {
+        self.inputs.iter_mut()
     }
 
-    /// The inputs that have not finished yet.
+    /// The inputs that have not finished yet, each in the box it was pinned in.
+    ///
+    /// ```
+    /// use beluga_core::stream;
+    /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
+    /// assert_eq!(merged.into_pinned().len(), 2);
+    /// ```
+    pub fn into_pinned(self) -> Vec<Pin<Box<S>>> {
+        self.inputs.into_streams().collect()
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        // Drop every input at once, in this poll.
+        self.inputs.clear();
+    }
+}
+
+impl<S: Unpin> Merge<S> {
+    /// The inputs that have not finished yet (for `Unpin` inputs; see
+    /// [`into_pinned`](Merge::into_pinned) for the others).
     ///
     /// ```
     /// use beluga_core::stream;
@@ -83,22 +132,18 @@ impl<S> Merge<S> {
     /// assert_eq!(merged.into_inner().len(), 2);
     /// ```
     pub fn into_inner(self) -> Vec<S> {
-        self.inputs.into_iter().flatten().collect()
-    }
-
-    fn end(&mut self) {
-        self.finished = true;
-        self.live = 0;
-        // Drop every input at once, in this poll.
-        self.inputs.clear();
+        self.inputs
+            .into_streams()
+            .map(|input| *Pin::into_inner(input))
+            .collect()
     }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Merge<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Merge")
-            .field("inputs", &self.inputs)
-            .field("live", &self.live)
+            .field("inputs", &self.inputs.iter().collect::<Vec<_>>())
+            .field("live", &self.inputs.live())
             .field("all_done", &self.all_done)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
@@ -107,27 +152,17 @@ impl<S: fmt::Debug> fmt::Debug for Merge<S> {
 
 impl<S, T> Stream for Merge<S>
 where
-    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+    S: Stream<Item = Result<Event<T>, Error>>,
 {
     type Item = Result<Event<T>, Error>;
 
     #[inline]
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        // The fast path: the input whose turn it is has a data event.
-        let i = this.next;
-        if let Some(Some(input)) = this.inputs.get_mut(i) {
-            match Pin::new(input).poll_next(cx) {
-                Poll::Ready(Some(Ok(event))) if !event.is_done() => {
-                    // Wrapped here, so that the next turn takes the fast path too.
-                    let next = i + 1;
-                    this.next = if next == this.inputs.len() { 0 } else { next };
-                    Poll::Ready(Some(Ok(event)))
-                }
-                first => poll_slow(this, cx, Some((i, first))),
-            }
-        } else {
-            poll_slow(this, cx, None)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // The fast path: an input has a data event.
+        match this.inputs.poll_fast() {
+            Some((_, Some(Ok(event)))) if !event.is_done() => Poll::Ready(Some(Ok(event))),
+            first => poll_slow(this, cx, first),
         }
     }
 
@@ -136,77 +171,64 @@ where
             return (0, Some(0));
         }
         // An error can end the merge at any point; the inputs' `done`s give way to one at most.
-        let upper = self.inputs.iter().flatten().try_fold(1_usize, |sum, s| {
+        let upper = self.inputs.iter().try_fold(1_usize, |sum, s| {
             s.size_hint().1.and_then(|u| sum.checked_add(u))
         });
         (0, upper)
     }
 }
 
-/// The result of polling one input (or the merge).
-type Polled<T> = Poll<Option<Result<Event<T>, Error>>>;
+/// An input's number and its item or end.
+type Polled<T> = (usize, Option<Result<Event<T>, Error>>);
 
-/// Everything but the fast path: the turn's input had no data event (its poll result is
-/// `first`), or the turn points at a finished input. Polls the others round-robin.
+/// Everything but the fast path: an input's end or error (`first`), or no input ready yet
+/// (`first` is `None`: the rest of [`ReadySet::poll_next`] is to be done).
 #[inline(never)]
 fn poll_slow<S, T>(
     this: &mut Merge<S>,
     cx: &mut TaskContext<'_>,
-    first: Option<(usize, Polled<T>)>,
-) -> Polled<T>
+    first: Option<Polled<T>>,
+) -> Poll<Option<Result<Event<T>, Error>>>
 where
-    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+    S: Stream<Item = Result<Event<T>, Error>>,
 {
-    if this.finished {
-        return Poll::Ready(None);
-    }
-    let n = this.inputs.len();
-    let mut i = this.next;
-    let mut first = first;
-    for _ in 0..n {
-        if i >= n {
-            i = 0;
-        }
-        let polled = match first.take() {
-            Some((j, result)) if j == i => Some(result),
-            _ => this.inputs[i]
-                .as_mut()
-                .map(|input| Pin::new(input).poll_next(cx)),
-        };
+    let mut polled = match first {
+        Some(ready) => Poll::Ready(ready),
+        None => this.inputs.poll_slow(cx),
+    };
+    loop {
         match polled {
-            Some(Poll::Ready(Some(Ok(event)))) if !event.is_done() => {
-                this.next = i + 1;
+            Poll::Ready((_, Some(Ok(event)))) if !event.is_done() => {
                 return Poll::Ready(Some(Ok(event)));
             }
             // This input is finished: its `done` is not the merge's.
-            Some(Poll::Ready(Some(Ok(_)))) => {
-                this.inputs[i] = None;
-                this.live -= 1;
+            Poll::Ready((index, Some(Ok(_)))) => {
+                this.inputs.remove(index);
             }
             // Finished without a `done`: neither will the merge have one.
-            Some(Poll::Ready(None)) => {
-                this.inputs[i] = None;
-                this.live -= 1;
+            Poll::Ready((index, None)) => {
+                this.inputs.remove(index);
                 this.all_done = false;
             }
-            Some(Poll::Ready(Some(Err(err)))) => {
+            Poll::Ready((_, Some(Err(err)))) => {
                 this.end();
                 return Poll::Ready(Some(Err(err)));
             }
-            Some(Poll::Pending) | None => {}
+            Poll::Pending if this.finished => return Poll::Ready(None),
+            Poll::Pending if this.inputs.live() > 0 => return Poll::Pending,
+            Poll::Pending => {}
         }
-        i += 1;
+        if this.inputs.live() == 0 {
+            this.end();
+            return Poll::Ready(this.all_done.then(|| Ok(Event::done())));
+        }
+        polled = this.inputs.poll_next(cx);
     }
-    if this.live == 0 {
-        this.end();
-        return Poll::Ready(this.all_done.then(|| Ok(Event::done())));
-    }
-    Poll::Pending
 }
 
 impl<S, T> FusedStream for Merge<S>
 where
-    S: Stream<Item = Result<Event<T>, Error>> + Unpin,
+    S: Stream<Item = Result<Event<T>, Error>>,
 {
     fn is_terminated(&self) -> bool {
         self.finished

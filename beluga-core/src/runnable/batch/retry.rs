@@ -18,6 +18,12 @@ use crate::runnable::RunnableExt;
 /// items that failed together (a rate limit usually hits many at once); it is drawn from a tiny
 /// generator seeded afresh for every batch.
 ///
+/// When the error says how long the failed service asked to be left alone
+/// ([`Error::retry_after`], an HTTP `Retry-After`), the wait is that delay if it is longer than
+/// the backoff: the cap and jitter shape the policy's own backoff, never shorten what the
+/// service asked for. A long delay is bounded by the batch's context (its deadline or a
+/// cancellation ends the wait with the item's error).
+///
 /// [`RetryPolicy::new`] starts from 100 ms, ×2, capped at 10 s, jitter 0.5;
 /// [`RetryPolicy::none`] (the default) makes one attempt only.
 ///
@@ -254,6 +260,14 @@ impl RetryPolicy {
         }
     }
 
+    /// The wait before retry `retry` after `err`: the [jittered](Self::jittered_backoff)
+    /// backoff, or the error's [`retry_after`](Error::retry_after) when that is longer.
+    pub(super) fn wait_before(&self, retry: u32, err: &Error, rng: &mut SplitMix64) -> Duration {
+        let backoff = self.jittered_backoff(retry, rng);
+        err.retry_after()
+            .map_or(backoff, |asked| asked.max(backoff))
+    }
+
     /// [`backoff`](Self::backoff) with a random part of up to `jitter` of it taken off.
     pub(super) fn jittered_backoff(&self, retry: u32, rng: &mut SplitMix64) -> Duration {
         let backoff = self.backoff(retry);
@@ -288,6 +302,36 @@ mod tests {
         assert_eq!(
             policy.jittered_backoff(3, &mut rng),
             Duration::from_millis(400)
+        );
+    }
+
+    #[test]
+    fn a_retry_delay_longer_than_the_backoff_wins() {
+        let policy = RetryPolicy::new(3)
+            .unwrap()
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(150))
+            .with_jitter(0.0);
+        let mut rng = SplitMix64::for_item(1, 0);
+        let plain = Error::new(ErrorCode::RateLimit, "429");
+        let asked = |d| plain.clone().with_retry_after(Duration::from_millis(d));
+        assert_eq!(
+            policy.wait_before(1, &plain, &mut rng),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            policy.wait_before(1, &asked(40), &mut rng),
+            Duration::from_millis(100)
+        );
+        // Beyond the cap too: the service's word is a lower bound.
+        assert_eq!(
+            policy.wait_before(1, &asked(5_000), &mut rng),
+            Duration::from_secs(5)
+        );
+        let wrapped = Error::new(ErrorCode::ToolFailed, "search").with_source(asked(700));
+        assert_eq!(
+            policy.wait_before(2, &wrapped, &mut rng),
+            Duration::from_millis(700)
         );
     }
 

@@ -148,9 +148,11 @@ impl<S: Stream> State<S> {
     }
 
     /// Ends every wait for room. The wakers stay in their slots (nothing is dropped under the
-    /// lock): a clone of each goes into `out`, once per task, since consumers drained at once on
-    /// one task (`join!`) share it and one wake polls them all; and none for the waker `me`
-    /// identifies, which the caller wakes itself: returns whether to.
+    /// lock): a clone of each goes into `out`, but not of a waker that wakes the same task as the
+    /// one pushed just before, since consumers drained at once on one task (`join!`) share it and
+    /// one wake polls them all (a check against the last one only: comparing with every waker in
+    /// `out` would cost each item of a fan-out to many tasks as much as there are consumers);
+    /// and none for the waker `me` identifies, which the caller wakes itself: returns whether to.
     pub(super) fn end_room_waits(
         &mut self,
         room_waits: &[AtomicBool],
@@ -168,7 +170,7 @@ impl<S: Stream> State<S> {
             if me.is_some() && me == slot.room_waker_id {
                 wake_me = true;
             } else if let Some(waker) = &slot.room_waker {
-                if !out.iter().any(|w| w.will_wake(waker)) {
+                if !out.last().is_some_and(|w| w.will_wake(waker)) {
                     out.push(waker.clone());
                 }
             }

@@ -109,16 +109,20 @@ impl Wake for Waiters {
         // A consumer's wake that panics keeps no other from being woken: the first panic comes
         // out once all have been.
         let mut panic = None;
-        // Wake in chunks taken under the lock and woken outside it, without allocating.
+        // Wake in chunks taken under the lock and woken outside it, without allocating. Each
+        // chunk's scan goes on where the last one stopped: every consumer registered before this
+        // wake is found, once; one that registers meanwhile sees `notified` and wakes itself.
+        let mut start = 0;
         loop {
             let mut chunk: [Option<Waker>; 8] = Default::default();
             let mut taken = 0;
             if self.waiting.load(Ordering::SeqCst) != 0 {
                 let mut wakers = lock(&self.wakers);
-                for slot in wakers.iter_mut() {
+                for slot in wakers.iter_mut().skip(start) {
                     if taken == chunk.len() {
                         break;
                     }
+                    start += 1;
                     if let Some(waker) = slot.take() {
                         self.waiting.fetch_sub(1, Ordering::SeqCst);
                         chunk[taken] = Some(waker);
@@ -150,8 +154,10 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Wakes the wakers collected under a lock, once per task (consumers on one task, drained at
-/// once with `join!`, share it: one wake polls them all), then drops them. A wake that panics
+/// Wakes the wakers collected under a lock, then drops them. A waker that wakes the same task as
+/// the one before it is skipped (consumers on one task, drained at once with `join!`, share it:
+/// one wake polls them all); checking only the one before keeps the cost of a wake-up per
+/// consumer flat, however many consumers there are. A wake that panics
 /// keeps no other task from being woken: the first panic comes out once all have been.
 #[inline]
 pub(super) fn wake_all(wakers: &mut Vec<Waker>) {
@@ -164,10 +170,12 @@ pub(super) fn wake_all(wakers: &mut Vec<Waker>) {
 #[inline(never)]
 pub(super) fn wake_each(wakers: &mut Vec<Waker>) {
     let mut panic = None;
-    for (k, waker) in wakers.iter().enumerate() {
-        if !wakers[..k].iter().any(|w| w.will_wake(waker)) {
+    let mut last: Option<&Waker> = None;
+    for waker in wakers.iter() {
+        if !last.is_some_and(|w| w.will_wake(waker)) {
             wake_catching(|| waker.wake_by_ref(), &mut panic);
         }
+        last = Some(waker);
     }
     wakers.clear();
     if let Some(panic) = panic {

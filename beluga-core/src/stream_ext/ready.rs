@@ -1,0 +1,479 @@
+//! [`ReadySet`]: many streams polled from one task, only the ones that may have an item: the
+//! ones woken since they last returned `Pending`, and the ones whose last poll returned an item.
+//! `merge` and `parallel` are built on it.
+//!
+//! Each input is polled with a waker of its own, which records the input's number in a queue
+//! shared with the set (once: a flag says the number is queued) and wakes the task polling the
+//! set. Two ways to poll, both round-robin:
+//!
+//! - While every input is ready (none has returned `Pending` and none has been removed), they are
+//!   polled in number order, each after the one that returned an item last: the fast path, as
+//!   cheap as polling a `Vec` of streams round-robin, and inlined into the caller's loop.
+//! - Once an input returns `Pending`, polling goes in rounds: a round is the inputs woken since
+//!   the last one, in the order they were woken, then the inputs still ready from the last one,
+//!   in their order. An input that returns an item stays in the round; one that returns `Pending` leaves
+//!   it until its waker brings it back. So a wake on one input of thousands polls that input
+//!   alone, and the cost of a poll does not grow with the number of inputs. When every input
+//!   returns an item in a round, polling goes back to the first way.
+//!
+//! Fair: each input is polled once per round (or per turn of the first way), and the woken
+//! inputs start every round, so an input woken while others are always ready is polled within
+//! one round of its wake. One call polls at most as many inputs as the set holds (plus one) before it yields: it
+//! wakes its task and returns `Pending`, so inputs that keep waking themselves cannot hold the
+//! task.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use futures_core::Stream;
+
+// The shared queue's primitives, swapped for loom's when model checking (`--cfg beluga_loom`).
+#[cfg(beluga_loom)]
+use loom::sync::atomic::AtomicBool;
+#[cfg(beluga_loom)]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(beluga_loom))]
+use std::sync::atomic::AtomicBool;
+#[cfg(not(beluga_loom))]
+use std::sync::{Mutex, MutexGuard};
+
+/// Streams polled from one task, each only when it may have an item; see the module docs.
+///
+/// Inputs are numbered by [`push`](ReadySet::push) from 0 (a removed input's number is given to
+/// the next one pushed).
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "four independent flags of the polling state, read on different paths"
+)]
+pub(crate) struct ReadySet<S: ?Sized> {
+    slots: Vec<Slot<S>>,
+    /// The numbers of the removed inputs' slots, to reuse.
+    free: Vec<usize>,
+    /// Whether every slot holds an input that is ready, polled in number order from `next`
+    /// (else `round` says what to poll, and `next` is `usize::MAX`, so that the fast path finds
+    /// no slot there without reading `all`).
+    all: bool,
+    next: usize,
+    /// Whether the fast path polled the input at `next`, which returned `Pending` (for the slow
+    /// path, which the caller calls next).
+    pending: bool,
+    /// This round's inputs, in polling order. Those before `pos` have been polled; those among
+    /// them whose slot's `in_round` is clear (they returned `Pending`, or were removed) leave
+    /// when the round ends, and `stale` says whether there are any.
+    round: Vec<usize>,
+    pos: usize,
+    stale: bool,
+    /// Whether woken inputs joined this round (then it does not tell that every input is ready
+    /// without being woken).
+    joined: bool,
+    live: usize,
+    shared: Arc<Shared>,
+    /// The woken inputs taken from the shared queue, swapped with it so that neither allocates
+    /// once both have grown.
+    woken: Vec<usize>,
+}
+
+struct Slot<S: ?Sized> {
+    /// `None` once removed.
+    stream: Option<Pin<Box<S>>>,
+    /// Wakes `node`: the waker the stream is polled with.
+    waker: Waker,
+    node: Arc<Node>,
+    /// Whether the slot's number is in `round` (a removed input's number may be, until the round
+    /// reaches it); always set while `all` is.
+    in_round: bool,
+}
+
+/// What an input's waker shares with the set.
+struct Shared {
+    /// Set while `queue.woken` is not empty; read without the lock, to tell at a round's end
+    /// whether to take the lock at all.
+    any: AtomicBool,
+    queue: Mutex<Queue>,
+}
+
+struct Queue {
+    /// Inputs woken since the set last took them, in the order they were woken.
+    woken: Vec<usize>,
+    /// The waker of the task polling the set, registered when a poll returns `Pending` and
+    /// taken by the first wake after that.
+    parent: Option<Waker>,
+}
+
+/// An input's waker.
+struct Node {
+    shared: Arc<Shared>,
+    index: usize,
+    /// Whether `index` is in the shared queue (so that it is queued once).
+    queued: AtomicBool,
+}
+
+impl Wake for Node {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let parent = {
+            let mut queue = lock(&self.shared.queue);
+            queue.woken.push(self.index);
+            self.shared.any.store(true, Ordering::Release);
+            queue.parent.take()
+        };
+        // Woken once the lock is released: a waker's `wake` is not ours to run under it.
+        if let Some(parent) = parent {
+            parent.wake();
+        }
+    }
+}
+
+impl Shared {
+    /// Swaps the woken inputs out of `queue` (this set's, locked) into `out` (empty).
+    fn take_woken(&self, queue: &mut Queue, out: &mut Vec<usize>) {
+        debug_assert!(out.is_empty());
+        std::mem::swap(&mut queue.woken, out);
+        self.any.store(false, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The only user code run under the lock is a waker's `clone`, before anything changes, so a
+    // poisoned lock still guards a consistent queue.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<S: ?Sized> ReadySet<S> {
+    /// An empty set with room for `capacity` inputs.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        ReadySet {
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            all: true,
+            next: 0,
+            pending: false,
+            round: Vec::with_capacity(capacity),
+            pos: 0,
+            stale: false,
+            joined: false,
+            live: 0,
+            shared: Arc::new(Shared {
+                any: AtomicBool::new(false),
+                queue: Mutex::new(Queue {
+                    woken: Vec::new(),
+                    parent: None,
+                }),
+            }),
+            woken: Vec::new(),
+        }
+    }
+
+    /// Adds `stream`, to be polled in the current round; returns its number.
+    pub(crate) fn push(&mut self, stream: Pin<Box<S>>) -> usize {
+        self.live += 1;
+        let index = if let Some(index) = self.free.pop() {
+            // The slot's waker is reused: a wake from the removed input's leftover wakers only
+            // polls this one once more.
+            self.slots[index].stream = Some(stream);
+            index
+        } else {
+            let index = self.slots.len();
+            let node = Arc::new(Node {
+                shared: Arc::clone(&self.shared),
+                index,
+                queued: AtomicBool::new(false),
+            });
+            self.slots.push(Slot {
+                stream: Some(stream),
+                waker: Waker::from(Arc::clone(&node)),
+                node,
+                in_round: false,
+            });
+            index
+        };
+        let slot = &mut self.slots[index];
+        if !slot.in_round {
+            slot.in_round = true;
+            // (While `all` is set, every slot is in use, so this one is new: polled in its turn.)
+            if !self.all {
+                self.round.push(index);
+            }
+        }
+        index
+    }
+
+    /// Removes input `index` (dropping it, unless the caller keeps what this returns).
+    pub(crate) fn remove(&mut self, index: usize) -> Option<Pin<Box<S>>> {
+        if self.all {
+            self.start_rounds(false);
+        }
+        let stream = self.slots.get_mut(index)?.stream.take()?;
+        self.live -= 1;
+        self.free.push(index);
+        Some(stream)
+    }
+
+    /// Drops every input, in this call.
+    pub(crate) fn clear(&mut self) {
+        // The wakers stay valid: a late wake queues a number no slot has, which is skipped.
+        self.slots.clear();
+        self.free.clear();
+        self.round.clear();
+        self.all = false;
+        self.next = usize::MAX;
+        self.pos = 0;
+        self.stale = false;
+        self.live = 0;
+    }
+
+    /// Leaves the first way of polling for rounds: the round is every input, from `next` on.
+    /// `pending`: the input at `next` was just polled, and returned `Pending`.
+    #[cold]
+    fn start_rounds(&mut self, pending: bool) {
+        debug_assert!(self.all);
+        self.all = false;
+        let n = self.slots.len();
+        let next = self.next.min(n);
+        self.next = usize::MAX;
+        self.round.clear();
+        self.round.extend((next..n).chain(0..next));
+        self.pos = 0;
+        self.stale = false;
+        if pending {
+            self.slots[next].in_round = false;
+            self.pos = 1;
+            self.stale = true;
+        }
+    }
+
+    /// How many inputs there are.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The inputs, in number order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &S> {
+        self.slots.iter().filter_map(|slot| slot.stream.as_deref())
+    }
+
+    /// The inputs, pinned, in number order.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = Pin<&mut S>> {
+        self.slots
+            .iter_mut()
+            .filter_map(|slot| slot.stream.as_mut().map(Pin::as_mut))
+    }
+
+    /// The inputs, in number order.
+    pub(crate) fn into_streams(self) -> impl Iterator<Item = Pin<Box<S>>> {
+        let mut this = self;
+        std::mem::take(&mut this.slots)
+            .into_iter()
+            .filter_map(|slot| slot.stream)
+    }
+}
+
+impl<S: ?Sized> Drop for ReadySet<S> {
+    fn drop(&mut self) {
+        // An input's waker may outlive the set (kept by whatever the input waited on): it must
+        // not keep the polling task's waker alive with it.
+        let parent = lock(&self.shared.queue).parent.take();
+        drop(parent);
+    }
+}
+
+impl<S: ?Sized + Stream> ReadySet<S> {
+    /// Polls the inputs that may have an item, in round order, until one returns `Ready`: its
+    /// number and what it returned (its end too: the caller decides whether to remove it).
+    /// `Pending` once none has anything, with `cx`'s waker registered to be woken when one is
+    /// woken (or, after polling as many inputs as the set holds, woken at once to yield).
+    #[inline]
+    pub(crate) fn poll_next(&mut self, cx: &mut TaskContext<'_>) -> Poll<(usize, Option<S::Item>)> {
+        match self.poll_fast() {
+            Some(ready) => Poll::Ready(ready),
+            None => self.poll_slow(cx),
+        }
+    }
+
+    /// [`poll_next`](Self::poll_next)'s fast path, small enough to inline into the caller's loop:
+    /// while every input is ready, polls the next one in number order and returns what it had.
+    /// `None` when the caller must go on with [`poll_slow`](Self::poll_slow).
+    #[inline]
+    pub(crate) fn poll_fast(&mut self) -> Option<(usize, Option<S::Item>)> {
+        let index = self.next;
+        let n = self.slots.len();
+        let Some(Slot {
+            stream: Some(stream),
+            waker,
+            ..
+        }) = self.slots.get_mut(index)
+        else {
+            return None;
+        };
+        match stream
+            .as_mut()
+            .poll_next(&mut TaskContext::from_waker(waker))
+        {
+            Poll::Ready(item) => {
+                let next = index + 1;
+                self.next = if next == n { 0 } else { next };
+                Some((index, item))
+            }
+            Poll::Pending => {
+                self.pending = true;
+                None
+            }
+        }
+    }
+
+    /// The rest of [`poll_next`](Self::poll_next): the rounds, polling at most as many inputs as
+    /// there are (plus one).
+    #[inline(never)]
+    pub(crate) fn poll_slow(&mut self, cx: &mut TaskContext<'_>) -> Poll<(usize, Option<S::Item>)> {
+        let mut budget = self.slots.len() + 1;
+        let pending = std::mem::take(&mut self.pending);
+        if self.all {
+            self.start_rounds(pending);
+            budget -= usize::from(pending);
+        }
+        loop {
+            while let Some(&index) = self.round.get(self.pos) {
+                let Some(slot) = self.slots.get_mut(index) else {
+                    // Cleared meanwhile: nothing of the round is left in `slots`.
+                    self.pos += 1;
+                    self.stale = true;
+                    continue;
+                };
+                let Some(stream) = slot.stream.as_mut() else {
+                    slot.in_round = false;
+                    self.pos += 1;
+                    self.stale = true;
+                    continue;
+                };
+                if budget == 0 {
+                    // Enough for one call: let the task run something else, then go on here.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                budget -= 1;
+                self.pos += 1;
+                let polled = stream
+                    .as_mut()
+                    .poll_next(&mut TaskContext::from_waker(&slot.waker));
+                if let Poll::Ready(item) = polled {
+                    return Poll::Ready((index, item));
+                }
+                slot.in_round = false;
+                self.stale = true;
+            }
+            self.next_round();
+            if budget == 0 && !self.round.is_empty() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if self.all {
+                if let Some(ready) = self.poll_fast() {
+                    return Poll::Ready(ready);
+                }
+                let pending = std::mem::take(&mut self.pending);
+                self.start_rounds(pending);
+                budget = budget.saturating_sub(1);
+            }
+            if self.round.is_empty() {
+                if self.register(cx.waker()) {
+                    return Poll::Pending;
+                }
+                // Only removed inputs were woken: counted, so that wakes of removed inputs
+                // from another thread cannot keep this call going.
+                budget = budget.saturating_sub(1);
+            }
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Starts the next round: the inputs woken since the last one, in the order they were woken,
+    /// then the inputs of this one still in it.
+    fn next_round(&mut self) {
+        if self.stale {
+            let slots = &self.slots;
+            self.round
+                .retain(|&index| slots.get(index).is_some_and(|slot| slot.in_round));
+            self.stale = false;
+        }
+        self.pos = 0;
+        // Every input returned an item in the round that ends, and none joined it woken: back to
+        // the first way. (Not when woken inputs complete the round: an input that is woken for
+        // each item would switch ways at every item.)
+        let all_ready = !self.joined
+            && self.round.len() == self.slots.len()
+            && self.live == self.slots.len()
+            && self.live > 0;
+        self.joined = false;
+        if self.shared.any.load(Ordering::Acquire) {
+            let mut queue = lock(&self.shared.queue);
+            self.shared.take_woken(&mut queue, &mut self.woken);
+            drop(queue);
+            self.add_woken();
+        }
+        if all_ready {
+            self.all = true;
+            self.next = self.round[0];
+        }
+    }
+
+    /// Adds the inputs in `woken`, taken from the shared queue, to the round.
+    fn add_woken(&mut self) {
+        debug_assert_eq!(self.pos, 0);
+        let slots = &mut self.slots;
+        self.woken.retain(|&index| {
+            let Some(slot) = slots.get_mut(index) else {
+                return false;
+            };
+            // Cleared before the input is polled: a wake from now on queues it again.
+            slot.node.queued.store(false, Ordering::Release);
+            let join = slot.stream.is_some() && !slot.in_round;
+            slot.in_round |= join;
+            join
+        });
+        if !self.woken.is_empty() {
+            self.joined = true;
+            // The woken inputs first: one that is rarely ready gets its item out within a round
+            // of the moment it was woken, however many inputs are always ready.
+            self.woken.extend_from_slice(&self.round);
+            std::mem::swap(&mut self.woken, &mut self.round);
+        }
+        self.woken.clear();
+    }
+
+    /// Registers `waker` to be woken when an input is, unless some input was woken meanwhile:
+    /// then takes those into the round instead. Returns whether it registered.
+    #[cold]
+    fn register(&mut self, waker: &Waker) -> bool {
+        let mut queue = lock(&self.shared.queue);
+        if !queue.woken.is_empty() {
+            self.shared.take_woken(&mut queue, &mut self.woken);
+            drop(queue);
+            self.add_woken();
+            return false;
+        }
+        let replaced = match &queue.parent {
+            Some(parent) if parent.will_wake(waker) => None,
+            _ => queue.parent.replace(waker.clone()),
+        };
+        drop(queue);
+        // Dropped once the lock is released: a waker's drop is not ours to run under it.
+        drop(replaced);
+        true
+    }
+}
+
+#[cfg(all(test, beluga_loom))]
+mod ready_loom;

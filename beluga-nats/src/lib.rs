@@ -1,0 +1,84 @@
+//! beluga event streams across machines, on NATS JetStream.
+//!
+//! When one machine is not enough (the agent runs on a worker pool, the SSE front end on other
+//! machines, several consumers want the same answer), a [`Relay`] carries an event stream from
+//! the machine that produces it to every machine that reads it, with the guarantees of a local
+//! stream:
+//!
+//! * [`Relay::publish`] stores a producer's items in JetStream under a subject per stream,
+//!   pulling the producer no faster than JetStream acknowledges (at most
+//!   [`max_in_flight`](RelayConfig::with_max_in_flight) items unacknowledged), so a slow or
+//!   stalled broker does not grow the publisher's memory.
+//! * [`Relay::subscribe`] reads it back, in another process or on another machine, as an
+//!   ordinary event stream ([`RemoteStream`]): every item once and in order, exactly one
+//!   terminal item with its error code, and an error (never a silent end) when the producer
+//!   died, an item expired, or the broker is gone.
+//! * [`Position::After`] resumes after a JetStream sequence, which is also the SSE event id:
+//!   a consumer that restarts goes on with no gap and no duplicate.
+//! * Any number of consumers read one stream, each at its own position; a slow one holds back
+//!   only itself, within JetStream's limits.
+//! * [`Relay::cancel`] (or [`RemoteStream::cancel`]) cancels the producer's [`Context`] on the
+//!   machine that runs it and drops its body; with [`CancelPolicy::WhenUnwatched`], so does
+//!   every consumer going away.
+//! * Items expire by age, count or size ([`RelayConfig`]), so nothing grows forever.
+//!
+//! JetStream does the storing, ordering, replay and fan-out; this crate adds the event
+//! encoding (beluga-core's serde form of each event or terminal error, one message per item),
+//! the checks, and the control messages.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use beluga_core::{Context, Error, Event, stream_producer};
+//! use beluga_nats::{Position, Relay, RelayConfig};
+//! use futures_util::{Stream, StreamExt};
+//!
+//! #[stream_producer]
+//! fn answer(ctx: Context) -> impl Stream<Item = Result<Event<String>, Error>> {
+//!     for token in ["Hello", ", ", "world"] {
+//!         emit!(token.to_owned());
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), Error> {
+//! let client = async_nats::connect("127.0.0.1:4222").await.expect("a NATS server");
+//! let relay = Relay::new(client, RelayConfig::new()).await?;
+//!
+//! // On the worker: publish under the request id.
+//! let worker = relay.clone();
+//! tokio::spawn(async move { worker.publish(&Context::new(), "req-1", answer).await });
+//!
+//! // Anywhere else: read it, and resume after the last sequence seen if the reader restarts.
+//! let mut events = relay.subscribe::<String>("req-1", Position::Start).await?;
+//! while let Some(item) = events.next().await {
+//!     println!("{} {:?}", events.last_sequence().unwrap_or(0), item?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # On the wire
+//!
+//! Items of stream `id` go to subject `<prefix>.ev.<id>`, one JetStream message each, with the
+//! JSON of `beluga-core`'s serde form of the event (or of the terminal error) as the body, so
+//! the payload of each message is what beluga's SSE encoding sends as `data:`. Headers say
+//! what the body is (`Beluga-Item: event | error | end`), which item it is (`Beluga-Index`),
+//! and give JetStream a `Nats-Msg-Id` for de-duplicating retried publishes. Cancels go to
+//! `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts still counts),
+//! and consumers' presence to `<prefix>.presence.<id>` (not stored).
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod config;
+mod publish;
+mod relay;
+mod subscribe;
+mod wire;
+
+pub use crate::config::{CancelPolicy, RelayConfig, Storage};
+pub use crate::publish::{Ending, Published};
+pub use crate::relay::Relay;
+pub use crate::subscribe::{Position, RemoteStream};
+
+#[cfg(doc)]
+use beluga_core::Context;

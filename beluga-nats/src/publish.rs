@@ -1,0 +1,406 @@
+//! The publisher: pulls the producer no faster than JetStream acknowledges, listens for cancels
+//! and for consumers' presence, and stores one terminal item whatever happens.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
+use beluga_core::{Context, Error, ErrorCode, Event};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::config::CancelPolicy;
+use crate::relay::{Inner, cancel_requested, unavailable};
+use crate::wire::{self, Encoded, ItemKind};
+
+/// How long to wait before sending again when a send could not even be queued.
+const RESEND_PAUSE: Duration = Duration::from_millis(50);
+
+/// What a [`publish`](crate::Relay::publish) stored.
+///
+/// ```no_run
+/// use beluga_core::{Context, Event};
+/// use beluga_nats::Ending;
+/// # async fn demo(relay: beluga_nats::Relay) -> Result<(), beluga_core::Error> {
+/// let answer = [Ok(Event::done_with(42_u32))];
+/// let published = relay
+///     .publish(&Context::new(), "req-8", |_| futures_util::stream::iter(answer))
+///     .await?;
+/// assert_eq!(published.items(), 1);
+/// assert_eq!(published.ending(), &Ending::Done);
+/// assert!(published.last_sequence().is_some());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    items: u64,
+    first_sequence: Option<u64>,
+    last_sequence: Option<u64>,
+    ending: Ending,
+}
+
+impl Published {
+    /// How many items were stored, the terminal one (or the end marker) included.
+    ///
+    /// ```no_run
+    /// # fn demo(p: beluga_nats::Published) { let n: u64 = p.items(); }
+    /// ```
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// The JetStream sequence of the first item.
+    ///
+    /// ```no_run
+    /// # fn demo(p: beluga_nats::Published) { let first: Option<u64> = p.first_sequence(); }
+    /// ```
+    pub fn first_sequence(&self) -> Option<u64> {
+        self.first_sequence
+    }
+
+    /// The JetStream sequence of the last item.
+    ///
+    /// ```no_run
+    /// # fn demo(p: beluga_nats::Published) { let last: Option<u64> = p.last_sequence(); }
+    /// ```
+    pub fn last_sequence(&self) -> Option<u64> {
+        self.last_sequence
+    }
+
+    /// How the stream ended.
+    ///
+    /// ```no_run
+    /// # fn demo(p: beluga_nats::Published) {
+    /// if let beluga_nats::Ending::Failed(err) = p.ending() { eprintln!("{err:#}") }
+    /// # }
+    /// ```
+    pub fn ending(&self) -> &Ending {
+        &self.ending
+    }
+}
+
+/// How a published stream ended.
+///
+/// ```
+/// use beluga_nats::Ending;
+/// assert_ne!(Ending::Done, Ending::CancelledByConsumer);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The producer ended with a `done` event.
+    Done,
+    /// The producer ended with this terminal error (a cancelled `ctx` included).
+    Failed(Error),
+    /// The producer's stream ended without a terminal item.
+    Ended,
+    /// A consumer cancelled the stream.
+    CancelledByConsumer,
+    /// No consumer was attached for as long as [`CancelPolicy::WhenUnwatched`] allows.
+    Unwatched,
+}
+
+type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
+
+/// An item sent and not yet acknowledged.
+struct InFlight {
+    index: u64,
+    kind: ItemKind,
+    body: Bytes,
+    ack: AckFuture,
+}
+
+/// Sends one item; an item that could not be queued comes back as a failed acknowledgement
+/// after a short pause, so the ack path retries it like any other.
+async fn send(
+    inner: &Inner,
+    subject: &str,
+    msg_id: &str,
+    index: u64,
+    kind: ItemKind,
+    body: Bytes,
+) -> AckFuture {
+    let mut message = PublishMessage::build()
+        .payload(body)
+        .headers(wire::headers(msg_id, index, kind));
+    if index == 0 {
+        // Only one publisher per id: the first item is refused when the subject has items.
+        message = message.expected_last_subject_sequence(0);
+    }
+    match inner.js.send_publish(subject.to_owned(), message).await {
+        Ok(ack) => ack.into_future(),
+        Err(err) => Box::pin(async move {
+            tokio::time::sleep(RESEND_PAUSE).await;
+            Err(err)
+        }),
+    }
+}
+
+fn poll_front(
+    window: &mut VecDeque<InFlight>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Result<PublishAck, PublishError>> {
+    match window.front_mut() {
+        Some(front) => front.ack.as_mut().poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+fn poll_source<S: Stream + ?Sized>(
+    source: &mut Option<Pin<Box<S>>>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<S::Item>> {
+    match source {
+        Some(s) => s.as_mut().poll_next(cx),
+        None => Poll::Pending,
+    }
+}
+
+fn poll_sub(
+    sub: &mut Option<async_nats::Subscriber>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<async_nats::Message>> {
+    match sub {
+        Some(s) => s.poll_next_unpin(cx),
+        None => Poll::Pending,
+    }
+}
+
+/// Which consumers are attached, from their presence messages.
+struct Watchers {
+    after: Duration,
+    timeout: Duration,
+    seen: HashMap<String, Instant>,
+    unwatched_since: Option<Instant>,
+}
+
+impl Watchers {
+    fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return;
+        };
+        if let Some(uid) = text.strip_prefix('+') {
+            self.seen.insert(uid.to_owned(), now);
+            self.unwatched_since = None;
+        } else if let Some(uid) = text.strip_prefix('-') {
+            self.seen.remove(uid);
+            if self.seen.is_empty() {
+                self.unwatched_since = Some(now);
+            }
+        }
+    }
+
+    /// Forgets consumers not heard from in time; true when no one has watched for `after`.
+    fn unwatched(&mut self, now: Instant) -> bool {
+        let timeout = self.timeout;
+        self.seen
+            .retain(|_, last| now.duration_since(*last) < timeout);
+        if self.seen.is_empty() {
+            let since = *self.unwatched_since.get_or_insert(now);
+            now.duration_since(since) >= self.after
+        } else {
+            false
+        }
+    }
+}
+
+fn cancelled_by(reason: &str) -> Error {
+    Error::new(ErrorCode::Cancelled, format!("cancelled {reason}")).with_op("nats.publish")
+}
+
+#[allow(clippy::too_many_lines)] // one select loop: its arms read best side by side
+pub(crate) async fn run<T, S, F>(
+    inner: &Inner,
+    ctx: &Context,
+    id: &str,
+    make: F,
+) -> Result<Published, Error>
+where
+    T: Serialize,
+    S: Stream<Item = Result<Event<T>, Error>>,
+    F: FnOnce(Context) -> S,
+{
+    let config = &inner.config;
+    let subject = config.items_subject(id);
+    // `<stream id>:<unique token>`: retries of this publish share it, another publisher's don't.
+    let new_inbox = inner.client.new_inbox();
+    let token = new_inbox.rsplit('.').next().unwrap_or(&new_inbox);
+    let msg_id = format!("{id}:{token}");
+    let child = ctx.child();
+
+    // Listen before looking for a stored cancel, so that no cancel falls in between.
+    let mut cancels = inner
+        .client
+        .subscribe(config.cancel_subject(id))
+        .await
+        .map_err(|e| unavailable("nats.publish", "cannot listen for cancels", e))?;
+    let mut watchers = match config.cancel_policy() {
+        CancelPolicy::WhenUnwatched(after) => Some(Watchers {
+            after,
+            timeout: config.presence_interval() * 3,
+            seen: HashMap::new(),
+            unwatched_since: Some(Instant::now()),
+        }),
+        CancelPolicy::Explicit => None,
+    };
+    let mut presence = match watchers {
+        Some(_) => Some(
+            inner
+                .client
+                .subscribe(config.presence_subject(id))
+                .await
+                .map_err(|e| unavailable("nats.publish", "cannot listen for consumers", e))?,
+        ),
+        None => None,
+    };
+    let mut tick = tokio::time::interval(config.presence_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let mut source = Some(Box::pin(make(child.clone())));
+    let mut ending = None;
+    // The item to store in place of the producer's own terminal, once it is dropped.
+    let mut stop: Option<(Error, Ending)> = None;
+    if cancel_requested(inner, id).await? {
+        stop = Some((
+            cancelled_by("by a consumer before the publish started"),
+            Ending::CancelledByConsumer,
+        ));
+    }
+
+    let mut window: VecDeque<InFlight> = VecDeque::new();
+    let mut next_index = 0_u64;
+    let mut first_sequence = None;
+    let mut last_sequence = None;
+    let mut last_progress = Instant::now();
+    let mut ctx_cancelled = pin!(child.cancelled());
+
+    loop {
+        if let Some((err, end)) = stop.take() {
+            // Drop the producer first: its body stops now, whatever it was waiting for.
+            child.cancel();
+            source = None;
+            if ending.is_none() {
+                let enc = wire::encode_error(&err);
+                let ack = send(
+                    inner,
+                    &subject,
+                    &msg_id,
+                    next_index,
+                    enc.kind,
+                    enc.body.clone(),
+                )
+                .await;
+                window.push_back(InFlight {
+                    index: next_index,
+                    kind: enc.kind,
+                    body: enc.body,
+                    ack,
+                });
+                next_index += 1;
+                ending = Some(end);
+            }
+        }
+        if ending.is_some() && window.is_empty() {
+            break;
+        }
+        // One item at a time until the first is stored: it is the one that claims the id.
+        let limit = if first_sequence.is_some() {
+            config.max_in_flight()
+        } else {
+            1
+        };
+        let room = ending.is_none() && window.len() < limit;
+
+        tokio::select! {
+            biased;
+            Some(_) = cancels.next() => {
+                if ending.is_none() {
+                    stop = Some((cancelled_by("by a consumer"), Ending::CancelledByConsumer));
+                }
+            }
+            err = &mut ctx_cancelled, if source.is_some() => {
+                // `ctx` was cancelled (or its deadline passed) and the producer has not ended
+                // on its own yet: end it here, with the context's error.
+                stop = Some((err.clone(), Ending::Failed(err)));
+            }
+            ack = poll_fn(|cx| poll_front(&mut window, cx)) => {
+                let now = Instant::now();
+                match ack {
+                    Ok(ack) => {
+                        let front = window.pop_front().expect("an acknowledged item is in the window");
+                        if front.index == 0 {
+                            first_sequence = Some(ack.sequence);
+                        }
+                        last_sequence = Some(ack.sequence);
+                        last_progress = now;
+                    }
+                    Err(err) if err.kind() == PublishErrorKind::WrongLastSequence
+                        && window.front().is_some_and(|f| f.index == 0) =>
+                    {
+                        child.cancel();
+                        return Err(Error::new(
+                            ErrorCode::InvalidInput,
+                            format!("stream id `{id}` is already published: ids are single-use"),
+                        )
+                        .with_op("nats.publish"));
+                    }
+                    Err(err) if now.duration_since(last_progress) >= config.stall_timeout() => {
+                        child.cancel();
+                        return Err(unavailable(
+                            "nats.publish",
+                            format!(
+                                "JetStream acknowledged nothing for {:?}: gave up after {} of the \
+                                 stream's items; its consumers will report a timeout",
+                                config.stall_timeout(),
+                                window.front().map_or(0, |f| f.index),
+                            ),
+                            err,
+                        ));
+                    }
+                    Err(_) => {
+                        let front = window.front_mut().expect("a failed item is in the window");
+                        front.ack = send(inner, &subject, &msg_id, front.index, front.kind, front.body.clone()).await;
+                    }
+                }
+            }
+            item = poll_fn(|cx| poll_source(&mut source, cx)), if room => {
+                let Encoded { kind, body, terminal, unsendable } = wire::encode(item.as_ref());
+                if terminal {
+                    source = None;
+                    ending = Some(match (item, unsendable) {
+                        (_, Some(err)) | (Some(Err(err)), None) => Ending::Failed(err),
+                        (None, None) => Ending::Ended,
+                        (Some(Ok(_)), None) => Ending::Done,
+                    });
+                }
+                let ack = send(inner, &subject, &msg_id, next_index, kind, body.clone()).await;
+                window.push_back(InFlight { index: next_index, kind, body, ack });
+                next_index += 1;
+            }
+            Some(message) = poll_fn(|cx| poll_sub(&mut presence, cx)) => {
+                if let Some(w) = watchers.as_mut() {
+                    w.on_message(&message.payload, Instant::now());
+                }
+            }
+            _ = tick.tick(), if watchers.is_some() && ending.is_none() => {
+                if watchers.as_mut().is_some_and(|w| w.unwatched(Instant::now())) {
+                    stop = Some((cancelled_by("because no consumer was attached"), Ending::Unwatched));
+                }
+            }
+        }
+    }
+    Ok(Published {
+        items: next_index,
+        first_sequence,
+        last_sequence,
+        ending: ending.unwrap_or(Ending::Ended),
+    })
+}
