@@ -26,7 +26,7 @@ use crate::event::EventResult;
 // ---------------------------------------------------------------------------------------------
 
 /// What `?` in a producer's body is applied to: the expansion turns `x?` into
-/// `TryInProducer::value(x)?`, so that anything but a `Result` whose error converts into
+/// `QuestionMark::value(x)?`, so that anything but a `Result` whose error converts into
 /// [`Error`] is reported with what to write instead.
 #[diagnostic::on_unimplemented(
     message = "`?` in a producer needs a `Result` whose error converts into `beluga_core::Error`, not `{Self}`",
@@ -34,13 +34,13 @@ use crate::event::EventResult;
     note = "for an `Option`, say what was missing: `.ok_or_else(|| Error::new(ErrorCode::NotFound, \"...\"))?`",
     note = "for an error of another type, convert it: `.map_err(|e| Error::new(ErrorCode::InvalidInput, e.to_string()))?`, or, for an error type of yours, implement `From<YourError> for beluga_core::Error`"
 )]
-pub trait TryInProducer<V> {
+pub trait QuestionMark<V> {
     /// The value, or the error as an [`Error`].
     fn value(self) -> Result<V, Error>;
 }
 
 #[diagnostic::do_not_recommend]
-impl<V, E: Into<Error>> TryInProducer<V> for Result<V, E> {
+impl<V, E: Into<Error>> QuestionMark<V> for Result<V, E> {
     #[inline(always)]
     #[allow(
         clippy::inline_always,
@@ -55,19 +55,19 @@ impl<V, E: Into<Error>> TryInProducer<V> for Result<V, E> {
 }
 
 /// The error of `return Err(error)` in a producer's body: the expansion turns it into
-/// `IntoProducerError::into_error(error)`.
+/// `ReturnedError::into_error(error)`.
 #[diagnostic::on_unimplemented(
     message = "`return Err(..)` in a producer needs an error that converts into `beluga_core::Error`, not `{Self}`",
     label = "cannot end the stream with this error",
     note = "build one, like `return Err(Error::new(ErrorCode::InvalidInput, \"...\"))`, or, for an error type of yours, implement `From<YourError> for beluga_core::Error`"
 )]
-pub trait IntoProducerError {
+pub trait ReturnedError {
     /// The error as an [`Error`].
     fn into_error(self) -> Error;
 }
 
 #[diagnostic::do_not_recommend]
-impl<E: Into<Error>> IntoProducerError for E {
+impl<E: Into<Error>> ReturnedError for E {
     #[inline]
     fn into_error(self) -> Error {
         self.into()

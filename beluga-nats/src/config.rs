@@ -106,7 +106,7 @@ impl Default for RelayConfig {
             max_in_flight: 256,
             ack_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10),
             presence_interval: Duration::from_secs(1),
             cancel_policy: CancelPolicy::Explicit,
         }
@@ -127,8 +127,8 @@ macro_rules! setter {
 impl RelayConfig {
     /// The defaults: stream `BELUGA_EVENTS` on subjects `beluga.>`, on disk, items kept one
     /// hour, 256 publishes in flight, acknowledgements awaited 5 s, the publisher giving up
-    /// after 30 s without one, consumers reporting a silent producer after 30 s, presence
-    /// every second, [`CancelPolicy::Explicit`].
+    /// after 30 s without one, consumers reporting a silent publisher after 10 s, presence and
+    /// heartbeats every second, [`CancelPolicy::Explicit`].
     ///
     /// ```
     /// let config = beluga_nats::RelayConfig::new();
@@ -152,7 +152,8 @@ impl RelayConfig {
     }
 
     /// The first tokens of every subject: items go to `<prefix>.ev.<id>`, cancels to
-    /// `<prefix>.cancel.<id>`, presence to `<prefix>.presence.<id>`.
+    /// `<prefix>.cancel.<id>`, consumers' presence to `<prefix>.presence.<id>`, the
+    /// publisher's heartbeat to `<prefix>.alive.<id>`.
     ///
     /// ```
     /// let c = beluga_nats::RelayConfig::new().with_subject_prefix("tenant1.beluga");
@@ -216,9 +217,10 @@ impl RelayConfig {
         with_stall_timeout, stall_timeout: Duration
     );
     setter!(
-        /// How long a consumer waits for the next item before it ends with a `timeout` error
-        /// (the producer died without a terminal item, or the broker is gone). Set it above the
-        /// longest pause the producer takes between items.
+        /// How long a consumer waits for the next item, or for a sign of life from the
+        /// publisher (sent every [presence interval](RelayConfig::with_presence_interval) while
+        /// it runs, however slow its producer), before it ends with a `timeout` error: the
+        /// producer died without a terminal item, never started, or the broker is gone.
         ///
         /// ```
         /// use std::time::Duration;
@@ -229,7 +231,9 @@ impl RelayConfig {
     );
     setter!(
         /// How often a consumer tells the publisher it is still attached (used by
-        /// [`CancelPolicy::WhenUnwatched`]).
+        /// [`CancelPolicy::WhenUnwatched`]), and the publisher tells consumers it is alive
+        /// (so a slow producer is not taken for a dead one). Keep it well below the idle
+        /// timeout.
         ///
         /// ```
         /// use std::time::Duration;
@@ -383,7 +387,7 @@ impl RelayConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(beluga_nats::RelayConfig::new().idle_timeout(), Duration::from_secs(30));
+    /// assert_eq!(beluga_nats::RelayConfig::new().idle_timeout(), Duration::from_secs(10));
     /// ```
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
@@ -459,6 +463,10 @@ impl RelayConfig {
 
     pub(crate) fn cancel_subject(&self, id: &str) -> String {
         format!("{}.cancel.{id}", self.subject_prefix)
+    }
+
+    pub(crate) fn alive_subject(&self, id: &str) -> String {
+        format!("{}.alive.{id}", self.subject_prefix)
     }
 
     pub(crate) fn presence_subject(&self, id: &str) -> String {

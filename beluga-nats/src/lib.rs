@@ -12,7 +12,7 @@
 //! * [`Relay::subscribe`] reads it back, in another process or on another machine, as an
 //!   ordinary event stream ([`RemoteStream`]): every item once and in order, exactly one
 //!   terminal item with its error code, and an error (never a silent end) when the producer
-//!   died, an item expired, or the broker is gone.
+//!   died (its publisher's heartbeats stopped), an item expired, or the broker is gone.
 //! * [`Position::After`] resumes after a JetStream sequence, which is also the SSE event id:
 //!   a consumer that restarts goes on with no gap and no duplicate.
 //! * Any number of consumers read one stream, each at its own position; a slow one holds back
@@ -59,13 +59,18 @@
 //!
 //! # On the wire
 //!
-//! Items of stream `id` go to subject `<prefix>.ev.<id>`, one JetStream message each, with the
-//! JSON of `beluga-core`'s serde form of the event (or of the terminal error) as the body, so
-//! the payload of each message is what beluga's SSE encoding sends as `data:`. Headers say
-//! what the body is (`Beluga-Item: event | error | end`), which item it is (`Beluga-Index`),
-//! and give JetStream a `Nats-Msg-Id` for de-duplicating retried publishes. Cancels go to
-//! `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts still counts),
-//! and consumers' presence to `<prefix>.presence.<id>` (not stored).
+//! Items of stream `id` go to subject `<prefix>.ev.<id>`, one JetStream message each. The body
+//! is what beluga-sse's JSON encoding sends as the `data:` of one frame: `beluga-core`'s serde
+//! form of the event, of the terminal error, or `{}` for a stream that ended without a terminal
+//! item. A `Beluga-Item` header names it as that encoding names the frame (`event` for an
+//! unnamed frame, `error`, `end`), `Beluga-Index` says which item it is, and `Nats-Msg-Id` lets
+//! JetStream de-duplicate a retried publish. An SSE server in front of JetStream is stateless:
+//! it sends [`RemoteStream::last_sequence`] as the event's position (`<id>:<sequence>`) and
+//! resumes a `Last-Event-ID` with [`Position::After`] (position 0 is the start).
+//!
+//! Cancels go to `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts
+//! still counts), consumers' presence to `<prefix>.presence.<id>` and the publisher's heartbeat
+//! to `<prefix>.alive.<id>` (neither stored).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

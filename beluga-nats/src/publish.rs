@@ -4,9 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
@@ -22,6 +24,9 @@ use crate::wire::{self, Encoded, ItemKind};
 
 /// How long to wait before sending again when a send could not even be queued.
 const RESEND_PAUSE: Duration = Duration::from_millis(50);
+
+/// How often a disconnected publisher looks whether the client is connected again.
+const RECONNECT_POLL: Duration = Duration::from_millis(10);
 
 /// What a [`publish`](crate::Relay::publish) stored.
 ///
@@ -116,10 +121,35 @@ struct InFlight {
     kind: ItemKind,
     body: Bytes,
     ack: AckFuture,
+    /// The client's connection count when it was sent.
+    epoch: u64,
+}
+
+fn connects(inner: &Inner) -> u64 {
+    inner.client.statistics().connects.load(Ordering::Relaxed)
 }
 
 /// Sends one item; an item that could not be queued comes back as a failed acknowledgement
 /// after a short pause, so the ack path retries it like any other.
+async fn send_item(
+    inner: &Inner,
+    subject: &str,
+    msg_id: &str,
+    index: u64,
+    kind: ItemKind,
+    body: Bytes,
+) -> InFlight {
+    let epoch = connects(inner);
+    let ack = send(inner, subject, msg_id, index, kind, body.clone()).await;
+    InFlight {
+        index,
+        kind,
+        body,
+        ack,
+        epoch,
+    }
+}
+
 async fn send(
     inner: &Inner,
     subject: &str,
@@ -261,6 +291,7 @@ where
         ),
         None => None,
     };
+    let alive = config.alive_subject(id);
     let mut tick = tokio::time::interval(config.presence_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -281,6 +312,8 @@ where
     let mut last_sequence = None;
     let mut last_progress = Instant::now();
     let mut ctx_cancelled = pin!(child.cancelled());
+    // The connection count the window was last checked against.
+    let mut checked_epoch = connects(inner);
 
     loop {
         if let Some((err, end)) = stop.take() {
@@ -289,21 +322,9 @@ where
             source = None;
             if ending.is_none() {
                 let enc = wire::encode_error(&err);
-                let ack = send(
-                    inner,
-                    &subject,
-                    &msg_id,
-                    next_index,
-                    enc.kind,
-                    enc.body.clone(),
-                )
-                .await;
-                window.push_back(InFlight {
-                    index: next_index,
-                    kind: enc.kind,
-                    body: enc.body,
-                    ack,
-                });
+                window.push_back(
+                    send_item(inner, &subject, &msg_id, next_index, enc.kind, enc.body).await,
+                );
                 next_index += 1;
                 ending = Some(end);
             }
@@ -311,13 +332,38 @@ where
         if ending.is_some() && window.is_empty() {
             break;
         }
+        // Nothing is sent while the client is disconnected: it would queue the item for the
+        // next connection, ahead of earlier items lost with the old one.
+        let connected = inner.client.connection_state() == State::Connected;
+        let epoch = connects(inner);
+        if connected && epoch != checked_epoch {
+            checked_epoch = epoch;
+            let stale = window.iter().position(|f| f.epoch != epoch);
+            if let Some(first) = stale {
+                // Sent on a connection that is gone: each may or may not be stored. Send them
+                // again, in order, on this one: JetStream stores the lost ones and knows the
+                // others by their `Nats-Msg-Id`, so the order on the subject stays the order of
+                // the stream.
+                for entry in window.iter_mut().skip(first) {
+                    let body = entry.body.clone();
+                    *entry =
+                        send_item(inner, &subject, &msg_id, entry.index, entry.kind, body).await;
+                }
+            }
+            // A cancel sent while this client was away reached no subscription: look for the
+            // stored one.
+            if ending.is_none() && cancel_requested(inner, id).await.unwrap_or(false) {
+                stop = Some((cancelled_by("by a consumer"), Ending::CancelledByConsumer));
+                continue;
+            }
+        }
         // One item at a time until the first is stored: it is the one that claims the id.
         let limit = if first_sequence.is_some() {
             config.max_in_flight()
         } else {
             1
         };
-        let room = ending.is_none() && window.len() < limit;
+        let room = connected && ending.is_none() && window.len() < limit;
 
         tokio::select! {
             biased;
@@ -367,7 +413,8 @@ where
                     }
                     Err(_) => {
                         let front = window.front_mut().expect("a failed item is in the window");
-                        front.ack = send(inner, &subject, &msg_id, front.index, front.kind, front.body.clone()).await;
+                        let body = front.body.clone();
+                        *front = send_item(inner, &subject, &msg_id, front.index, front.kind, body).await;
                     }
                 }
             }
@@ -381,16 +428,18 @@ where
                         (Some(Ok(_)), None) => Ending::Done,
                     });
                 }
-                let ack = send(inner, &subject, &msg_id, next_index, kind, body.clone()).await;
-                window.push_back(InFlight { index: next_index, kind, body, ack });
+                window.push_back(send_item(inner, &subject, &msg_id, next_index, kind, body).await);
                 next_index += 1;
             }
+            () = tokio::time::sleep(RECONNECT_POLL), if !connected => {}
             Some(message) = poll_fn(|cx| poll_sub(&mut presence, cx)) => {
                 if let Some(w) = watchers.as_mut() {
                     w.on_message(&message.payload, Instant::now());
                 }
             }
-            _ = tick.tick(), if watchers.is_some() && ending.is_none() => {
+            _ = tick.tick(), if ending.is_none() => {
+                // Tells consumers the producer is alive, however long it takes between items.
+                let _ = inner.client.publish(alive.clone(), bytes::Bytes::new()).await;
                 if watchers.as_mut().is_some_and(|w| w.unwatched(Instant::now())) {
                     stop = Some((cancelled_by("because no consumer was attached"), Ending::Unwatched));
                 }

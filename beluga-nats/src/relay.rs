@@ -181,7 +181,9 @@ impl Relay {
     /// acknowledgement, so a slow or stalled broker slows the producer down instead of
     /// growing memory. An item whose acknowledgement does not come is sent again (JetStream
     /// stores it once); after [`stall_timeout`](RelayConfig::with_stall_timeout) without any
-    /// acknowledgement the publish gives up.
+    /// acknowledgement the publish gives up. Nothing is sent while the client is disconnected,
+    /// and after a reconnect the unacknowledged items are sent again, in order, before any new
+    /// one, so that a restarted broker keeps the stream's order.
     ///
     /// Each item is stored as it is: events as events, the producer's terminal `Err` as a
     /// terminal error (code, op, message and causes), and a producer that ends without a

@@ -41,7 +41,9 @@ pub enum Position {
     #[default]
     Start,
     /// After the item with this JetStream sequence (a [`RemoteStream::last_sequence`] seen
-    /// earlier, the SSE `Last-Event-ID`): the next item, no gap and no duplicate.
+    /// earlier, the SSE `Last-Event-ID`): the next item, no gap and no duplicate. JetStream
+    /// counts from 1, so `After(0)` is [`Start`](Position::Start), as SSE position 0 is
+    /// "before the first event".
     After(u64),
 }
 
@@ -53,8 +55,10 @@ pub enum Position {
 /// then `None` forever. Where the remote stream cannot be read whole, it ends with an error,
 /// never silently:
 ///
-/// * `timeout` when no item came for the [idle timeout](crate::RelayConfig::with_idle_timeout)
-///   (the producer died without a terminal item, never started, or the broker is unreachable);
+/// * `timeout` when neither an item nor the publisher's heartbeat came for the
+///   [idle timeout](crate::RelayConfig::with_idle_timeout) (the producer died without a terminal
+///   item, never started, or the broker is unreachable); a producer that is merely slow keeps
+///   its consumers waiting as long as it runs;
 /// * `not_found` when an item is missing (removed by the stream's age or count limits before
 ///   it was read, or lost while the broker restarted);
 /// * `provider_unavailable` when JetStream refuses to deliver;
@@ -76,6 +80,8 @@ pub struct RemoteStream<T> {
     /// The client's connection count when the consumer was created.
     connects: u64,
     reconnect_check: Interval,
+    /// The publisher's heartbeats: each one resets the idle timeout.
+    alive: Option<async_nats::Subscriber>,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     next_index: u64,
@@ -111,6 +117,10 @@ pub(crate) async fn open<T: DeserializeOwned>(
     let inner = &relay.inner;
     let config = &inner.config;
     let subject = config.items_subject(id);
+    let position = match position {
+        Position::After(0) => Position::Start,
+        other => other,
+    };
     let (deliver_policy, next_index, ended) = match position {
         Position::Start => (DeliverPolicy::All, 0, false),
         Position::After(sequence) => {
@@ -158,6 +168,7 @@ pub(crate) async fn open<T: DeserializeOwned>(
         subject: subject.clone(),
         connects: inner.client.statistics().connects.load(Ordering::Relaxed),
         reconnect_check: tokio::time::interval(RECONNECT_CHECK),
+        alive: None,
         idle: Box::pin(tokio::time::sleep(config.idle_timeout())),
         idle_timeout: config.idle_timeout(),
         next_index,
@@ -175,6 +186,14 @@ pub(crate) async fn open<T: DeserializeOwned>(
         return Ok(stream);
     }
 
+    // Listen for the publisher's heartbeats before reading, so none falls in between.
+    stream.alive = Some(
+        inner
+            .client
+            .subscribe(config.alive_subject(id))
+            .await
+            .map_err(|e| unavailable("nats.subscribe", "cannot listen for the publisher", e))?,
+    );
     let messages = consume(relay.clone(), subject, deliver_policy).await?;
     stream.messages = Some(messages);
     stream.presence = Some(spawn_presence(relay, id));
@@ -294,6 +313,7 @@ impl<T> RemoteStream<T> {
         self.messages = None;
         self.reopen = None;
         self.presence = None;
+        self.alive = None;
     }
 
     /// After the client reconnected (a restarted broker has lost its consumers), starts a new
@@ -408,12 +428,25 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
                 Poll::Pending => break,
             }
         }
+        let mut heard = false;
+        while let Some(alive) = this.alive.as_mut() {
+            match alive.poll_next_unpin(cx) {
+                Poll::Ready(Some(_)) => heard = true,
+                Poll::Ready(None) => this.alive = None,
+                Poll::Pending => break,
+            }
+        }
+        if heard {
+            let deadline = Instant::now() + this.idle_timeout;
+            this.idle.as_mut().reset(deadline);
+        }
         if this.idle.as_mut().poll(cx).is_ready() {
             let err = Error::new(
                 ErrorCode::Timeout,
                 format!(
-                    "no item of stream `{}` for {:?}: its producer stopped without a terminal \
-                     item, has not started, or the broker is unreachable",
+                    "no item of stream `{}` and no sign of its publisher for {:?}: the producer \
+                     stopped without a terminal item, has not started, or the broker is \
+                     unreachable",
                     this.id, this.idle_timeout
                 ),
             )

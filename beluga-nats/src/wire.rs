@@ -2,8 +2,10 @@
 //! event or of the terminal error, and three headers that carry what the body cannot.
 //!
 //! * `Beluga-Item`: `event` (the body is an [`Event`]'s JSON), `error` (the body is an
-//!   [`Error`]'s JSON: the terminal `Err` item) or `end` (no body: the producer's stream ended
-//!   without a terminal item, as a local stream may, and so does the remote one).
+//!   [`Error`]'s JSON: the terminal `Err` item) or `end` (the body is `{}`: the producer's
+//!   stream ended without a terminal item, as a local stream may, and so does the remote one).
+//!   Bodies and names are those of beluga-sse's JSON encoding (an unnamed frame, `error`,
+//!   `end`), so an SSE server can forward a message as one frame.
 //! * `Beluga-Index`: the item's position in its stream, from 0. The consumer checks that each
 //!   item follows the one before, so an item lost to an age or count limit is reported, never
 //!   skipped silently.
@@ -64,7 +66,7 @@ pub(crate) fn encode<T: Serialize>(item: Option<&Result<Event<T>, Error>>) -> En
     match item {
         None => Encoded {
             kind: ItemKind::End,
-            body: Bytes::new(),
+            body: Bytes::from_static(b"{}"),
             terminal: true,
             unsendable: None,
         },
@@ -77,8 +79,8 @@ pub(crate) fn encode<T: Serialize>(item: Option<&Result<Event<T>, Error>>) -> En
             },
             Err(err) => {
                 let err = Error::new(
-                    ErrorCode::InvalidInput,
-                    "an event of this stream cannot be serialized to JSON",
+                    ErrorCode::Internal,
+                    "the event's payload does not serialize to JSON",
                 )
                 .with_op("nats.publish")
                 .with_source(err);
@@ -241,6 +243,8 @@ mod tests {
         let err = Error::new(ErrorCode::Auth, "no key");
         let enc = encode::<u32>(Some(&Err(err.clone())));
         assert_eq!(enc.body, serde_json::to_vec(&err).unwrap());
+        // beluga-sse's `end` frame carries `{}`.
+        assert_eq!(&encode::<u32>(None).body[..], b"{}");
     }
 
     #[test]

@@ -206,6 +206,13 @@ async fn resuming_after_any_position_continues_with_no_gap_and_no_duplicate() {
         .unwrap();
     noise.await.unwrap().unwrap();
 
+    assert_eq!(
+        collect::<u64>(&relay, "resume", Position::After(0))
+            .await
+            .len(),
+        41,
+        "position 0 is the start"
+    );
     let mut whole = relay
         .subscribe::<u64>("resume", Position::Start)
         .await
@@ -342,10 +349,13 @@ async fn a_consumer_cancel_cancels_the_context_and_drops_the_producer() {
     })
     .await;
     let latency = cancelled_at.elapsed();
-    assert!(
-        seen_cancel.load(Ordering::SeqCst),
-        "the producer's context was cancelled"
-    );
+    // The watcher on the producer's context runs on its own task: it may see it just after.
+    eventually(
+        "the producer's context is cancelled",
+        Duration::from_secs(2),
+        || seen_cancel.load(Ordering::SeqCst),
+    )
+    .await;
     let outcome = task.await.unwrap().unwrap();
     assert_eq!(outcome.ending(), &Ending::CancelledByConsumer);
     // The consumer reads on to the terminal `cancelled` error.
@@ -631,4 +641,93 @@ async fn a_broker_restarted_between_items_loses_nothing_and_the_reader_goes_on()
     assert_eq!(task.await.unwrap().unwrap().ending(), &Ending::Done);
     eprintln!("broker restart: longest wait for an item {longest_gap:?}");
     assert!(longest_gap < Duration::from_secs(3), "{longest_gap:?}");
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_and_publishers_leave_no_task_behind() {
+    let server = NatsServer::start();
+    let relay = relay(&server.url(), config()).await;
+    // Settle the client's own tasks first.
+    relay
+        .publish(&Context::new(), "warm", |_| {
+            futures_util::stream::iter([ok(Event::done_with(0_u8))])
+        })
+        .await
+        .unwrap();
+    collect::<u8>(&relay, "warm", Position::Start).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = alive_tasks();
+    for round in 0..5 {
+        let id = format!("tasks-{round}");
+        let (guard, dropped, _) = probe();
+        let publisher = relay.clone();
+        let publish_id = id.clone();
+        let task = tokio::spawn(async move {
+            publisher
+                .publish(&Context::new(), &publish_id, |ctx| {
+                    numbers(
+                        ctx,
+                        u64::MAX,
+                        Duration::from_millis(1),
+                        guard,
+                        Arc::new(AtomicU64::new(0)),
+                    )
+                })
+                .await
+        });
+        // One consumer reads to the end, one is dropped mid-stream.
+        let whole = relay.subscribe::<u64>(&id, Position::Start).await.unwrap();
+        let mut partial = relay.subscribe::<u64>(&id, Position::Start).await.unwrap();
+        partial.next().await.unwrap().unwrap();
+        drop(partial);
+        relay.cancel(&id).await.unwrap();
+        let items: Vec<_> = whole.collect().await;
+        assert_eq!(
+            items.last().unwrap().as_ref().unwrap_err().code(),
+            ErrorCode::Cancelled
+        );
+        task.await.unwrap().unwrap();
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+    eventually(
+        "every consumer's and publisher's task ended",
+        Duration::from_secs(5),
+        || alive_tasks() <= before,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_producer_is_not_taken_for_a_dead_one() {
+    let server = NatsServer::start();
+    // Items 1.2 s apart, an idle timeout of 0.5 s: the publisher's heartbeats keep the
+    // consumer waiting.
+    let config = config().with_idle_timeout(Duration::from_millis(500));
+    let publisher = relay(&server.url(), config.clone()).await;
+    let consumer = relay(&server.url(), config).await;
+    let (guard, _, produced) = probe();
+    let task = tokio::spawn(async move {
+        publisher
+            .publish(&Context::new(), "slow", |ctx| {
+                numbers(ctx, 3, Duration::from_millis(1_200), guard, produced)
+            })
+            .await
+    });
+    let got = collect::<u64>(&consumer, "slow", Position::Start).await;
+    assert_eq!(
+        got,
+        [
+            ok(Event::data(0)),
+            ok(Event::data(1)),
+            ok(Event::data(2)),
+            ok(Event::done())
+        ]
+    );
+    task.await.unwrap().unwrap();
 }

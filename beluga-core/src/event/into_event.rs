@@ -16,6 +16,7 @@ use crate::event::Event;
     message = "cannot emit `{Self}` from a producer of `{T}` events",
     label = "expected `{T}` or `Event<{T}>`",
     note = "a payload `{T}` is sent as `Event::data(payload)`; an `Event<{T}>` is sent as it is",
+    note = "for a `Result`, emit its value and end the stream with its error: `emit!(result?)`",
     note = "a value of type `!` is one whose type was left to inference, which cannot choose \
             between `{T}` and `Event<{T}>`: write the type, like `emit!(text.parse::<{T}>()?)`"
 )]

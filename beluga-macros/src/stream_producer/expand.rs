@@ -22,8 +22,9 @@ use super::visitor::{LABEL, final_value};
 ///         let <pattern> = <argument>;              // arguments with patterns, moved in
 ///         let mut anchor = Anchor;
 ///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
-///         let value: Option<T> = 'label: { body; final value of tail };   // `emit!(x)` into
-///         Ok(value)                               // `y.value({ if false { break 'label None; } x }).await`
+///         // `emit!(x)` into `y.value({ if false { break 'label Ok(None); } &mut y }, x).await`
+///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
+///         value
 ///     };
 ///     unsafe { Producer::new(watched, body) }
 /// }
@@ -115,8 +116,11 @@ fn body_closure(
             let mut #yielder = #handle.bind(&mut #anchor);
             #[allow(unreachable_code, clippy::diverging_sub_expression)]
             {
-                let #value: #krate::__private::Option<#item> = #label { #(#stmts)* #tail };
-                #krate::__private::Ok::<_, #krate::__private::Error>(#value)
+                let #value: #krate::__private::Result<
+                    #krate::__private::Option<#item>,
+                    #krate::__private::Error,
+                > = #label { #(#stmts)* #krate::__private::Ok(#tail) };
+                #value
             }
         }
     }

@@ -100,12 +100,24 @@ impl<'a> Visitor<'a> {
 
     /// `&mut yielder`, after a dead `break` to the body's label: from inside a closure or an
     /// `async` block that label cannot be reached, so rustc rejects the `emit!` there.
+    /// From `&mut yielder` into `{ if false { loop { break 'label Ok(None); } } &mut yielder }`.
     fn yielder_ref(&mut self, span: Span) -> TokenStream {
         self.labelled = true;
         let label = syn::Lifetime::new(LABEL, Span::mixed_site().located_at(span));
         let (yielder, krate) = (self.yielder, respan(self.krate, span));
+        // In a `loop` of its own, so that where the label cannot be reached, rustc reports the
+        // label only, not also a `break` inside an `async` block or a closure; hygienic, so
+        // that no lint (clippy's `never_loop`) takes the loop for the user's.
+        let dead = Span::mixed_site().located_at(span);
+        let dead_break = quote_spanned! {dead=>
+            if false {
+                loop {
+                    break #label #krate::__private::Ok(#krate::__private::None);
+                }
+            }
+        };
         quote_spanned! {span=>
-            { if false { break #label #krate::__private::None; } &mut #yielder }
+            { #dead_break &mut #yielder }
         }
     }
 
@@ -136,7 +148,7 @@ impl<'a> Visitor<'a> {
     ///         match poll_fn(|cx| checks::EmitAll::<T>::poll_event(s.as_mut(), cx)).await {
     ///             Some(Ok(event)) if event.is_done() => break event.into_payload(),
     ///             Some(Ok(event)) => Yielder::value({ dead break; &mut yielder }, event).await,
-    ///             Some(Err(e)) => return Err(e),
+    ///             Some(Err(e)) => break 'label Err(e),   // the body's label
     ///             None => break None,
     ///         }
     ///     }
@@ -161,6 +173,7 @@ impl<'a> Visitor<'a> {
             hidden("__beluga_err"),
         );
         let private = quote_spanned!(at=> #krate::__private);
+        let label = syn::Lifetime::new(LABEL, Span::mixed_site().located_at(span));
         quote_spanned! {at=>
             {
                 let mut #events = #private::pin!(#stream);
@@ -177,7 +190,9 @@ impl<'a> Visitor<'a> {
                             #private::Yielder::value(#yielder, #private::Yielded::Event(#event))
                                 .await;
                         }
-                        #private::Some(#private::Err(#err)) => return #private::Err(#err),
+                        // A `break` to the body's label, not a `return`: inside an `async`
+                        // block of another macro's, the label is the one error.
+                        #private::Some(#private::Err(#err)) => break #label #private::Err(#err),
                         #private::None => break #private::None,
                     }
                 }
@@ -239,7 +254,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// From `return`, `return value` and `return Err(e)` into the body's `Result`:
-    /// `Ok(None)`, `Ok(final value)` and `Err(IntoProducerError::into_error(e))` (the conversion
+    /// `Ok(None)`, `Ok(final value)` and `Err(ReturnedError::into_error(e))` (the conversion
     /// of `?`, through a check that says what to write for an error that does not convert).
     fn rewrite_return(&self, ret: &ExprReturn) -> TokenStream {
         let span = ret.span();
@@ -257,7 +272,7 @@ impl<'a> Visitor<'a> {
                     let err_span = Span::mixed_site().located_at(err.span());
                     let krate = respan(self.krate, err_span);
                     let from = quote_spanned! {err_span=>
-                        #krate::__private::checks::IntoProducerError::into_error(#err)
+                        #krate::__private::checks::ReturnedError::into_error(#err)
                     };
                     quote_spanned! {span=> #krate::__private::Err(#from) }
                 } else {
@@ -270,7 +285,7 @@ impl<'a> Visitor<'a> {
         quote! { #(#attrs)* #return_token #value }
     }
 
-    /// From `operand?` into `checks::TryInProducer::value(operand)?`: the same `?` for a
+    /// From `operand?` into `checks::QuestionMark::value(operand)?`: the same `?` for a
     /// `Result` whose error converts into `Error`, and an error that says what to write for
     /// anything else (an `Option`, another error type), spanned on the `?`.
     fn rewrite_try(&self, operand: &Expr, question: Token![?]) -> TokenStream {
@@ -281,7 +296,7 @@ impl<'a> Visitor<'a> {
         let mut operand = Group::new(Delimiter::None, operand.to_token_stream());
         operand.set_span(at);
         let call = quote_spanned! {at=>
-            #krate::__private::checks::TryInProducer::value(#operand)
+            #krate::__private::checks::QuestionMark::value(#operand)
         };
         quote! { #call #question }
     }

@@ -7,7 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each user takes what it needs
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct NatsServer {
     child: Option<Child>,
+    /// 0 until the server has picked one; then kept across restarts.
     port: u16,
     dir: PathBuf,
 }
@@ -46,13 +47,6 @@ pub fn binary() -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
 fn fresh_dir() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -68,11 +62,12 @@ fn fresh_dir() -> PathBuf {
 }
 
 impl NatsServer {
-    /// Starts a server on a free port and waits until it accepts connections.
+    /// Starts a server on a port it picks itself (so that two servers never race for one) and
+    /// waits until it accepts connections.
     pub fn start() -> Self {
         let mut server = NatsServer {
             child: None,
-            port: free_port(),
+            port: 0,
             dir: fresh_dir(),
         };
         server.spawn();
@@ -85,9 +80,15 @@ impl NatsServer {
             .append(true)
             .open(self.dir.join("server.log"))
             .expect("open the server log");
+        let port = if self.port == 0 {
+            "-1".to_owned() // nats-server's "any free port"
+        } else {
+            self.port.to_string()
+        };
+        // The log is appended to across restarts: remember where this run's lines start.
+        let log_start = std::fs::metadata(self.dir.join("server.log")).map_or(0, |m| m.len());
         let child = Command::new(binary())
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port])
             .arg("-sd")
             .arg(self.dir.join("store"))
             .stdin(Stdio::null())
@@ -96,13 +97,25 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(log_start);
     }
 
-    fn wait_ready(&mut self) {
+    /// The port this run of the server says it listens on, once it has said so.
+    fn listening_port(&self, log_start: u64) -> Option<u16> {
+        let log = std::fs::read(self.dir.join("server.log")).ok()?;
+        let log = String::from_utf8_lossy(log.get(usize::try_from(log_start).ok()?..)?);
+        log.lines()
+            .find_map(|l| l.split("Listening for client connections on ").nth(1))
+            .and_then(|addr| addr.trim().rsplit(':').next()?.parse().ok())
+    }
+
+    fn wait_ready(&mut self, log_start: u64) {
         let start = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if let Some(port) = self.listening_port(log_start)
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                self.port = port;
                 return;
             }
             if let Some(status) = self
@@ -117,8 +130,7 @@ impl NatsServer {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(15),
-                "nats-server did not accept connections on port {} within 15 s; its log:\n{}",
-                self.port,
+                "nats-server did not accept connections within 15 s; its log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -7,9 +7,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult, EventStreamExt};
+use beluga_net_tests::serve_on_loopback;
 use beluga_sse::BelugaJson;
 use beluga_sse::server::SseOptions;
-use beluga_tests::serve_on_loopback;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use beluga_core::{Context, Event, stream};
+use beluga_net_tests::{alive_tasks, eventually, serve_on_loopback, settle};
 use beluga_sse::BelugaJson;
 use beluga_sse::server::{Replay, ReplayOptions};
-use beluga_tests::{alive_tasks, eventually, serve_on_loopback, settle};
 use futures_util::StreamExt;
 
 /// Records when it is dropped, and hands out the producer's context.

@@ -13,8 +13,8 @@ use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 use beluga_core::{Context, Error, ErrorCode, Event, EventResult};
 use beluga_llm::schema::{ChatChunk, FinishReason, ToolCall, ToolCallDelta, ToolResult, Usage};
+use beluga_net_tests::serve_on_loopback;
 use beluga_sse::encoding::{OpenAiChunks, VercelUiStream};
-use beluga_tests::serve_on_loopback;
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -357,4 +357,79 @@ async fn an_openai_client_library_raises_the_terminal_error() {
     let err = stream.next().await.unwrap().unwrap_err();
     assert!(err.to_string().contains("slow down"), "{err}");
     assert!(stream.next().await.is_none());
+}
+
+/// beluga's own OpenAI-compatible provider, pointed at a beluga server that serves the OpenAI
+/// encoding: the round trip keeps the text, the tool call, both finish reasons and the usage.
+#[tokio::test]
+async fn the_beluga_llm_provider_reads_the_openai_encoding() {
+    use beluga_core::{EventKind, EventStreamExt, Runnable};
+    use beluga_llm::ChatStreamExt;
+    use beluga_llm::openai::OpenAiCompatible;
+    use beluga_llm::schema::{ChatRequest, Message};
+
+    let addr = serve_on_loopback(app()).await;
+    let model = OpenAiCompatible::new(format!("http://{addr}/v1"), "beluga-test");
+    let request = ChatRequest::new("beluga-test", vec![Message::user("Weather in Paris?")]);
+    let collected = model
+        .stream(Context::new(), request)
+        .accumulate_tool_calls()
+        .collect_events()
+        .await;
+    assert!(collected.error.is_none(), "{:?}", collected.error);
+
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    let mut finishes = Vec::new();
+    let mut usage = None;
+    let mut done = 0;
+    for event in collected.events {
+        match event.into_kind() {
+            EventKind::Data(chunk) => {
+                text.push_str(&chunk.delta);
+                finishes.extend(chunk.finish_reason);
+                usage = chunk.usage.or(usage);
+            }
+            EventKind::ToolCall(chunk) => calls.extend(chunk.tool_call),
+            EventKind::Done(_) => done += 1,
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(text, "HelloIt is sunny.");
+    assert_eq!(
+        calls,
+        [ToolCall::new(
+            "call_1",
+            "get_weather",
+            json!({"city": "Paris"})
+        )]
+    );
+    assert_eq!(finishes, [FinishReason::ToolCalls, FinishReason::Stop]);
+    let usage = usage.expect("the usage chunk");
+    assert_eq!((usage.input_tokens, usage.output_tokens), (12, 5));
+    assert_eq!(done, 1);
+}
+
+/// The terminal error of the OpenAI encoding comes back from beluga's provider as an error
+/// with the code it was sent with, after the text before it.
+#[tokio::test]
+async fn the_beluga_llm_provider_keeps_the_terminal_errors_code() {
+    use beluga_core::{EventStreamExt, Runnable};
+    use beluga_llm::openai::OpenAiCompatible;
+    use beluga_llm::schema::{ChatRequest, Message};
+
+    let addr = serve_on_loopback(app()).await;
+    let model = OpenAiCompatible::new(format!("http://{addr}/failing/v1"), "beluga-test");
+    let request = ChatRequest::new("beluga-test", vec![Message::user("Weather in Paris?")]);
+    let collected = model.stream(Context::new(), request).collect_events().await;
+    let text: String = collected
+        .events
+        .iter()
+        .filter_map(Event::payload)
+        .map(|c| c.delta.as_str())
+        .collect();
+    assert_eq!(text, "Hel");
+    let err = collected.error.expect("the terminal error");
+    assert_eq!(err.code(), ErrorCode::RateLimit, "{err:#}");
+    assert!(err.to_string().contains("slow down"), "{err:#}");
 }

@@ -14,7 +14,7 @@ use beluga_llm::error::is_truncated;
 use beluga_llm::openai::OpenAiCompatible;
 use beluga_llm::schema::{ChatChunk, ChatRequest, FinishReason, Message, ToolDefinition, Usage};
 use beluga_llm::{ChatModelExt, ChatStreamExt};
-use beluga_tests::{alive_tasks, eventually};
+use beluga_net_tests::{alive_tasks, eventually};
 use futures_util::StreamExt;
 use serde_json::json;
 

@@ -15,7 +15,7 @@ use beluga_llm::schema::{
     Usage,
 };
 use beluga_llm::{ChatModelExt, ChatStreamExt};
-use beluga_tests::{alive_tasks, eventually};
+use beluga_net_tests::{alive_tasks, eventually};
 use futures_util::StreamExt;
 use serde_json::json;
 

@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use beluga_core::{Context, ErrorCode, Event, EventResult, EventStreamExt, stream_producer};
+use beluga_net_tests::{CuttableProxy, DropGuard, drops, serve_on_loopback, settle};
 use beluga_sse::BelugaJson;
 use beluga_sse::client::Reader;
 use beluga_sse::server::{HttpError, LastEventId, Replay, ReplayOptions};
-use beluga_tests::{CuttableProxy, DropGuard, drops, serve_on_loopback, settle};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::Notify;
 
