@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "event",
     "context",
     "flow",
+    "trace",
     "stream_ext",
     "checks",
     "__private",

@@ -62,3 +62,231 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A `tracing` subscriber for tests: records every span (its name, target, parent, declared
+/// fields, recorded values, enters and close) and every event, for a test to assert on.
+pub mod capture {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::subscriber::DefaultGuard;
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+
+    /// A recorded field value, in the type `tracing` handed it over.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Value {
+        /// A string (`record_str`), or a `Display` / `Debug` value as it formats.
+        Str(String),
+        /// An unsigned integer.
+        U64(u64),
+        /// A signed integer.
+        I64(i64),
+        /// A float.
+        F64(f64),
+        /// A boolean.
+        Bool(bool),
+    }
+
+    impl From<&str> for Value {
+        fn from(s: &str) -> Self {
+            Value::Str(s.to_owned())
+        }
+    }
+
+    impl From<u64> for Value {
+        fn from(n: u64) -> Self {
+            Value::U64(n)
+        }
+    }
+
+    impl From<f64> for Value {
+        fn from(x: f64) -> Self {
+            Value::F64(x)
+        }
+    }
+
+    /// One span as the subscriber saw it.
+    #[derive(Clone, Debug)]
+    pub struct SpanRecord {
+        /// Its id, unique while the capture lives.
+        pub id: u64,
+        /// The span's (static) name.
+        pub name: &'static str,
+        /// Its target (the module that opened it).
+        pub target: String,
+        /// Its level.
+        pub level: Level,
+        /// The parent span's id, if any.
+        pub parent: Option<u64>,
+        /// Every field the span declares, in order.
+        pub declared: Vec<&'static str>,
+        /// The fields with a value, at creation or recorded since.
+        pub fields: BTreeMap<String, Value>,
+        /// How many times it was entered.
+        pub enters: usize,
+        /// Whether it is closed.
+        pub closed: bool,
+    }
+
+    /// One event as the subscriber saw it.
+    #[derive(Clone, Debug)]
+    pub struct EventRecord {
+        /// The id of the span it happened in, if any.
+        pub span: Option<u64>,
+        /// Its level.
+        pub level: Level,
+        /// Its fields, `message` included.
+        pub fields: BTreeMap<String, Value>,
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        spans: Vec<SpanRecord>,
+        events: Vec<EventRecord>,
+    }
+
+    /// What the subscriber saw; cheap to clone (shared).
+    #[derive(Clone, Default)]
+    pub struct Captured {
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    impl fmt::Debug for Captured {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Captured")
+                .field("spans", &self.spans())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl Captured {
+        fn seen(&self) -> MutexGuard<'_, Seen> {
+            self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Every span so far, in the order they opened.
+        pub fn spans(&self) -> Vec<SpanRecord> {
+            self.seen().spans.clone()
+        }
+
+        /// The spans named `name`.
+        pub fn spans_named(&self, name: &str) -> Vec<SpanRecord> {
+            self.spans()
+                .into_iter()
+                .filter(|s| s.name == name)
+                .collect()
+        }
+
+        /// The one span named `name`.
+        ///
+        /// # Panics
+        ///
+        /// Unless there is exactly one.
+        pub fn span(&self, name: &str) -> SpanRecord {
+            let mut found = self.spans_named(name);
+            assert_eq!(found.len(), 1, "spans named {name}: {:?}", self.spans());
+            found.remove(0)
+        }
+
+        /// Every event so far, in order.
+        pub fn events(&self) -> Vec<EventRecord> {
+            self.seen().events.clone()
+        }
+
+        fn with_span(&self, id: &Id, f: impl FnOnce(&mut SpanRecord)) {
+            let mut seen = self.seen();
+            if let Some(span) = seen.spans.iter_mut().rev().find(|s| s.id == id.into_u64()) {
+                f(span);
+            }
+        }
+    }
+
+    struct Fields<'a>(&'a mut BTreeMap<String, Value>);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0
+                .insert(field.name().to_owned(), Value::Str(value.to_owned()));
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.0.insert(field.name().to_owned(), Value::U64(value));
+        }
+        fn record_i64(&mut self, field: &Field, value: i64) {
+            self.0.insert(field.name().to_owned(), Value::I64(value));
+        }
+        fn record_f64(&mut self, field: &Field, value: f64) {
+            self.0.insert(field.name().to_owned(), Value::F64(value));
+        }
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.0.insert(field.name().to_owned(), Value::Bool(value));
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0
+                .insert(field.name().to_owned(), Value::Str(format!("{value:?}")));
+        }
+    }
+
+    impl<S> Layer<S> for Captured
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let meta = attrs.metadata();
+            let parent = ctx
+                .span(id)
+                .and_then(|span| span.parent())
+                .map(|parent| parent.id().into_u64());
+            let mut fields = BTreeMap::new();
+            attrs.record(&mut Fields(&mut fields));
+            self.seen().spans.push(SpanRecord {
+                id: id.into_u64(),
+                name: meta.name(),
+                target: meta.target().to_owned(),
+                level: *meta.level(),
+                parent,
+                declared: meta.fields().iter().map(|f| f.name()).collect(),
+                fields,
+                enters: 0,
+                closed: false,
+            });
+        }
+
+        fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+            self.with_span(id, |span| values.record(&mut Fields(&mut span.fields)));
+        }
+
+        fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+            self.with_span(id, |span| span.enters += 1);
+        }
+
+        fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+            self.with_span(&id, |span| span.closed = true);
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            let span = ctx.event_span(event).map(|span| span.id().into_u64());
+            self.seen().events.push(EventRecord {
+                span,
+                level: *event.metadata().level(),
+                fields,
+            });
+        }
+    }
+
+    /// Installs a capturing subscriber as this thread's default until the guard is dropped
+    /// (a `current_thread` runtime's tasks run on it).
+    pub fn capture() -> (Captured, DefaultGuard) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(captured.clone());
+        let guard = tracing::subscriber::set_default(subscriber);
+        (captured, guard)
+    }
+}

@@ -6,8 +6,9 @@
 # stable figure on a noisy machine; they do not show memory stalls, so read them beside times.
 #
 # Usage: bash beluga-core/benches/callgrind.sh [BENCH] [N]
-#   BENCH: pipeline (default), producer, combinators, runnable, many, or beluga-llm's sse_decode;
-#   N: items (default 1000000; chunks for sse_decode, where 20000 is plenty).
+#   BENCH: pipeline (default), producer, combinators, runnable, many, tracing (built with the
+#   `tracing` feature), or beluga-llm's sse_decode; N: items (default 1000000; chunks for
+#   sse_decode, where 20000 is plenty).
 #   `callgrind.sh 2000000` (a number alone) still means the pipeline bench on N items.
 #   combinators: the `_mt` cases (a multi-thread runtime) are skipped; valgrind runs one thread
 #   at a time, so their instruction counts would say nothing about them.
@@ -29,6 +30,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
 # The cases of each bench, in table order; the first is the baseline of the ratios.
+features=()
 case "$bench" in
     pipeline)
         cases=(baseline bare_u64 inline_map_filter_map beluga_map_filter_map
@@ -57,12 +59,16 @@ case "$bench" in
         cases=(drain_by_hand invoke invoke_stream invoke_boxed invoke_loop batch1 batch8 batch64
             batch64_spawned)
         ;;
+    tracing)
+        cases=(baseline baseline_outlined traced_unsubscribed entered_by_hand traced_subscribed)
+        features=(--features tracing)
+        ;;
     sse_decode)
         package=beluga-llm
         cases=(baseline framing beluga async_openai beluga_anthropic)
         ;;
     *)
-        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many or sse_decode)" >&2
+        echo "callgrind.sh: unknown bench \`$bench\` (expected pipeline, producer, combinators, runnable, many, tracing or sse_decode)" >&2
         exit 1
         ;;
 esac
@@ -75,8 +81,8 @@ fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # Build the bench binary (errors shown), then ask cargo where it is rather than guessing a hash.
-cargo bench -p "$package" --bench "$bench" --no-run
-bin="$(cargo bench -p "$package" --bench "$bench" --no-run --message-format=json 2>/dev/null \
+cargo bench -p "$package" ${features[@]+"${features[@]}"} --bench "$bench" --no-run
+bin="$(cargo bench -p "$package" ${features[@]+"${features[@]}"} --bench "$bench" --no-run --message-format=json 2>/dev/null \
     | grep '"reason":"compiler-artifact"' \
     | grep '"kind":\["bench"\]' \
     | grep "\"name\":\"$bench\"" \
@@ -239,6 +245,12 @@ case "$bench" in
         ratio "batch1 / invoke_loop (per input)" batch1 invoke_loop
         ratio "batch64 / batch1 (per input)" batch64 batch1
         ratio "batch64_spawned / batch64 (per input)" batch64_spawned batch64
+        ;;
+    tracing)
+        ratio "traced_unsubscribed / baseline" traced_unsubscribed baseline
+        ratio "traced_unsubscribed / baseline_outlined" traced_unsubscribed baseline_outlined
+        ratio "traced_subscribed / entered_by_hand" traced_subscribed entered_by_hand
+        ratio "traced_subscribed / baseline" traced_subscribed baseline
         ;;
     sse_decode)
         ratio "beluga / async_openai" beluga async_openai 1.0

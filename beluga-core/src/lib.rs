@@ -125,6 +125,8 @@ pub mod from_go;
 pub mod runnable;
 pub mod stream;
 mod stream_ext;
+#[cfg(feature = "tracing")]
+pub mod trace;
 
 pub use crate::context::{CancelReason, Context};
 pub use crate::error::{Error, ErrorCode, ResultExt};

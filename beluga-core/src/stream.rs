@@ -52,6 +52,8 @@ use futures_core::Stream;
 use crate::event::Event;
 pub use crate::event::EventResult;
 pub use crate::stream::produce::{Emit, Emitter, ProduceBody, produce};
+#[cfg(feature = "tracing")]
+pub use crate::stream_ext::Traced;
 pub use crate::stream_ext::{
     Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
     Payloads, ReadAhead, TryMapEvents,

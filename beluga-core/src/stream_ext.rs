@@ -10,6 +10,8 @@ mod panic;
 mod payloads;
 mod read_ahead;
 mod ready;
+#[cfg(feature = "tracing")]
+mod traced;
 mod try_map_events;
 
 use futures_core::Stream;
@@ -23,10 +25,14 @@ pub use self::merge::Merge;
 pub use self::payloads::Payloads;
 pub use self::read_ahead::ReadAhead;
 pub(crate) use self::ready::ReadySet;
+#[cfg(feature = "tracing")]
+pub use self::traced::Traced;
 pub use self::try_map_events::TryMapEvents;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::Event;
+#[cfg(feature = "tracing")]
+use crate::trace::{NamedSpan, StreamSpan};
 
 /// Combinators for streams of `Result<Event<T>, Error>`, implemented for every such stream.
 ///
@@ -313,6 +319,59 @@ pub trait EventStreamExt<T>: Stream<Item = Result<Event<T>, Error>> {
         T: Send + 'static,
     {
         ReadAhead::new(self, capacity, ctx)
+    }
+
+    /// Traces the stream with one `tracing` span, named `stream` with `name` in `otel.name`,
+    /// from its first poll to its terminal item (feature `tracing`); see [`crate::trace`] for
+    /// the fields it records. Every poll runs inside the span, so what the producer logs nests
+    /// under it. The items pass through unchanged.
+    ///
+    /// `ctx` gives the request and session ids. The span's parent is the span current here,
+    /// or, when there is none, the one current at the first poll. When no subscriber wants the
+    /// span, the stream is polled as it is, with nothing recorded.
+    ///
+    /// ```
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new().with_request_id("req-42");
+    /// let words = stream::iter(["traced", "words"]).traced("answer", &ctx).collect_events().await;
+    /// assert_eq!(words.data().count(), 2);
+    /// # }
+    /// ```
+    #[cfg(feature = "tracing")]
+    fn traced(
+        self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        ctx: &Context,
+    ) -> Traced<Self, NamedSpan>
+    where
+        Self: Sized,
+    {
+        Traced::new(self, NamedSpan::new(name), ctx)
+    }
+
+    /// [`traced`](EventStreamExt::traced) with a span of your own: `span` opens it (with the
+    /// fields every traced stream records, and its own) and sees every event go by; see
+    /// [`StreamSpan`]. `beluga-llm` traces chat streams this way.
+    ///
+    /// ```
+    /// use beluga_core::trace::NamedSpan;
+    /// use beluga_core::{Context, EventStreamExt, stream};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ctx = Context::new();
+    /// let events = stream::iter([1, 2]).traced_with(NamedSpan::new("numbers"), &ctx).collect_events().await;
+    /// assert_eq!(events.events.len(), 3);
+    /// # }
+    /// ```
+    #[cfg(feature = "tracing")]
+    fn traced_with<R>(self, span: R, ctx: &Context) -> Traced<Self, R>
+    where
+        Self: Sized,
+        R: StreamSpan<T>,
+    {
+        Traced::new(self, span, ctx)
     }
 }
 

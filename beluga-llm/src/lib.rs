@@ -9,7 +9,9 @@
 //!   events, so `pipe`, `parallel`, `batch` and `#[derive(Runnable)]` apply.
 //!   [`ChatModelExt::generate`] drives the stream into a `ChatResponse` (a stream that ends
 //!   without a finish reason is a [truncated](error::truncated) answer, an error), and
-//!   [`ChatModelExt::with_hooks`] puts [`ChatHooks`] on the stream path.
+//!   [`ChatModelExt::with_hooks`] puts [`ChatHooks`] on the stream path; with the `tracing`
+//!   feature, `ChatModelExt::traced` opens one `tracing` span per call with OpenTelemetry's
+//!   GenAI attribute names (see the `trace` module).
 //! * [`ChatStreamExt`] for any chunk stream:
 //!   [`accumulate_tool_calls`](ChatStreamExt::accumulate_tool_calls) turns tool-call pieces
 //!   into one `tool_call` event per call (or an `error` event for invalid JSON), and
@@ -25,7 +27,7 @@
 //! This crate depends on `beluga-core`, serde and `serde_json`, and with the `http` feature on
 //! `reqwest` (rustls), `eventsource-stream`, `bytes` and `httpdate`. Without the feature it
 //! knows no HTTP: `default-features = false` keeps the schema, the model trait and the
-//! scripted model alone.
+//! scripted model alone. The `tracing` feature (off by default) adds `tracing`.
 //!
 //! # Talking to a real model
 //!
@@ -48,8 +50,8 @@
 //! ```
 //!
 //! The modules form layers, each importing only from those before it: [`schema`], [`error`],
-//! [`tool_calls`], the response builder, the stream methods, [`hooks`], the model traits, and
-//! [`scripted`].
+//! [`tool_calls`], the response builder, the stream methods, [`hooks`], `trace` (feature
+//! `tracing`), the model traits, and [`scripted`].
 //!
 //! # Example
 //!
@@ -117,6 +119,8 @@ pub mod schema;
 pub mod scripted;
 mod stream_ext;
 pub mod tool_calls;
+#[cfg(feature = "tracing")]
+pub mod trace;
 #[cfg(feature = "http")]
 mod wire;
 
@@ -129,3 +133,5 @@ pub use crate::schema::{
 };
 pub use crate::stream_ext::ChatStreamExt;
 pub use crate::tool_calls::{AccumulateToolCalls, PartialToolCall, ToolCallAccumulator};
+#[cfg(feature = "tracing")]
+pub use crate::trace::{ChatSpan, TracedModel};

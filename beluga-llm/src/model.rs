@@ -1,5 +1,6 @@
 //! [`ChatModel`]: a [`Runnable`] from a [`ChatRequest`] to [`ChatChunk`] events, and
-//! [`ChatModelExt`]: `generate` and `with_hooks` for every chat model.
+//! [`ChatModelExt`]: `generate`, `with_hooks` and (feature `tracing`) `traced` for every chat
+//! model.
 
 use std::future::Future;
 
@@ -8,6 +9,8 @@ use beluga_core::{BoxRunnable, Context, Error, Runnable};
 use crate::hooks::{ChatHooks, WithHooks};
 use crate::schema::{ChatChunk, ChatRequest, ChatResponse};
 use crate::stream_ext::ChatStreamExt;
+#[cfg(feature = "tracing")]
+use crate::trace::TracedModel;
 
 /// A chat model: any [`Runnable`] whose input is a [`ChatRequest`] and whose events carry
 /// [`ChatChunk`]s. There is nothing to implement beyond the runnable; every such runnable is a
@@ -146,6 +149,31 @@ pub trait ChatModelExt: ChatModel {
         Self: Sized,
     {
         WithHooks::new(self, hooks)
+    }
+
+    /// This model with one `tracing` span per call (feature `tracing`), named with
+    /// OpenTelemetry's GenAI attributes: see [`TracedModel`] and the
+    /// [`trace`](crate::trace) module for the fields. The result is a `ChatModel` too.
+    ///
+    /// ```
+    /// use beluga_core::Context;
+    /// use beluga_llm::schema::{ChatRequest, Message};
+    /// use beluga_llm::scripted::{ScriptedModel, Turn};
+    /// use beluga_llm::ChatModelExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let model = ScriptedModel::new([Turn::text("Traced.")]).traced();
+    /// let request = ChatRequest::new("small-model", vec![Message::user("hi")]);
+    /// assert_eq!(model.generate(Context::new(), request).await.unwrap().text(), "Traced.");
+    /// # }
+    /// ```
+    #[cfg(feature = "tracing")]
+    fn traced(self) -> TracedModel<Self>
+    where
+        Self: Sized,
+    {
+        TracedModel::new(self)
     }
 }
 

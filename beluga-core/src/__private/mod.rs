@@ -26,6 +26,9 @@ pub use core::result::Result::{self, Err, Ok};
 pub use futures_core::Stream;
 #[doc(hidden)]
 pub use std::future::poll_fn;
+#[cfg(feature = "tracing")]
+#[doc(hidden)]
+pub use tracing;
 
 /// Boxes a producer into a `BoxEventStream` (the same type, spelled out: this module sits below
 /// the `stream` module that names it), for a declared boxed return type.

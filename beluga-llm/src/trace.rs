@@ -1,0 +1,274 @@
+//! Tracing for chat streams (the `tracing` feature): one `tracing` span per call, with
+//! OpenTelemetry's GenAI attribute names, so that `tracing-opentelemetry` exports it as a GenAI
+//! client span without any OpenTelemetry dependency here.
+//!
+//! [`traced`](crate::ChatModelExt::traced) wraps a model ([`TracedModel`]); [`ChatSpan`] traces
+//! any chunk stream with [`traced_with`](beluga_core::EventStreamExt::traced_with). The span
+//! is `beluga-core`'s [traced stream](beluga_core::trace) span, opened at the first poll and
+//! closed at the terminal item or when the stream is dropped, with its
+//! [fields](beluga_core::trace#fields) (request id, items, time to the first item, outcome,
+//! the terminal error's code in `error.type`) and these:
+//!
+//! | field | value | recorded |
+//! |---|---|---|
+//! | `otel.name` | `chat {model}`, or `chat` when the request names no model | at the start |
+//! | `otel.kind` | `client` | at the start |
+//! | `gen_ai.operation.name` | `chat` | at the start |
+//! | `gen_ai.provider.name` | the provider, when one is given ([`ChatSpan::with_provider`]) | at the start |
+//! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), when not empty | at the start |
+//! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set | at the start |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged | as reports come |
+//! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | when it comes |
+//!
+//! The span is named `chat` for `tracing` subscribers; `otel.name` is the name OpenTelemetry
+//! shows, as the GenAI conventions spell it.
+//!
+//! ```
+//! use beluga_core::{Context, Runnable};
+//! use beluga_llm::schema::{ChatRequest, Message, Usage};
+//! use beluga_llm::scripted::{ScriptedModel, Turn};
+//! use beluga_llm::ChatModelExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let model = ScriptedModel::new([Turn::text("Hi!").with_usage(Usage::new(12, 2))])
+//!     .traced()
+//!     .with_provider("scripted");
+//! let ctx = Context::new().with_request_id("req-42");
+//! let request = ChatRequest::new("small-model", vec![Message::user("hi")]);
+//! // Under a subscriber, one `chat` span with `gen_ai.usage.input_tokens = 12`, and so on.
+//! let answer = model.generate(ctx, request).await.unwrap();
+//! assert_eq!(answer.text(), "Hi!");
+//! # }
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use beluga_core::trace::StreamSpan;
+use beluga_core::{Context, Event, EventKind, EventResult, EventStreamExt, Runnable, stream_span};
+use futures_core::Stream;
+use tracing::Span;
+use tracing::field::Empty;
+
+use crate::schema::{ChatChunk, ChatRequest, FinishReason, Usage};
+
+/// The span of a chat stream, with OpenTelemetry's GenAI names: see the
+/// [module docs](self) for its fields. Made from the request before the call, handed to
+/// [`traced_with`](beluga_core::EventStreamExt::traced_with).
+///
+/// ```
+/// use beluga_core::{Context, EventStreamExt, Runnable};
+/// use beluga_llm::schema::{ChatRequest, Message};
+/// use beluga_llm::scripted::{ScriptedModel, Turn};
+/// use beluga_llm::trace::ChatSpan;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let model = ScriptedModel::new([Turn::text("Hello.")]);
+/// let ctx = Context::new();
+/// let request = ChatRequest::new("small-model", vec![Message::user("hi")]);
+/// let span = ChatSpan::new(&request);
+/// let chunks = model.stream(ctx.clone(), request).traced_with(span, &ctx).collect_events().await;
+/// assert!(chunks.error.is_none());
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatSpan {
+    model: String,
+    max_tokens: Option<u32>,
+    provider: Option<Cow<'static, str>>,
+    usage: Option<Usage>,
+    finish_reason: Option<FinishReason>,
+}
+
+impl ChatSpan {
+    /// The span of a call with `request`.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::new("small-model", vec![]));
+    /// # drop(span);
+    /// ```
+    pub fn new(request: &ChatRequest) -> Self {
+        ChatSpan {
+            model: request.model.clone(),
+            max_tokens: request.max_tokens,
+            provider: None,
+            usage: None,
+            finish_reason: None,
+        }
+    }
+
+    /// The same span with `gen_ai.provider.name`: `openai`, `anthropic`, or the name the
+    /// GenAI conventions give the provider.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::default()).with_provider("openai");
+    /// # drop(span);
+    /// ```
+    #[must_use]
+    pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+}
+
+/// `chat {model}`, or `chat`.
+struct SpanName<'a>(Option<&'a str>);
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(model) => write!(f, "chat {model}"),
+            None => f.write_str("chat"),
+        }
+    }
+}
+
+impl StreamSpan<ChatChunk> for ChatSpan {
+    fn open(&mut self, ctx: &Context) -> Span {
+        let model = (!self.model.is_empty()).then_some(self.model.as_str());
+        stream_span!(
+            "chat",
+            ctx,
+            otel.name = %SpanName(model),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = self.provider.as_deref(),
+            gen_ai.request.model = model,
+            gen_ai.request.max_tokens = self.max_tokens,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.response.finish_reasons = Empty,
+        )
+    }
+
+    fn on_event(&mut self, span: &Span, event: &Event<ChatChunk>) {
+        let (EventKind::Data(chunk) | EventKind::ToolCall(chunk) | EventKind::Done(Some(chunk))) =
+            event.kind()
+        else {
+            return;
+        };
+        if let Some(reported) = &chunk.usage {
+            let usage = self.usage.get_or_insert_default();
+            usage.merge(reported);
+            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        }
+        if let Some(reason) = &chunk.finish_reason {
+            if self.finish_reason.as_ref() != Some(reason) {
+                // The conventions' type is an array of strings; a `tracing` field holds one
+                // string, so the array goes in as its JSON text.
+                let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
+                span.record("gen_ai.response.finish_reasons", names.as_str());
+                self.finish_reason = Some(reason.clone());
+            }
+        }
+    }
+}
+
+/// A [`ChatModel`](crate::ChatModel) whose every call is traced with a [`ChatSpan`], made by
+/// [`traced`](crate::ChatModelExt::traced). It is a `ChatModel` itself; the span covers its
+/// stream, so it also covers [`generate`](crate::ChatModelExt::generate) and, when the model
+/// has [hooks](crate::WithHooks), the hooks (what they log nests under the span).
+///
+/// ```
+/// use beluga_core::{Context, Runnable};
+/// use beluga_llm::schema::{ChatRequest, Message};
+/// use beluga_llm::scripted::{ScriptedModel, Turn};
+/// use beluga_llm::{ChatModelExt, Hooks};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let model = ScriptedModel::new([Turn::text("Hello.")])
+///     .with_hooks(Hooks::new().on_done(|_ctx, info| tracing::info!(reason = %info.finish_reason, "done")))
+///     .traced();
+/// let request = ChatRequest::new("small-model", vec![Message::user("hi")]);
+/// assert_eq!(model.generate(Context::new(), request).await.unwrap().text(), "Hello.");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TracedModel<M> {
+    model: M,
+    provider: Option<Cow<'static, str>>,
+}
+
+impl<M> TracedModel<M> {
+    /// `model`, traced; the same as `model.traced()`.
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::trace::TracedModel;
+    /// let model = TracedModel::new(ScriptedModel::new([]));
+    /// # drop(model);
+    /// ```
+    pub fn new(model: M) -> Self {
+        TracedModel {
+            model,
+            provider: None,
+        }
+    }
+
+    /// The same model with `gen_ai.provider.name` on its spans (see
+    /// [`ChatSpan::with_provider`]).
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().with_provider("openai");
+    /// # drop(model);
+    /// ```
+    #[must_use]
+    pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// The wrapped model.
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced();
+    /// assert!(model.model().requests().is_empty());
+    /// ```
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The wrapped model, untraced.
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().into_inner();
+    /// # drop(model);
+    /// ```
+    pub fn into_inner(self) -> M {
+        self.model
+    }
+}
+
+impl<M> Runnable for TracedModel<M>
+where
+    M: Runnable<Input = ChatRequest, Output = ChatChunk>,
+{
+    type Input = ChatRequest;
+    type Output = ChatChunk;
+
+    fn stream(
+        &self,
+        ctx: Context,
+        request: ChatRequest,
+    ) -> impl Stream<Item = EventResult<ChatChunk>> + Send + '_ {
+        let mut span = ChatSpan::new(&request);
+        span.provider.clone_from(&self.provider);
+        self.model
+            .stream(ctx.clone(), request)
+            .traced_with(span, &ctx)
+    }
+}

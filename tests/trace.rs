@@ -1,0 +1,333 @@
+//! `traced` (the `tracing` feature of `beluga-core`): one span per stream from its first poll to
+//! its terminal item, with the request id, the counts, the time to the first item (paused
+//! clock), the terminal error's code, and a close when the consumer drops the stream; the
+//! producer's own events nest under it; nothing is recorded on a thread without a subscriber.
+//! `trace_filtered.rs` has the subscriber that filters the span out.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use beluga_core::trace::StreamSpan;
+use beluga_core::{
+    Context, Error, ErrorCode, Event, EventResult, EventStreamExt, stream, stream_span,
+};
+use beluga_tests::capture::{Value, capture};
+use futures_util::{Stream, StreamExt};
+use tracing::{Level, Span};
+
+/// The fields every traced stream's span declares, in order.
+const CORE_FIELDS: [&str; 9] = [
+    "beluga.request_id",
+    "beluga.session_id",
+    "beluga.time_to_first_item_ms",
+    "beluga.items",
+    "beluga.error_events",
+    "beluga.outcome",
+    "error.type",
+    "otel.status_code",
+    "otel.status_message",
+];
+
+/// `words` one every `delay`, then `done`; logs an event per word.
+fn slow_words(
+    ctx: &Context,
+    words: &'static [&'static str],
+    delay: Duration,
+) -> impl Stream<Item = EventResult<String>> + use<> {
+    stream::produce(ctx, async move |mut e| {
+        for word in words {
+            tokio::time::sleep(delay).await;
+            tracing::info!(word, "producing");
+            e.emit(word.to_string()).await;
+        }
+        Ok(())
+    })
+}
+
+fn value(v: impl Into<Value>) -> Value {
+    v.into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_has_one_span_from_first_poll_to_done_with_every_field() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new()
+        .with_request_id("req-42")
+        .with_session_id("chat-7");
+    let stream =
+        slow_words(&ctx, &["a", "b", "c"], Duration::from_millis(30)).traced("answer", &ctx);
+    let mut stream = pin!(stream);
+
+    tokio::time::sleep(Duration::from_millis(500)).await; // not counted: nothing polled yet
+    assert!(captured.spans().is_empty(), "no span before the first poll");
+
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        let done = item.as_ref().is_ok_and(Event::is_done);
+        items.push(item.unwrap());
+        if done {
+            // Closed at the terminal item, while the stream itself is still alive.
+            assert!(captured.span("stream").closed);
+        }
+    }
+    assert_eq!(items.len(), 4);
+    assert!(stream.next().await.is_none());
+
+    let span = captured.span("stream");
+    assert_eq!(span.target, "beluga_core::trace");
+    assert_eq!(span.level, Level::INFO);
+    assert_eq!(span.parent, None);
+    let mut declared = CORE_FIELDS.to_vec();
+    declared.push("otel.name");
+    assert_eq!(span.declared, declared);
+    let expected = [
+        ("otel.name", value("answer")),
+        ("beluga.request_id", value("req-42")),
+        ("beluga.session_id", value("chat-7")),
+        ("beluga.time_to_first_item_ms", value(30.0)),
+        ("beluga.items", value(4)),
+        ("beluga.error_events", value(0)),
+        ("beluga.outcome", value("done")),
+    ];
+    assert_eq!(
+        span.fields,
+        expected
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        "no error fields on a stream that ended with done"
+    );
+    assert!(span.closed);
+    assert!(span.enters >= 4, "every poll runs inside the span");
+
+    // The producer's events nest under the span.
+    let produced: Vec<_> = captured
+        .events()
+        .into_iter()
+        .filter(|e| e.fields.get("message") == Some(&value("producing")))
+        .collect();
+    assert_eq!(produced.len(), 3);
+    assert!(produced.iter().all(|e| e.span == Some(span.id)));
+}
+
+#[tokio::test]
+async fn the_parent_is_the_span_current_where_traced_is_called() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new();
+    let request = tracing::info_span!("request");
+    let stream = request.in_scope(|| stream::iter([1, 2]).traced("inner", &ctx));
+    // Polled outside `request`, inside another span.
+    let elsewhere = tracing::info_span!("elsewhere");
+    let collected = {
+        let _entered = elsewhere.enter();
+        stream.collect_events().await
+    };
+    assert_eq!(collected.events.len(), 3);
+    let (request, stream_span) = (captured.span("request"), captured.span("stream"));
+    assert_eq!(stream_span.parent, Some(request.id));
+
+    // With no span current at the call, the one current at the first poll is the parent.
+    let stream = stream::iter([1]).traced("late", &ctx);
+    let poller = tracing::info_span!("poller");
+    {
+        let _entered = poller.enter();
+        stream.collect_events().await;
+    }
+    let late = captured
+        .spans_named("stream")
+        .into_iter()
+        .find(|s| s.fields.get("otel.name") == Some(&value("late")))
+        .unwrap();
+    assert_eq!(late.parent, Some(captured.span("poller").id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminal_error_records_its_code_and_the_status() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new().with_request_id("req-err");
+    let failing = stream::produce(&ctx, async |mut e| {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        e.emit(1_u32).await;
+        Err(Error::new(ErrorCode::RateLimit, "slow down").with_op("search"))
+    });
+    let collected = failing.traced("search", &ctx).collect_events().await;
+    assert_eq!(collected.events.len(), 1);
+    assert_eq!(collected.error.unwrap().code(), ErrorCode::RateLimit);
+
+    let span = captured.span("stream");
+    let fields = &span.fields;
+    assert_eq!(fields["error.type"], value("rate_limit"));
+    assert_eq!(fields["otel.status_code"], value("error"));
+    assert_eq!(
+        fields["otel.status_message"],
+        value("search [rate_limit]: slow down")
+    );
+    assert_eq!(fields["beluga.outcome"], value("error"));
+    assert_eq!(fields["beluga.items"], value(2));
+    assert_eq!(fields["beluga.time_to_first_item_ms"], value(5.0));
+    assert_eq!(fields["beluga.request_id"], value("req-err"));
+    assert!(span.closed);
+}
+
+#[tokio::test]
+async fn an_error_event_is_counted_and_logged_inside_the_span_and_the_stream_goes_on() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new();
+    let items = [
+        Ok(Event::data(1)),
+        Ok(Event::error(Error::new(
+            ErrorCode::ToolFailed,
+            "lookup failed",
+        ))),
+        Ok(Event::data(2)),
+        Ok(Event::done()),
+    ];
+    let collected = futures_util::stream::iter(items)
+        .traced("tools", &ctx)
+        .collect_events()
+        .await;
+    assert_eq!(collected.events.len(), 4);
+
+    let span = captured.span("stream");
+    assert_eq!(span.fields["beluga.error_events"], value(1));
+    assert_eq!(span.fields["beluga.items"], value(4));
+    assert_eq!(span.fields["beluga.outcome"], value("done"));
+    assert!(
+        !span.fields.contains_key("error.type"),
+        "the stream did not fail"
+    );
+    let warnings: Vec<_> = captured
+        .events()
+        .into_iter()
+        .filter(|e| e.level == Level::WARN)
+        .collect();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].span, Some(span.id));
+    assert_eq!(warnings[0].fields["error.type"], value("tool_failed"));
+    assert_eq!(
+        warnings[0].fields["message"],
+        value("[tool_failed] lookup failed")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_before_its_end_closes_its_span_as_dropped() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new().with_request_id("req-gone");
+    {
+        let mut stream = pin!(
+            slow_words(&ctx, &["a", "b", "c"], Duration::from_millis(10)).traced("answer", &ctx)
+        );
+        assert!(stream.next().await.unwrap().is_ok());
+        assert!(!captured.span("stream").closed);
+    }
+    let span = captured.span("stream");
+    assert!(span.closed);
+    assert_eq!(span.fields["beluga.outcome"], value("dropped"));
+    assert_eq!(span.fields["beluga.items"], value(1));
+    assert_eq!(span.fields["beluga.time_to_first_item_ms"], value(10.0));
+
+    // A stream dropped before its first poll opens no span at all.
+    drop(stream::iter([1]).traced("never", &ctx));
+    assert_eq!(captured.spans().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_a_terminal_item_is_ended() {
+    let (captured, _guard) = capture();
+    let cut = futures_util::stream::iter([Ok::<_, Error>(Event::data(1)), Ok(Event::data(2))]);
+    let collected = cut.traced("cut", &Context::new()).collect_events().await;
+    assert_eq!(collected.events.len(), 2);
+    let span = captured.span("stream");
+    assert_eq!(span.fields["beluga.outcome"], value("ended"));
+    assert_eq!(span.fields["beluga.items"], value(2));
+    assert!(
+        !span.fields.contains_key("beluga.request_id"),
+        "no request id in the context"
+    );
+    assert!(span.closed);
+}
+
+/// A span of its own that counts the events it is shown.
+struct Counting {
+    seen: Arc<AtomicUsize>,
+}
+
+impl StreamSpan<u32> for Counting {
+    fn open(&mut self, ctx: &Context) -> Span {
+        stream_span!(
+            "counting",
+            ctx,
+            otel.name = "counted",
+            counted = tracing::field::Empty,
+        )
+    }
+
+    fn on_event(&mut self, span: &Span, event: &Event<u32>) {
+        let seen = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if event.is_done() {
+            span.record("counted", seen);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_span_of_its_own_declares_the_common_fields_and_its_own() {
+    let (captured, _guard) = capture();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ctx = Context::new().with_request_id("req-own");
+    let collected = stream::iter([1_u32, 2, 3])
+        .traced_with(
+            Counting {
+                seen: Arc::clone(&seen),
+            },
+            &ctx,
+        )
+        .collect_events()
+        .await;
+    assert_eq!(collected.events.len(), 4);
+    let span = captured.span("counting");
+    let mut declared = CORE_FIELDS.to_vec();
+    declared.extend(["otel.name", "counted"]);
+    assert_eq!(span.declared, declared);
+    assert_eq!(
+        span.target, "trace",
+        "the target is the module that opens the span"
+    );
+    assert_eq!(span.fields["counted"], value(4));
+    assert_eq!(span.fields["beluga.items"], value(4));
+    assert_eq!(span.fields["beluga.request_id"], value("req-own"));
+    assert_eq!(seen.load(Ordering::Relaxed), 4);
+}
+
+/// On a thread without a subscriber, while other threads have scoped ones (the tests beside
+/// this one), which can make `tracing` enable the span anyway through the `NoSubscriber`.
+#[tokio::test]
+async fn without_a_subscriber_the_stream_passes_through_and_nothing_is_recorded() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ctx = Context::new();
+    let items = [
+        Ok(Event::data(1_u32)),
+        Ok(Event::error(Error::new(ErrorCode::ToolFailed, "x"))),
+        Err(Error::cancelled()),
+    ];
+    let traced = futures_util::stream::iter(items.clone())
+        .traced_with(
+            Counting {
+                seen: Arc::clone(&seen),
+            },
+            &ctx,
+        )
+        .collect_events()
+        .await;
+    let plain = futures_util::stream::iter(items).collect_events().await;
+    assert_eq!(traced.events, plain.events);
+    assert_eq!(traced.error, plain.error);
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        0,
+        "no subscriber: the span is never shown an event"
+    );
+}
