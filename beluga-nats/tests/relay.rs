@@ -347,6 +347,42 @@ async fn many_small_events_travel_batched_and_come_out_one_by_one_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_that_comes_alone_goes_alone_and_batches_keep_their_byte_limit() {
+    let server = NatsServer::start();
+    let relay = relay(&server.url(), config()).await;
+    // One item every 10 ms: the publisher never waits for more, each goes alone; `done` is
+    // ready with the last one and rides with it.
+    let (guard, _, produced) = probe();
+    let outcome = relay
+        .publish(&Context::new(), "alone", |ctx| {
+            numbers(ctx, 20, Duration::from_millis(10), guard, produced)
+        })
+        .await
+        .unwrap();
+    assert_eq!((outcome.items(), outcome.messages()), (21, 20));
+    assert_eq!(
+        collect::<u64>(&relay, "alone", Position::Start).await,
+        numbers_then_done(20)
+    );
+
+    // Bodies of 27 to 30 bytes, at most 100 bytes of them per message: 3 per message (the item
+    // that does not fit waits for the next one).
+    let small = support::relay(&server.url(), config().with_max_batch_bytes(100)).await;
+    let (guard, _, produced) = probe();
+    let outcome = small
+        .publish(&Context::new(), "bytes", |ctx| {
+            numbers(ctx, 3_000, Duration::ZERO, guard, produced)
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.items(), 3_001);
+    assert!((1_000..=1_100).contains(&outcome.messages()), "{outcome:?}");
+    let (items, positions) = read_with_positions(&relay, "bytes").await;
+    assert!(items == numbers_then_done(3_000));
+    assert!(positions.iter().all(|p| key(*p).1 < 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_from_the_middle_of_a_batch_continues_with_no_gap_and_no_duplicate() {
     let server = NatsServer::start();
     let relay = relay(&server.url(), config().with_max_batch_items(8)).await;
