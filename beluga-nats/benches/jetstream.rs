@@ -237,7 +237,7 @@ fn rate() {
             batched / raw
         );
     }
-    // (storage, max_in_flight, max_batch_items); 64 items per message is the default.
+    // (storage, max_in_flight, max_batch_items); 1,024 and 64 are the defaults.
     let cases = [
         ("file", Storage::File, 1, 1),
         ("file", Storage::File, 16, 1),
@@ -248,8 +248,8 @@ fn rate() {
         ("file", Storage::File, 1024, 1),
         ("file", Storage::File, 1024, 64),
         ("file", Storage::File, 4096, 64),
-        ("memory", Storage::Memory, 256, 1),
-        ("memory", Storage::Memory, 256, 64),
+        ("memory", Storage::Memory, 1024, 1),
+        ("memory", Storage::Memory, 1024, 64),
     ];
     for (i, (name, storage, in_flight, batch)) in cases.into_iter().enumerate() {
         let config = RelayConfig::new()
@@ -459,7 +459,7 @@ fn memory() {
         "| max_in_flight | RSS before the stall | max RSS during the stall | events produced during the stall |"
     );
     println!("|---:|---:|---:|---:|");
-    for in_flight in [16, 256, 4096] {
+    for in_flight in [16, 256, 1024, 4096] {
         let server = NatsServer::start();
         let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
             .env("BENCH_ROLE", "stalled-publisher")

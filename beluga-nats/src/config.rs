@@ -107,7 +107,7 @@ impl Default for RelayConfig {
             max_items_per_stream: None,
             max_items: None,
             max_bytes: None,
-            max_in_flight: 256,
+            max_in_flight: 1024,
             max_batch_items: 64,
             max_batch_bytes: 64 * 1024,
             ack_timeout: Duration::from_secs(5),
@@ -132,7 +132,7 @@ macro_rules! setter {
 
 impl RelayConfig {
     /// The defaults: stream `BELUGA_EVENTS` on subjects `beluga.>`, on disk, items kept one
-    /// hour, 256 items in flight, items that are ready together sent up to 64 (and 64 KiB) per
+    /// hour, 1,024 items in flight, items that are ready together sent up to 64 (and 64 KiB) per
     /// message, acknowledgements awaited 5 s, the publisher giving up
     /// after 30 s without one, consumers reporting a silent publisher after 10 s, presence and
     /// heartbeats every second, [`CancelPolicy::Explicit`].
@@ -140,7 +140,7 @@ impl RelayConfig {
     /// ```
     /// let config = beluga_nats::RelayConfig::new();
     /// assert_eq!(config.stream_name(), "BELUGA_EVENTS");
-    /// assert_eq!(config.max_in_flight(), 256);
+    /// assert_eq!(config.max_in_flight(), 1024);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -195,7 +195,8 @@ impl RelayConfig {
         /// How many items the publisher may have sent and not had acknowledged before it waits:
         /// the bound on its memory when the broker is slow or stalled (about this many items,
         /// whatever their batching), and on how far it pulls the producer ahead of JetStream.
-        /// Items, not messages: a batch of 16 items counts 16. 1 to 65,536.
+        /// Items, not messages: a batch of 64 items counts 64. The default, 1,024, keeps 16
+        /// full batches in flight; with 1 KiB events it holds about 1 MiB. 1 to 65,536.
         ///
         /// ```
         /// let c = beluga_nats::RelayConfig::new().with_max_in_flight(32);
@@ -396,7 +397,7 @@ impl RelayConfig {
     /// Items in flight before the publisher waits.
     ///
     /// ```
-    /// assert_eq!(beluga_nats::RelayConfig::new().max_in_flight(), 256);
+    /// assert_eq!(beluga_nats::RelayConfig::new().max_in_flight(), 1024);
     /// ```
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
