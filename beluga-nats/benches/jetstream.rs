@@ -116,15 +116,15 @@ async fn through_jetstream(url: &str, config: RelayConfig, n: u64, id: &str) -> 
 
 /// The hand-written baseline: the same JSON bodies published with async-nats directly (256
 /// acknowledgements in flight) and read back with an ordered push consumer, no beluga layer.
-async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
+async fn raw_async_nats(url: &str, n: u64, per_message: u64, round: usize) -> f64 {
     use async_nats::jetstream::{self, consumer::push, stream};
     use futures_util::stream::FuturesOrdered;
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client.clone());
     let stream = js
         .create_stream(stream::Config {
-            name: format!("RAW{per_message}"),
-            subjects: vec![format!("raw{per_message}.>")],
+            name: format!("RAW{per_message}_{round}"),
+            subjects: vec![format!("raw{per_message}_{round}.>")],
             ..stream::Config::default()
         })
         .await
@@ -132,7 +132,7 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
     let consumer = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: client.new_inbox(),
-            filter_subject: format!("raw{per_message}.x"),
+            filter_subject: format!("raw{per_message}_{round}.x"),
             ..push::OrderedConfig::default()
         })
         .await
@@ -152,7 +152,7 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
             }
         })
         .collect();
-    let subject = format!("raw{per_message}.x");
+    let subject = format!("raw{per_message}_{round}.x");
     let start = Instant::now();
     let publishing = tokio::spawn(async move {
         let mut acks = FuturesOrdered::new();
@@ -187,6 +187,16 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
     rate
 }
 
+/// How many times each rate case runs in one process; the median is reported (one run of
+/// 50,000 batched events takes some 50 ms, short enough for one scheduling hiccup to halve it).
+const ROUNDS: usize = 5;
+
+fn median_of(rounds: usize, mut run: impl FnMut(usize) -> f64) -> f64 {
+    let mut rates: Vec<f64> = (0..rounds).map(&mut run).collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 fn rate() {
     let n = 50_000;
     let rt = runtime();
@@ -214,7 +224,10 @@ fn rate() {
         let rate = (n + 1) as f64 / start.elapsed().as_secs_f64();
         rate
     });
-    println!("rate: {n} u64 events, publisher and consumer in one process on two connections");
+    println!(
+        "rate: {n} u64 events, publisher and consumer in one process on two connections; \
+         the median of {ROUNDS} runs per case"
+    );
     println!("| case | events/s | vs in-process | vs async-nats by hand | items per message |");
     println!("|---|---:|---:|---:|---:|");
     println!("| in-process, consumer reads the producer | {in_process:.0} | 1 | | |");
@@ -224,13 +237,17 @@ fn rate() {
     );
     let server = NatsServer::start();
     let url = server.url();
-    let raw = rt.block_on(raw_async_nats(&url, n, 1));
+    let raw = median_of(ROUNDS, |round| {
+        rt.block_on(raw_async_nats(&url, n, 1, round))
+    });
     println!(
         "| async-nats by hand (same JSON bodies, 256 acks in flight, ordered push consumer) | {raw:.0} | {:.4} | 1 | 1 |",
         raw / in_process
     );
     for per_message in [16, 64] {
-        let batched = rt.block_on(raw_async_nats(&url, n, per_message));
+        let batched = median_of(ROUNDS, |round| {
+            rt.block_on(raw_async_nats(&url, n, per_message, round))
+        });
         println!(
             "| async-nats by hand, {per_message} events per message (a JSON array) | {batched:.0} | {:.4} | {:.2} | {per_message} |",
             batched / in_process,
@@ -259,7 +276,14 @@ fn rate() {
             .with_max_in_flight(in_flight)
             .with_max_batch_items(batch);
         let count = if in_flight == 1 { n / 10 } else { n };
-        let (rate, per_message) = rt.block_on(through_jetstream(&url, config, count, "rate"));
+        let mut per_message = 0.0;
+        let rate = median_of(ROUNDS, |round| {
+            let id = format!("rate-{round}");
+            let (rate, items_per_message) =
+                rt.block_on(through_jetstream(&url, config.clone(), count, &id));
+            per_message = items_per_message;
+            rate
+        });
         let batching = if batch == 1 {
             "batching off".to_owned()
         } else {
