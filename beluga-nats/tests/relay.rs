@@ -780,6 +780,48 @@ async fn when_unwatched_the_last_consumer_leaving_stops_the_producer() {
     assert_eq!(task.await.unwrap().unwrap().ending(), &Ending::Unwatched);
 }
 
+/// How many items of `subject` JetStream stored before `before`, by the time it stored each
+/// message.
+async fn items_stored_before(url: &str, subject: &str, before: std::time::SystemTime) -> u64 {
+    use async_nats::jetstream::consumer::push::OrderedConfig;
+    let before = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let client = async_nats::connect(url).await.unwrap();
+    let stream = async_nats::jetstream::new(client.clone())
+        .get_stream("BELUGA_EVENTS")
+        .await
+        .unwrap();
+    let mut messages = stream
+        .create_consumer(OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: subject.to_owned(),
+            ..OrderedConfig::default()
+        })
+        .await
+        .unwrap()
+        .messages()
+        .await
+        .unwrap();
+    let mut items = 0;
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(1), messages.next()).await
+    {
+        let message = message.unwrap();
+        let info = message.info().unwrap();
+        if u128::try_from(info.published.unix_timestamp_nanos()).unwrap() >= before {
+            break;
+        }
+        items += message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Beluga-Count"))
+            .map_or(1, |c| c.as_str().parse::<u64>().unwrap());
+    }
+    items
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_broker_stops_pulling_the_producer_and_a_resumed_one_finishes_the_stream() {
     let server = NatsServer::start();
@@ -816,11 +858,21 @@ async fn a_stalled_broker_stops_pulling_the_producer_and_a_resumed_one_finishes_
         "the producer was pulled while nothing was acknowledged"
     );
     assert!(later < n, "the stream had not finished before the stall");
+    let resumed_at = std::time::SystemTime::now();
     server.resume();
     let outcome = task.await.unwrap().unwrap();
     assert_eq!(outcome.ending(), &Ending::Done);
     // Items were batched (at most 16 per message: the in-flight bound counts items).
     assert!(outcome.messages() * 4 < outcome.items(), "{outcome:?}");
+    // Nothing is stored while the broker is stopped: what was stored before the resume is
+    // what was acknowledged before the stall, at most, and the producer was pulled no further
+    // than `max_in_flight` items beyond it (and one item that did not fit the last batch).
+    // Counting messages instead would allow 16 batches of 64.
+    let stored = items_stored_before(&server.url(), "beluga.ev.stall", resumed_at).await;
+    assert!(
+        at_stall <= stored + max_in_flight as u64 + 1,
+        "{at_stall} items made, {stored} stored before the stall"
+    );
     let consumer = relay(&server.url(), config()).await;
     let got = collect::<u64>(&consumer, "stall", Position::Start).await;
     let expected: Vec<_> = (0..n)
