@@ -86,8 +86,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Publishes `n` events and reads them back live (publisher and consumer on their own
-/// connections): events per second from the publish's start to the consumer's `done`.
-async fn through_jetstream(url: &str, config: RelayConfig, n: u64, id: &str) -> f64 {
+/// connections): events per second from the publish's start to the consumer's `done`, and
+/// items per JetStream message.
+async fn through_jetstream(url: &str, config: RelayConfig, n: u64, id: &str) -> (f64, f64) {
     let publisher = relay(url, config.clone()).await;
     let consumer = relay(url, config).await;
     let events = consumer
@@ -108,20 +109,22 @@ async fn through_jetstream(url: &str, config: RelayConfig, n: u64, id: &str) -> 
     assert_eq!(count as u64, n + 1);
     #[allow(clippy::cast_precision_loss)]
     let rate = (n + 1) as f64 / elapsed.as_secs_f64();
-    rate
+    #[allow(clippy::cast_precision_loss)]
+    let per_message = outcome.items() as f64 / outcome.messages() as f64;
+    (rate, per_message)
 }
 
 /// The hand-written baseline: the same JSON bodies published with async-nats directly (256
 /// acknowledgements in flight) and read back with an ordered push consumer, no beluga layer.
-async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
+async fn raw_async_nats(url: &str, n: u64, per_message: u64, round: usize) -> f64 {
     use async_nats::jetstream::{self, consumer::push, stream};
     use futures_util::stream::FuturesOrdered;
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client.clone());
     let stream = js
         .create_stream(stream::Config {
-            name: format!("RAW{per_message}"),
-            subjects: vec![format!("raw{per_message}.>")],
+            name: format!("RAW{per_message}_{round}"),
+            subjects: vec![format!("raw{per_message}_{round}.>")],
             ..stream::Config::default()
         })
         .await
@@ -129,7 +132,7 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
     let consumer = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: client.new_inbox(),
-            filter_subject: format!("raw{per_message}.x"),
+            filter_subject: format!("raw{per_message}_{round}.x"),
             ..push::OrderedConfig::default()
         })
         .await
@@ -149,7 +152,7 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
             }
         })
         .collect();
-    let subject = format!("raw{per_message}.x");
+    let subject = format!("raw{per_message}_{round}.x");
     let start = Instant::now();
     let publishing = tokio::spawn(async move {
         let mut acks = FuturesOrdered::new();
@@ -184,6 +187,16 @@ async fn raw_async_nats(url: &str, n: u64, per_message: u64) -> f64 {
     rate
 }
 
+/// How many times each rate case runs in one process; the median is reported (one run of
+/// 50,000 batched events takes some 50 ms, short enough for one scheduling hiccup to halve it).
+const ROUNDS: usize = 5;
+
+fn median_of(rounds: usize, mut run: impl FnMut(usize) -> f64) -> f64 {
+    let mut rates: Vec<f64> = (0..rounds).map(&mut run).collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 fn rate() {
     let n = 50_000;
     let rt = runtime();
@@ -211,44 +224,73 @@ fn rate() {
         let rate = (n + 1) as f64 / start.elapsed().as_secs_f64();
         rate
     });
-    println!("rate: {n} u64 events, publisher and consumer in one process on two connections");
-    println!("| case | events/s | vs in-process | vs async-nats by hand |");
-    println!("|---|---:|---:|---:|");
-    println!("| in-process, consumer reads the producer | {in_process:.0} | 1 | |");
     println!(
-        "| in-process, each event to JSON and back | {encoded:.0} | {:.4} | |",
+        "rate: {n} u64 events, publisher and consumer in one process on two connections; \
+         the median of {ROUNDS} runs per case"
+    );
+    println!("| case | events/s | vs in-process | vs async-nats by hand | items per message |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| in-process, consumer reads the producer | {in_process:.0} | 1 | | |");
+    println!(
+        "| in-process, each event to JSON and back | {encoded:.0} | {:.4} | | |",
         encoded / in_process
     );
     let server = NatsServer::start();
     let url = server.url();
-    let raw = rt.block_on(raw_async_nats(&url, n, 1));
+    let raw = median_of(ROUNDS, |round| {
+        rt.block_on(raw_async_nats(&url, n, 1, round))
+    });
     println!(
-        "| async-nats by hand (same JSON bodies, 256 acks in flight, ordered push consumer) | {raw:.0} | {:.4} | 1 |",
+        "| async-nats by hand (same JSON bodies, 256 acks in flight, ordered push consumer) | {raw:.0} | {:.4} | 1 | 1 |",
         raw / in_process
     );
-    let batched = rt.block_on(raw_async_nats(&url, n, 16));
-    println!(
-        "| async-nats by hand, 16 events per message (a JSON array) | {batched:.0} | {:.4} | {:.2} |",
-        batched / in_process,
-        batched / raw
-    );
+    for per_message in [16, 64] {
+        let batched = median_of(ROUNDS, |round| {
+            rt.block_on(raw_async_nats(&url, n, per_message, round))
+        });
+        println!(
+            "| async-nats by hand, {per_message} events per message (a JSON array) | {batched:.0} | {:.4} | {:.2} | {per_message} |",
+            batched / in_process,
+            batched / raw
+        );
+    }
+    // (storage, max_in_flight, max_batch_items); 1,024 and 64 are the defaults.
     let cases = [
-        ("file", Storage::File, 1),
-        ("file", Storage::File, 16),
-        ("file", Storage::File, 256),
-        ("file", Storage::File, 4096),
-        ("memory", Storage::Memory, 256),
+        ("file", Storage::File, 1, 1),
+        ("file", Storage::File, 16, 1),
+        ("file", Storage::File, 16, 64),
+        ("file", Storage::File, 256, 1),
+        ("file", Storage::File, 256, 16),
+        ("file", Storage::File, 256, 64),
+        ("file", Storage::File, 1024, 1),
+        ("file", Storage::File, 1024, 64),
+        ("file", Storage::File, 4096, 64),
+        ("memory", Storage::Memory, 1024, 1),
+        ("memory", Storage::Memory, 1024, 64),
     ];
-    for (i, (name, storage, in_flight)) in cases.into_iter().enumerate() {
+    for (i, (name, storage, in_flight, batch)) in cases.into_iter().enumerate() {
         let config = RelayConfig::new()
             .with_stream_name(format!("BENCH_{i}"))
             .with_subject_prefix(format!("bench{i}"))
             .with_storage(storage)
-            .with_max_in_flight(in_flight);
+            .with_max_in_flight(in_flight)
+            .with_max_batch_items(batch);
         let count = if in_flight == 1 { n / 10 } else { n };
-        let rate = rt.block_on(through_jetstream(&url, config, count, "rate"));
+        let mut per_message = 0.0;
+        let rate = median_of(ROUNDS, |round| {
+            let id = format!("rate-{round}");
+            let (rate, items_per_message) =
+                rt.block_on(through_jetstream(&url, config.clone(), count, &id));
+            per_message = items_per_message;
+            rate
+        });
+        let batching = if batch == 1 {
+            "batching off".to_owned()
+        } else {
+            format!("max_batch_items {batch}")
+        };
         println!(
-            "| beluga-nats, JetStream {name} storage, max_in_flight {in_flight} | {rate:.0} | {:.4} | {:.2} |",
+            "| beluga-nats, JetStream {name} storage, max_in_flight {in_flight}, {batching} | {rate:.0} | {:.4} | {:.2} | {per_message:.1} |",
             rate / in_process,
             rate / raw
         );
@@ -262,32 +304,37 @@ fn latency() {
     let rt = runtime();
     let server = NatsServer::start();
     let url = server.url();
-    let gaps = rt.block_on(async {
-        let config = RelayConfig::new()
-            .with_stream_name("LATENCY")
-            .with_subject_prefix("lat");
-        let publisher = relay(&url, config.clone()).await;
-        let consumer = relay(&url, config).await;
-        let mut events = consumer
-            .subscribe::<u64>("lat", Position::Start)
-            .await
-            .expect("subscribe");
-        let base = Instant::now();
-        let publishing = tokio::spawn(async move {
-            publisher
-                .publish(&Context::new(), "lat", |ctx| stamped(ctx, n, every, base))
+    let through = |batch: usize| {
+        rt.block_on(async {
+            let config = RelayConfig::new()
+                .with_stream_name(format!("LATENCY{batch}"))
+                .with_subject_prefix(format!("lat{batch}"))
+                .with_max_batch_items(batch);
+            let publisher = relay(&url, config.clone()).await;
+            let consumer = relay(&url, config).await;
+            let mut events = consumer
+                .subscribe::<u64>("lat", Position::Start)
                 .await
-        });
-        let mut gaps = Vec::new();
-        while let Some(item) = events.next().await {
-            if let Some(&made) = item.expect("no error").payload() {
-                let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                gaps.push(Duration::from_nanos(now.saturating_sub(made)));
+                .expect("subscribe");
+            let base = Instant::now();
+            let publishing = tokio::spawn(async move {
+                publisher
+                    .publish(&Context::new(), "lat", |ctx| stamped(ctx, n, every, base))
+                    .await
+            });
+            let mut gaps = Vec::new();
+            while let Some(item) = events.next().await {
+                if let Some(&made) = item.expect("no error").payload() {
+                    let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    gaps.push(Duration::from_nanos(now.saturating_sub(made)));
+                }
             }
-        }
-        publishing.await.expect("task").expect("publish");
-        gaps
-    });
+            publishing.await.expect("task").expect("publish");
+            gaps
+        })
+    };
+    let unbatched = through(1);
+    let batched = through(RelayConfig::new().max_batch_items());
     let local = rt.block_on(async {
         let base = Instant::now();
         let mut gaps = Vec::new();
@@ -303,7 +350,14 @@ fn latency() {
     println!("latency: {n} events one every {every:?}, made -> read by the consumer");
     println!("| case | p50 | p90 | p99 | max |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, mut gaps) in [("in-process", local), ("JetStream, file storage", gaps)] {
+    for (name, mut gaps) in [
+        ("in-process", local),
+        ("JetStream, file storage, batching off", unbatched),
+        (
+            "JetStream, file storage, batching on (the default)",
+            batched,
+        ),
+    ] {
         gaps.sort();
         println!(
             "| {name} | {:?} | {:?} | {:?} | {:?} |",
@@ -429,7 +483,7 @@ fn memory() {
         "| max_in_flight | RSS before the stall | max RSS during the stall | events produced during the stall |"
     );
     println!("|---:|---:|---:|---:|");
-    for in_flight in [16, 256, 4096] {
+    for in_flight in [16, 256, 1024, 4096] {
         let server = NatsServer::start();
         let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
             .env("BENCH_ROLE", "stalled-publisher")

@@ -8,7 +8,8 @@
 //! program three more times as separate processes: a producer that streams an answer token by
 //! token under a request id, a "ui" consumer that prints the text as it comes, and an "audit"
 //! consumer that joins late, reads the same stream from the start and prints every event with
-//! its JetStream sequence (the SSE event id). On several machines, run the roles by hand
+//! its position (the SSE event id: the JetStream sequence of its message, and its index there
+//! when the message holds several). On several machines, run the roles by hand
 //! against one server:
 //!
 //! ```sh
@@ -55,8 +56,9 @@ async fn run_role(role: &str, url: &str, id: &str) {
             let published = relay.publish(&Context::new(), id, answer).await;
             match published {
                 Ok(p) => println!(
-                    "published {} items (sequences {:?}..={:?}), ending {:?}",
+                    "published {} items in {} messages (sequences {:?}..={:?}), ending {:?}",
                     p.items(),
+                    p.messages(),
                     p.first_sequence(),
                     p.last_sequence(),
                     p.ending()
@@ -90,10 +92,10 @@ async fn run_role(role: &str, url: &str, id: &str) {
                 .await
                 .expect("subscribe");
             while let Some(item) = events.next().await {
-                let seq = events.last_sequence().unwrap_or(0);
+                let id = events.position();
                 match item {
-                    Ok(ev) => println!("id={seq} {}", serde_json::to_string(&ev).unwrap()),
-                    Err(e) => println!("id={seq} error {e:#}"),
+                    Ok(ev) => println!("id={id} {}", serde_json::to_string(&ev).unwrap()),
+                    Err(e) => println!("id={id} error {e:#}"),
                 }
             }
         }

@@ -62,7 +62,9 @@ pub enum Storage {
 /// an event stream beyond [`max_items_per_stream`](RelayConfig::with_max_items_per_stream) and
 /// the oldest of all beyond [`max_items`](RelayConfig::with_max_items) or
 /// [`max_bytes`](RelayConfig::with_max_bytes). A consumer that reaches a removed item gets a
-/// clear error, never a stream with a hole.
+/// clear error, never a stream with a hole. JetStream counts messages: with
+/// [batching](RelayConfig::with_max_batch_items) a message may hold several items, and the
+/// count limits then keep at least as many items as they say (the byte limit is exact).
 ///
 /// ```
 /// use std::time::Duration;
@@ -86,6 +88,8 @@ pub struct RelayConfig {
     max_items: Option<u64>,
     max_bytes: Option<u64>,
     max_in_flight: usize,
+    max_batch_items: usize,
+    max_batch_bytes: usize,
     ack_timeout: Duration,
     stall_timeout: Duration,
     idle_timeout: Duration,
@@ -103,7 +107,9 @@ impl Default for RelayConfig {
             max_items_per_stream: None,
             max_items: None,
             max_bytes: None,
-            max_in_flight: 256,
+            max_in_flight: 1024,
+            max_batch_items: 64,
+            max_batch_bytes: 64 * 1024,
             ack_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(10),
@@ -126,14 +132,15 @@ macro_rules! setter {
 
 impl RelayConfig {
     /// The defaults: stream `BELUGA_EVENTS` on subjects `beluga.>`, on disk, items kept one
-    /// hour, 256 publishes in flight, acknowledgements awaited 5 s, the publisher giving up
+    /// hour, 1,024 items in flight, items that are ready together sent up to 64 (and 64 KiB) per
+    /// message, acknowledgements awaited 5 s, the publisher giving up
     /// after 30 s without one, consumers reporting a silent publisher after 10 s, presence and
     /// heartbeats every second, [`CancelPolicy::Explicit`].
     ///
     /// ```
     /// let config = beluga_nats::RelayConfig::new();
     /// assert_eq!(config.stream_name(), "BELUGA_EVENTS");
-    /// assert_eq!(config.max_in_flight(), 256);
+    /// assert_eq!(config.max_in_flight(), 1024);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -185,14 +192,45 @@ impl RelayConfig {
         with_max_age, max_age: Duration
     );
     setter!(
-        /// How many times the publisher may send before it waits for an acknowledgement: the
-        /// bound on its memory when the broker is slow or stalled. 1 to 65,536.
+        /// How many items the publisher may have sent and not had acknowledged before it waits:
+        /// the bound on its memory when the broker is slow or stalled (about this many items,
+        /// whatever their batching), and on how far it pulls the producer ahead of JetStream.
+        /// Items, not messages: a batch of 64 items counts 64. The default, 1,024, keeps 16
+        /// full batches in flight; with 1 KiB events it holds about 1 MiB. 1 to 65,536.
         ///
         /// ```
         /// let c = beluga_nats::RelayConfig::new().with_max_in_flight(32);
         /// assert_eq!(c.max_in_flight(), 32);
         /// ```
         with_max_in_flight, max_in_flight: usize
+    );
+    setter!(
+        /// At most this many items per JetStream message. When the producer has several items
+        /// ready at once (it yields again without waiting), the publisher sends them in one
+        /// message, which carries small events several times faster; it never waits for a
+        /// batch to fill, so an item that comes alone is sent alone at once, and a token
+        /// stream's latency is that of unbatched messages. 1 turns batching off: one message
+        /// per item. A batch also stays within [`max_in_flight`](RelayConfig::with_max_in_flight)
+        /// and [`max_batch_bytes`](RelayConfig::with_max_batch_bytes). 1 to 65,536.
+        ///
+        /// ```
+        /// // One message per item, as a reader that expects no `Beluga-Count` header needs.
+        /// let c = beluga_nats::RelayConfig::new().with_max_batch_items(1);
+        /// assert_eq!(c.max_batch_items(), 1);
+        /// ```
+        with_max_batch_items, max_batch_items: usize
+    );
+    setter!(
+        /// At most this many bytes of item bodies per batched message (a single item larger
+        /// than this is still sent, alone). The publisher also keeps every batch under half
+        /// the server's `max_payload` (1 MiB by default), so a batch is never refused where
+        /// its items alone would be accepted. At least 1.
+        ///
+        /// ```
+        /// let c = beluga_nats::RelayConfig::new().with_max_batch_bytes(16 * 1024);
+        /// assert_eq!(c.max_batch_bytes(), 16 * 1024);
+        /// ```
+        with_max_batch_bytes, max_batch_bytes: usize
     );
     setter!(
         /// How long one acknowledgement (and any JetStream API request) is awaited before the
@@ -252,8 +290,9 @@ impl RelayConfig {
         with_cancel_policy, cancel_policy: CancelPolicy
     );
 
-    /// Keeps at most this many items per event stream (JetStream's `max_msgs_per_subject`),
-    /// the oldest removed first.
+    /// Keeps at most this many messages per event stream (JetStream's
+    /// `max_msgs_per_subject`), the oldest removed first: this many items unbatched, more when
+    /// items were [batched](RelayConfig::with_max_batch_items).
     ///
     /// ```
     /// let c = beluga_nats::RelayConfig::new().with_max_items_per_stream(10_000);
@@ -265,7 +304,8 @@ impl RelayConfig {
         self
     }
 
-    /// Keeps at most this many items in all (JetStream's `max_msgs`), the oldest removed first.
+    /// Keeps at most this many messages in all (JetStream's `max_msgs`), the oldest removed
+    /// first: this many items unbatched, more when items were batched.
     ///
     /// ```
     /// let c = beluga_nats::RelayConfig::new().with_max_items(1_000_000);
@@ -354,13 +394,31 @@ impl RelayConfig {
         self.max_bytes
     }
 
-    /// Publishes in flight before the publisher waits.
+    /// Items in flight before the publisher waits.
     ///
     /// ```
-    /// assert_eq!(beluga_nats::RelayConfig::new().max_in_flight(), 256);
+    /// assert_eq!(beluga_nats::RelayConfig::new().max_in_flight(), 1024);
     /// ```
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// Items per message at most (1: no batching).
+    ///
+    /// ```
+    /// assert_eq!(beluga_nats::RelayConfig::new().max_batch_items(), 64);
+    /// ```
+    pub fn max_batch_items(&self) -> usize {
+        self.max_batch_items
+    }
+
+    /// Bytes of item bodies per batched message at most.
+    ///
+    /// ```
+    /// assert_eq!(beluga_nats::RelayConfig::new().max_batch_bytes(), 65_536);
+    /// ```
+    pub fn max_batch_bytes(&self) -> usize {
+        self.max_batch_bytes
     }
 
     /// How long one acknowledgement is awaited.
@@ -434,6 +492,15 @@ impl RelayConfig {
                 self.max_in_flight
             ));
         }
+        if !(1..=65_536).contains(&self.max_batch_items) {
+            return invalid(format!(
+                "max_batch_items must be 1 to 65536, not {}",
+                self.max_batch_items
+            ));
+        }
+        if self.max_batch_bytes == 0 {
+            return invalid("max_batch_bytes must not be zero".to_owned());
+        }
         for (name, value) in [
             ("max_age", self.max_age),
             ("ack_timeout", self.ack_timeout),
@@ -484,6 +551,9 @@ mod tests {
         let bad = [
             RelayConfig::new().with_max_in_flight(0),
             RelayConfig::new().with_max_in_flight(70_000),
+            RelayConfig::new().with_max_batch_items(0),
+            RelayConfig::new().with_max_batch_items(70_000),
+            RelayConfig::new().with_max_batch_bytes(0),
             RelayConfig::new().with_stream_name("a.b"),
             RelayConfig::new().with_subject_prefix("a.*"),
             RelayConfig::new().with_idle_timeout(Duration::ZERO),

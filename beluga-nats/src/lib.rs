@@ -8,13 +8,17 @@
 //! * [`Relay::publish`] stores a producer's items in JetStream under a subject per stream,
 //!   pulling the producer no faster than JetStream acknowledges (at most
 //!   [`max_in_flight`](RelayConfig::with_max_in_flight) items unacknowledged), so a slow or
-//!   stalled broker does not grow the publisher's memory.
+//!   stalled broker does not grow the publisher's memory. Items the producer has ready
+//!   together travel in one message ([`max_batch_items`](RelayConfig::with_max_batch_items)),
+//!   several times faster for small events; an item that comes alone is sent alone at once.
 //! * [`Relay::subscribe`] reads it back, in another process or on another machine, as an
 //!   ordinary event stream ([`RemoteStream`]): every item once and in order, exactly one
 //!   terminal item with its error code, and an error (never a silent end) when the producer
 //!   died (its publisher's heartbeats stopped), an item expired, or the broker is gone.
-//! * [`Position::After`] resumes after a JetStream sequence, which is also the SSE event id:
-//!   a consumer that restarts goes on with no gap and no duplicate.
+//! * [`RemoteStream::position`] names each item read (the JetStream sequence of its message and
+//!   its index there; its string form is the SSE event id), and [`Relay::subscribe`] resumes
+//!   after it: a consumer that restarts goes on with no gap and no duplicate, also from the
+//!   middle of a batch.
 //! * Any number of consumers read one stream, each at its own position; a slow one holds back
 //!   only itself, within JetStream's limits.
 //! * [`Relay::cancel`] (or [`RemoteStream::cancel`]) cancels the producer's [`Context`] on the
@@ -23,8 +27,8 @@
 //! * Items expire by age, count or size ([`RelayConfig`]), so nothing grows forever.
 //!
 //! JetStream does the storing, ordering, replay and fan-out; this crate adds the event
-//! encoding (beluga-core's serde form of each event or terminal error, one message per item),
-//! the checks, and the control messages.
+//! encoding (beluga-core's serde form of each event or terminal error, one per line of a
+//! message), the batching, the checks, and the control messages.
 //!
 //! # Example
 //!
@@ -48,10 +52,10 @@
 //! let worker = relay.clone();
 //! tokio::spawn(async move { worker.publish(&Context::new(), "req-1", answer).await });
 //!
-//! // Anywhere else: read it, and resume after the last sequence seen if the reader restarts.
+//! // Anywhere else: read it, and resume after the last position seen if the reader restarts.
 //! let mut events = relay.subscribe::<String>("req-1", Position::Start).await?;
 //! while let Some(item) = events.next().await {
-//!     println!("{} {:?}", events.last_sequence().unwrap_or(0), item?);
+//!     println!("{} {:?}", events.position(), item?); // `7`, `8`, `8.1`, …
 //! }
 //! # Ok(())
 //! # }
@@ -59,14 +63,37 @@
 //!
 //! # On the wire
 //!
-//! Items of stream `id` go to subject `<prefix>.ev.<id>`, one JetStream message each. The body
-//! is what beluga-sse's JSON encoding sends as the `data:` of one frame: `beluga-core`'s serde
-//! form of the event, of the terminal error, or `{}` for a stream that ended without a terminal
-//! item. A `Beluga-Item` header names it as that encoding names the frame (`event` for an
-//! unnamed frame, `error`, `end`), `Beluga-Index` says which item it is, and `Nats-Msg-Id` lets
-//! JetStream de-duplicate a retried publish. An SSE server in front of JetStream is stateless:
-//! it sends [`RemoteStream::last_sequence`] as the event's position (`<id>:<sequence>`) and
-//! resumes a `Last-Event-ID` with [`Position::After`] (position 0 is the start).
+//! Items of stream `id` go to subject `<prefix>.ev.<id>`. A message holds one item, or several
+//! that the producer had ready together. Each item is what beluga-sse's JSON encoding sends as
+//! the `data:` of one frame: `beluga-core`'s serde form of the event, of the terminal error, or
+//! `{}` for a stream that ended without a terminal item. Headers:
+//!
+//! | header | value |
+//! |---|---|
+//! | `Beluga-Index` | the stream index of the message's first item, from 0 |
+//! | `Beluga-Count` | how many items the message holds; absent for one |
+//! | `Beluga-Item` | the kind of the message's last item, named as that encoding names the frame: `event` (an unnamed frame), `error` or `end`; the items before it are events |
+//! | `Nats-Msg-Id` | `<id>:<publish id>:<index of the first item>`: JetStream de-duplicates a retried publish |
+//!
+//! The body of a message of one item is that item's JSON; of several, their JSON joined by
+//! `\n` (JSON text never holds a raw line break), the last one possibly the terminal item:
+//!
+//! ```text
+//! Beluga-Index: 1
+//! Beluga-Count: 3
+//! Beluga-Item: event
+//! Nats-Msg-Id: req-1:Xj3…:1
+//!
+//! {"type":"data","payload":"lo"}
+//! {"type":"data","payload":", wor"}
+//! {"type":"done"}
+//! ```
+//!
+//! With [`max_batch_items`](RelayConfig::with_max_batch_items) 1 every message holds one item
+//! and has no `Beluga-Count`. An SSE server in front of JetStream is stateless: it sends
+//! [`RemoteStream::position`] as each event's id (`<id>:<position>`, such as `req-1:812.3`) and
+//! resumes a `Last-Event-ID` by parsing its position ([`Position`]'s `FromStr`; `0` is the
+//! start).
 //!
 //! Cancels go to `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts
 //! still counts), consumers' presence to `<prefix>.presence.<id>` and the publisher's heartbeat

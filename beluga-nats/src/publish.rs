@@ -1,5 +1,6 @@
 //! The publisher: pulls the producer no faster than JetStream acknowledges, listens for cancels
-//! and for consumers' presence, and stores one terminal item whatever happens.
+//! and for consumers' presence, sends the items the producer has ready together in one message,
+//! and stores one terminal item whatever happens.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -47,6 +48,7 @@ const RECONNECT_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Published {
     items: u64,
+    messages: u64,
     first_sequence: Option<u64>,
     last_sequence: Option<u64>,
     ending: Ending,
@@ -62,7 +64,17 @@ impl Published {
         self.items
     }
 
-    /// The JetStream sequence of the first item.
+    /// How many JetStream messages held them: fewer than [`items`](Published::items) when
+    /// items ready together were [batched](crate::RelayConfig::with_max_batch_items).
+    ///
+    /// ```no_run
+    /// # fn demo(p: beluga_nats::Published) { assert!(p.messages() <= p.items()); }
+    /// ```
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// The JetStream sequence of the message holding the first item.
     ///
     /// ```no_run
     /// # fn demo(p: beluga_nats::Published) { let first: Option<u64> = p.first_sequence(); }
@@ -71,7 +83,7 @@ impl Published {
         self.first_sequence
     }
 
-    /// The JetStream sequence of the last item.
+    /// The JetStream sequence of the message holding the last item.
     ///
     /// ```no_run
     /// # fn demo(p: beluga_nats::Published) { let last: Option<u64> = p.last_sequence(); }
@@ -115,10 +127,12 @@ pub enum Ending {
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
-/// An item sent and not yet acknowledged.
+/// A message sent and not yet acknowledged: its items, kept to send it again unchanged.
 struct InFlight {
-    index: u64,
-    kind: ItemKind,
+    /// The stream index of its first item.
+    first: u64,
+    count: usize,
+    last: ItemKind,
     body: Bytes,
     ack: AckFuture,
     /// The client's connection count when it was sent.
@@ -129,48 +143,135 @@ fn connects(inner: &Inner) -> u64 {
     inner.client.statistics().connects.load(Ordering::Relaxed)
 }
 
-/// Sends one item; an item that could not be queued comes back as a failed acknowledgement
-/// after a short pause, so the ack path retries it like any other.
-async fn send_item(
-    inner: &Inner,
-    subject: &str,
-    msg_id: &str,
-    index: u64,
-    kind: ItemKind,
-    body: Bytes,
-) -> InFlight {
-    let epoch = connects(inner);
-    let ack = send(inner, subject, msg_id, index, kind, body.clone()).await;
-    InFlight {
-        index,
-        kind,
-        body,
-        ack,
-        epoch,
+/// Where a publish sends its messages.
+struct Target<'a> {
+    inner: &'a Inner,
+    subject: &'a str,
+    msg_id: &'a str,
+}
+
+impl Target<'_> {
+    /// Sends a message of `count` items from `first` on; one that could not be queued comes
+    /// back as a failed acknowledgement after a short pause, so the ack path retries it like
+    /// any other.
+    async fn send(&self, first: u64, count: usize, last: ItemKind, body: Bytes) -> InFlight {
+        let epoch = connects(self.inner);
+        let mut message = PublishMessage::build()
+            .payload(body.clone())
+            .headers(wire::headers(self.msg_id, first, count, last));
+        if first == 0 {
+            // Only one publisher per id: the first item is refused when the subject has items.
+            message = message.expected_last_subject_sequence(0);
+        }
+        let ack: AckFuture = match self
+            .inner
+            .js
+            .send_publish(self.subject.to_owned(), message)
+            .await
+        {
+            Ok(ack) => ack.into_future(),
+            Err(err) => Box::pin(async move {
+                tokio::time::sleep(RESEND_PAUSE).await;
+                Err(err)
+            }),
+        };
+        InFlight {
+            first,
+            count,
+            last,
+            body,
+            ack,
+            epoch,
+        }
+    }
+
+    /// Sends `entry` again, unchanged: same items, same `Nats-Msg-Id`.
+    fn resend(&self, entry: &InFlight) -> impl Future<Output = InFlight> + Send + '_ {
+        // The future does not borrow `entry`: an ack future is not `Sync`.
+        self.send(entry.first, entry.count, entry.last, entry.body.clone())
+    }
+
+    /// Sends `batch` as one message, its first item at `first`.
+    async fn send_batch(&self, first: u64, batch: &[Staged]) -> InFlight {
+        let bodies: Vec<Bytes> = batch.iter().map(|s| s.body.clone()).collect();
+        let last = batch.last().map_or(ItemKind::Event, |s| s.kind);
+        self.send(first, batch.len(), last, wire::body(&bodies))
+            .await
     }
 }
 
-async fn send(
-    inner: &Inner,
-    subject: &str,
-    msg_id: &str,
-    index: u64,
-    kind: ItemKind,
+/// An item pulled from the producer and encoded, waiting to be sent.
+struct Staged {
     body: Bytes,
-) -> AckFuture {
-    let mut message = PublishMessage::build()
-        .payload(body)
-        .headers(wire::headers(msg_id, index, kind));
-    if index == 0 {
-        // Only one publisher per id: the first item is refused when the subject has items.
-        message = message.expected_last_subject_sequence(0);
+    kind: ItemKind,
+    /// How the stream ends, for its terminal item.
+    ending: Option<Ending>,
+}
+
+fn stage<T: Serialize>(item: Option<Result<Event<T>, Error>>) -> Staged {
+    let Encoded {
+        kind,
+        body,
+        terminal,
+        unsendable,
+    } = wire::encode(item.as_ref());
+    let ending = terminal.then(|| match (item, unsendable) {
+        (_, Some(err)) | (Some(Err(err)), None) => Ending::Failed(err),
+        (None, None) => Ending::Ended,
+        (Some(Ok(_)), None) => Ending::Done,
+    });
+    Staged { body, kind, ending }
+}
+
+/// Pulls what the producer has ready now, without waiting: at least one item (else
+/// `Pending`), at most `max_items`, and no more than `max_bytes` of bodies unless the first
+/// is larger alone. An item that would overflow the batch is kept in `carry` for the next one;
+/// a terminal item ends the batch and drops the producer.
+fn poll_batch<T, S>(
+    source: &mut Option<Pin<Box<S>>>,
+    carry: &mut Option<Staged>,
+    max_items: usize,
+    max_bytes: usize,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Vec<Staged>>
+where
+    T: Serialize,
+    S: Stream<Item = Result<Event<T>, Error>> + ?Sized,
+{
+    let mut batch: Vec<Staged> = Vec::new();
+    let mut bytes = 0;
+    if let Some(staged) = carry.take() {
+        bytes = staged.body.len();
+        batch.push(staged);
     }
-    match inner.js.send_publish(subject.to_owned(), message).await {
-        Ok(ack) => ack.into_future(),
-        Err(err) => Box::pin(async move {
-            tokio::time::sleep(RESEND_PAUSE).await;
-            Err(err)
-        }),
+    while batch.len() < max_items && batch.last().is_none_or(|s| s.ending.is_none()) {
+        let Some(producer) = source.as_mut() else {
+            break;
+        };
+        let Poll::Ready(item) = producer.as_mut().poll_next(cx) else {
+            break;
+        };
+        let staged = stage(item);
+        if staged.ending.is_some() {
+            *source = None;
+        }
+        // Bodies are joined by one byte.
+        let joined = bytes + 1 + staged.body.len();
+        if !batch.is_empty() && joined > max_bytes {
+            *carry = Some(staged);
+            break;
+        }
+        bytes = if batch.is_empty() {
+            staged.body.len()
+        } else {
+            joined
+        };
+        batch.push(staged);
+    }
+    if batch.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(batch)
     }
 }
 
@@ -180,16 +281,6 @@ fn poll_front(
 ) -> Poll<Result<PublishAck, PublishError>> {
     match window.front_mut() {
         Some(front) => front.ack.as_mut().poll(cx),
-        None => Poll::Pending,
-    }
-}
-
-fn poll_source<S: Stream + ?Sized>(
-    source: &mut Option<Pin<Box<S>>>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<S::Item>> {
-    match source {
-        Some(s) => s.as_mut().poll_next(cx),
         None => Poll::Pending,
     }
 }
@@ -306,8 +397,23 @@ where
         ));
     }
 
+    let target = Target {
+        inner,
+        subject: &subject,
+        msg_id: &msg_id,
+    };
+    // A batch stays well under what the server accepts in one message.
+    let max_batch_bytes = match inner.client.server_info().max_payload {
+        0 => config.max_batch_bytes(),
+        max_payload => config.max_batch_bytes().min(max_payload / 2),
+    };
     let mut window: VecDeque<InFlight> = VecDeque::new();
+    // Items in `window`: what `max_in_flight` bounds.
+    let mut in_flight = 0_usize;
+    // An item pulled from the producer that did not fit in the last batch.
+    let mut carry: Option<Staged> = None;
     let mut next_index = 0_u64;
+    let mut messages = 0_u64;
     let mut first_sequence = None;
     let mut last_sequence = None;
     let mut last_progress = Instant::now();
@@ -320,12 +426,22 @@ where
             // Drop the producer first: its body stops now, whatever it was waiting for.
             child.cancel();
             source = None;
+            // An item already pulled is stored, as every item pulled before it.
+            if let Some(staged) = carry.take() {
+                let batch = [staged];
+                window.push_back(target.send_batch(next_index, &batch).await);
+                let [staged] = batch;
+                in_flight += 1;
+                next_index += 1;
+                messages += 1;
+                ending = staged.ending;
+            }
             if ending.is_none() {
                 let enc = wire::encode_error(&err);
-                window.push_back(
-                    send_item(inner, &subject, &msg_id, next_index, enc.kind, enc.body).await,
-                );
+                window.push_back(target.send(next_index, 1, enc.kind, enc.body).await);
+                in_flight += 1;
                 next_index += 1;
+                messages += 1;
                 ending = Some(end);
             }
         }
@@ -341,13 +457,11 @@ where
             let stale = window.iter().position(|f| f.epoch != epoch);
             if let Some(first) = stale {
                 // Sent on a connection that is gone: each may or may not be stored. Send them
-                // again, in order, on this one: JetStream stores the lost ones and knows the
-                // others by their `Nats-Msg-Id`, so the order on the subject stays the order of
-                // the stream.
+                // again, in order, on this one, each message with the items it had: JetStream
+                // stores the lost ones and knows the others by their `Nats-Msg-Id`, so the
+                // order on the subject stays the order of the stream.
                 for entry in window.iter_mut().skip(first) {
-                    let body = entry.body.clone();
-                    *entry =
-                        send_item(inner, &subject, &msg_id, entry.index, entry.kind, body).await;
+                    *entry = target.resend(entry).await;
                 }
             }
             // A cancel sent while this client was away reached no subscription: look for the
@@ -363,7 +477,11 @@ where
         } else {
             1
         };
-        let room = connected && ending.is_none() && window.len() < limit;
+        let room = connected
+            && ending.is_none()
+            && in_flight < limit
+            && (source.is_some() || carry.is_some());
+        let max_items = config.max_batch_items().min(limit - in_flight.min(limit));
 
         tokio::select! {
             biased;
@@ -381,15 +499,16 @@ where
                 let now = Instant::now();
                 match ack {
                     Ok(ack) => {
-                        let front = window.pop_front().expect("an acknowledged item is in the window");
-                        if front.index == 0 {
+                        let front = window.pop_front().expect("an acknowledged message is in the window");
+                        in_flight -= front.count;
+                        if front.first == 0 {
                             first_sequence = Some(ack.sequence);
                         }
                         last_sequence = Some(ack.sequence);
                         last_progress = now;
                     }
                     Err(err) if err.kind() == PublishErrorKind::WrongLastSequence
-                        && window.front().is_some_and(|f| f.index == 0) =>
+                        && window.front().is_some_and(|f| f.first == 0) =>
                     {
                         child.cancel();
                         return Err(Error::new(
@@ -406,30 +525,26 @@ where
                                 "JetStream acknowledged nothing for {:?}: gave up after {} of the \
                                  stream's items; its consumers will report a timeout",
                                 config.stall_timeout(),
-                                window.front().map_or(0, |f| f.index),
+                                window.front().map_or(0, |f| f.first),
                             ),
                             err,
                         ));
                     }
                     Err(_) => {
-                        let front = window.front_mut().expect("a failed item is in the window");
-                        let body = front.body.clone();
-                        *front = send_item(inner, &subject, &msg_id, front.index, front.kind, body).await;
+                        let front = window.front_mut().expect("a failed message is in the window");
+                        *front = target.resend(front).await;
                     }
                 }
             }
-            item = poll_fn(|cx| poll_source(&mut source, cx)), if room => {
-                let Encoded { kind, body, terminal, unsendable } = wire::encode(item.as_ref());
-                if terminal {
-                    source = None;
-                    ending = Some(match (item, unsendable) {
-                        (_, Some(err)) | (Some(Err(err)), None) => Ending::Failed(err),
-                        (None, None) => Ending::Ended,
-                        (Some(Ok(_)), None) => Ending::Done,
-                    });
+            batch = poll_fn(|cx| poll_batch(&mut source, &mut carry, max_items, max_batch_bytes, cx)), if room => {
+                let first = next_index;
+                next_index += batch.len() as u64;
+                in_flight += batch.len();
+                messages += 1;
+                window.push_back(target.send_batch(first, &batch).await);
+                if let Some(end) = batch.into_iter().last().and_then(|s| s.ending) {
+                    ending = Some(end);
                 }
-                window.push_back(send_item(inner, &subject, &msg_id, next_index, kind, body).await);
-                next_index += 1;
             }
             () = tokio::time::sleep(RECONNECT_POLL), if !connected => {}
             Some(message) = poll_fn(|cx| poll_sub(&mut presence, cx)) => {
@@ -448,6 +563,7 @@ where
     }
     Ok(Published {
         items: next_index,
+        messages,
         first_sequence,
         last_sequence,
         ending: ending.unwrap_or(Ending::Ended),

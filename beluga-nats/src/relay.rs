@@ -176,14 +176,23 @@ impl Relay {
     /// cancelled; it then stores a terminal `cancelled` error in its place, so every consumer
     /// learns why the stream ended.
     ///
+    /// Batching: when the producer has several items ready at once (it yields again without
+    /// waiting), they go in one message, up to
+    /// [`max_batch_items`](RelayConfig::with_max_batch_items) and
+    /// [`max_batch_bytes`](RelayConfig::with_max_batch_bytes); a terminal item may end a
+    /// batch. The publisher never waits for a batch to fill: an item that comes alone is sent
+    /// alone, at once, so a token stream sees no added latency. Consumers read the items one
+    /// by one, each with its own [position](RemoteStream::position).
+    ///
     /// Flow control: the producer is pulled only while fewer than
-    /// [`max_in_flight`](RelayConfig::with_max_in_flight) items await JetStream's
-    /// acknowledgement, so a slow or stalled broker slows the producer down instead of
-    /// growing memory. An item whose acknowledgement does not come is sent again (JetStream
-    /// stores it once); after [`stall_timeout`](RelayConfig::with_stall_timeout) without any
-    /// acknowledgement the publish gives up. Nothing is sent while the client is disconnected,
-    /// and after a reconnect the unacknowledged items are sent again, in order, before any new
-    /// one, so that a restarted broker keeps the stream's order.
+    /// [`max_in_flight`](RelayConfig::with_max_in_flight) items (items, not messages) await
+    /// JetStream's acknowledgement, so a slow or stalled broker slows the producer down
+    /// instead of growing memory. A message whose acknowledgement does not come is sent again
+    /// with the same items (JetStream stores it once); after
+    /// [`stall_timeout`](RelayConfig::with_stall_timeout) without any acknowledgement the
+    /// publish gives up. Nothing is sent while the client is disconnected, and after a
+    /// reconnect the unacknowledged messages are sent again, in order, before any new one, so
+    /// that a restarted broker keeps the stream's order.
     ///
     /// Each item is stored as it is: events as events, the producer's terminal `Err` as a
     /// terminal error (code, op, message and causes), and a producer that ends without a
@@ -226,17 +235,26 @@ impl Relay {
     /// or after its publisher starts, and by any number of consumers, each with its own
     /// position. See [`RemoteStream`] for the errors it ends with and for resuming.
     ///
-    /// Fails with `invalid_input` for a bad id, `not_found` when resuming from a position
-    /// that is not an item of this stream (or has expired), and `provider_unavailable` when
-    /// JetStream cannot be reached.
+    /// `position` is [`Position::Start`] or the [position](RemoteStream::position) of an item
+    /// read earlier (an SSE `Last-Event-ID`, parsed): the stream goes on with the item after
+    /// it, also when that item is in the middle of a message of several.
+    ///
+    /// Fails with `invalid_input` for a bad id or a position with sequence 0 and an index,
+    /// `not_found` when resuming from a position that is not an item of this stream (or has
+    /// expired), and `provider_unavailable` when JetStream cannot be reached.
     ///
     /// ```no_run
     /// use beluga_nats::Position;
     /// use futures_util::StreamExt;
-    /// # async fn demo(relay: beluga_nats::Relay) -> Result<(), beluga_core::Error> {
-    /// let mut answer = relay.subscribe::<String>("req-7", Position::Start).await?;
+    /// # async fn demo(relay: beluga_nats::Relay, last_event_id: Option<&str>) -> Result<(), beluga_core::Error> {
+    /// // From the start, or after the event an SSE client saw last.
+    /// let from: Position = match last_event_id {
+    ///     Some(id) => id.parse()?,
+    ///     None => Position::Start,
+    /// };
+    /// let mut answer = relay.subscribe::<String>("req-7", from).await?;
     /// while let Some(item) = answer.next().await {
-    ///     let seq = answer.last_sequence(); // the SSE event id of `item`
+    ///     let event_id = answer.position().to_string(); // the SSE event id of `item`
     /// }
     /// # Ok(())
     /// # }

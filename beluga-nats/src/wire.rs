@@ -1,17 +1,23 @@
-//! How items travel: one JetStream message per item, its body beluga-core's serde form of the
-//! event or of the terminal error, and three headers that carry what the body cannot.
+//! How items travel: one JetStream message per batch of items (a single item when only one was
+//! ready), its body beluga-core's serde form of each event or of the terminal error, one per
+//! line, and headers that carry what the body cannot.
 //!
-//! * `Beluga-Item`: `event` (the body is an [`Event`]'s JSON), `error` (the body is an
-//!   [`Error`]'s JSON: the terminal `Err` item) or `end` (the body is `{}`: the producer's
-//!   stream ended without a terminal item, as a local stream may, and so does the remote one).
+//! * `Beluga-Item`: the kind of the message's last item: `event` (an [`Event`]'s JSON), `error`
+//!   (an [`Error`]'s JSON: the terminal `Err` item) or `end` (`{}`: the producer's stream ended
+//!   without a terminal item, as a local stream may, and so does the remote one). Every item
+//!   before the last is an event: only a terminal item can be something else, and it is last.
 //!   Bodies and names are those of beluga-sse's JSON encoding (an unnamed frame, `error`,
-//!   `end`), so an SSE server can forward a message as one frame.
-//! * `Beluga-Index`: the item's position in its stream, from 0. The consumer checks that each
-//!   item follows the one before, so an item lost to an age or count limit is reported, never
-//!   skipped silently.
-//! * `Nats-Msg-Id`: `<stream id>:<publish id>:<index>`, so a publish retried after a lost
-//!   acknowledgement is stored once (JetStream's duplicate window), and a second publisher of
-//!   the same stream id is not mistaken for a retry.
+//!   `end`), so an SSE server can forward each line as one frame.
+//! * `Beluga-Index`: the position in its stream of the message's first item, from 0. The
+//!   consumer checks that each message follows the one before, so an item lost to an age or
+//!   count limit is reported, never skipped silently.
+//! * `Beluga-Count`: how many items the message holds, when more than one; the body is then
+//!   their JSON forms joined by `\n` (JSON text never holds a raw line break). A message
+//!   without it holds one item, its body that item's JSON: the unbatched form.
+//! * `Nats-Msg-Id`: `<stream id>:<publish id>:<index of the first item>`, so a publish retried
+//!   after a lost acknowledgement is stored once (JetStream's duplicate window), and a second
+//!   publisher of the same stream id is not mistaken for a retry. A retried message is resent
+//!   whole, with the same items, so its id always names the same content.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -22,6 +28,7 @@ use beluga_core::{Error, ErrorCode, Event};
 
 pub(crate) const ITEM: &str = "Beluga-Item";
 pub(crate) const INDEX: &str = "Beluga-Index";
+pub(crate) const COUNT: &str = "Beluga-Count";
 
 /// What a message carries, from its `Beluga-Item` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +111,42 @@ pub(crate) fn encode_error(err: &Error) -> Encoded {
     }
 }
 
-pub(crate) fn headers(msg_id_prefix: &str, index: u64, kind: ItemKind) -> HeaderMap {
+/// The headers of a message holding `count` items from `first` on, the last of kind `last`.
+pub(crate) fn headers(msg_id_prefix: &str, first: u64, count: usize, last: ItemKind) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(ITEM, kind.as_str());
-    headers.insert(INDEX, index.to_string().as_str());
+    headers.insert(ITEM, last.as_str());
+    headers.insert(INDEX, first.to_string().as_str());
+    if count > 1 {
+        headers.insert(COUNT, count.to_string().as_str());
+    }
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
-        format!("{msg_id_prefix}:{index}").as_str(),
+        format!("{msg_id_prefix}:{first}").as_str(),
     );
     headers
+}
+
+/// The body of a message holding these items' bodies: the one body itself, or the bodies
+/// joined by `\n`.
+pub(crate) fn body(items: &[Bytes]) -> Bytes {
+    match items {
+        [one] => one.clone(),
+        many => {
+            let len = many
+                .iter()
+                .map(|b| b.len() + 1)
+                .sum::<usize>()
+                .saturating_sub(1);
+            let mut body = Vec::with_capacity(len);
+            for (i, item) in many.iter().enumerate() {
+                if i > 0 {
+                    body.push(b'\n');
+                }
+                body.extend_from_slice(item);
+            }
+            body.into()
+        }
+    }
 }
 
 fn bad_message(what: &str) -> Error {
@@ -123,32 +157,83 @@ fn bad_message(what: &str) -> Error {
     .with_op("nats.subscribe")
 }
 
-/// Reads a message's index from its headers.
-pub(crate) fn index(headers: Option<&HeaderMap>) -> Result<u64, Error> {
-    headers
+/// What a message's headers say about the items it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// The stream index of its first item.
+    pub(crate) first: u64,
+    /// How many items it holds (at least 1).
+    pub(crate) count: u32,
+    /// The kind of its last item; the others are events.
+    pub(crate) last: ItemKind,
+}
+
+impl Header {
+    /// The kind of the item at `offset` in the message.
+    pub(crate) fn kind_at(&self, offset: u32) -> ItemKind {
+        if offset + 1 == self.count {
+            self.last
+        } else {
+            ItemKind::Event
+        }
+    }
+}
+
+/// Reads a message's headers.
+pub(crate) fn header(headers: Option<&HeaderMap>) -> Result<Header, Error> {
+    let first = headers
         .and_then(|h| h.get(INDEX))
         .ok_or_else(|| bad_message("no `Beluga-Index` header"))?
         .as_str()
         .parse()
-        .map_err(|_| bad_message("a `Beluga-Index` header that is not a number"))
-}
-
-/// Reads a message's kind from its headers.
-pub(crate) fn kind(headers: Option<&HeaderMap>) -> Result<ItemKind, Error> {
+        .map_err(|_| bad_message("a `Beluga-Index` header that is not a number"))?;
     let value = headers
         .and_then(|h| h.get(ITEM))
         .ok_or_else(|| bad_message("no `Beluga-Item` header"))?;
-    ItemKind::parse(value.as_str())
-        .ok_or_else(|| bad_message("a `Beluga-Item` header other than `event`, `error`, `end`"))
+    let last = ItemKind::parse(value.as_str())
+        .ok_or_else(|| bad_message("a `Beluga-Item` header other than `event`, `error`, `end`"))?;
+    let count = match headers.and_then(|h| h.get(COUNT)) {
+        None => 1,
+        Some(count) => count
+            .as_str()
+            .parse()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| bad_message("a `Beluga-Count` header that is not a count from 1"))?,
+    };
+    Ok(Header { first, count, last })
 }
 
-/// Decodes a message into the item it carries (`None` for an `end` marker).
+/// The body of the item at `offset` in a message of `count` items, and where the next one
+/// starts: items are separated by `\n`, and the last one runs to the end of the body.
+pub(crate) fn item_at(
+    payload: &[u8],
+    start: usize,
+    offset: u32,
+    count: u32,
+) -> Result<(&[u8], usize), Error> {
+    let rest = payload.get(start..).unwrap_or_default();
+    let newline = rest.iter().position(|&b| b == b'\n');
+    match (newline, offset + 1 == count) {
+        (None, true) => Ok((rest, payload.len())),
+        (Some(at), false) => Ok((&rest[..at], start + at + 1)),
+        (None, false) => Err(bad_message(
+            "fewer items in the body than its `Beluga-Count` header says",
+        )),
+        (Some(_), true) => Err(bad_message(
+            "more items in the body than its `Beluga-Count` header says",
+        )),
+    }
+}
+
+/// Decodes the body of the item at `index` of the stream, of kind `kind` (`None` for an `end`
+/// marker).
 pub(crate) fn decode<T: DeserializeOwned>(
-    headers: Option<&HeaderMap>,
+    kind: ItemKind,
+    index: u64,
     body: &[u8],
 ) -> Result<Option<Result<Event<T>, Error>>, Error> {
-    let index = index(headers)?;
-    let item = match kind(headers)? {
+    let item = match kind {
         ItemKind::End => None,
         ItemKind::Event => Some(Ok(serde_json::from_slice::<Event<T>>(body).map_err(
             |e| {
@@ -215,6 +300,25 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    type Item<T> = Option<Result<Event<T>, Error>>;
+
+    /// The items of a message, read back as the consumer does.
+    fn read_back<T: DeserializeOwned>(
+        h: &HeaderMap,
+        payload: &[u8],
+    ) -> Result<Vec<Item<T>>, Error> {
+        let header = header(Some(h))?;
+        let mut start = 0;
+        let mut items = Vec::new();
+        for offset in 0..header.count {
+            let (body, next) = item_at(payload, start, offset, header.count)?;
+            start = next;
+            let index = header.first + u64::from(offset);
+            items.push(decode(header.kind_at(offset), index, body)?);
+        }
+        Ok(items)
+    }
+
     #[test]
     fn items_round_trip_through_headers_and_body() {
         let items: Vec<Option<Result<Event<String>, Error>>> = vec![
@@ -227,12 +331,57 @@ mod tests {
         ];
         for (i, item) in items.iter().enumerate() {
             let enc = encode(item.as_ref());
-            let h = headers("req-1", i as u64, enc.kind);
-            assert_eq!(index(Some(&h)).unwrap(), i as u64);
-            assert_eq!(decode::<String>(Some(&h), &enc.body).unwrap(), *item);
+            let h = headers("req-1", i as u64, 1, enc.kind);
+            assert!(h.get(COUNT).is_none(), "one item: the unbatched form");
+            assert_eq!(header(Some(&h)).unwrap().first, i as u64);
+            assert_eq!(
+                read_back::<String>(&h, &enc.body).unwrap(),
+                std::slice::from_ref(item)
+            );
         }
         assert!(!encode(items[0].as_ref()).terminal);
         assert!(items[1..].iter().all(|i| encode(i.as_ref()).terminal));
+    }
+
+    #[test]
+    fn a_batch_is_its_items_one_per_line_the_last_of_any_kind() {
+        let text = "line\nbreak \"quoted\"".to_owned();
+        for last in [
+            Some(Ok(Event::done())),
+            Some(Err(Error::new(ErrorCode::Auth, "no key"))),
+            None,
+            Some(Ok(Event::data("more".to_owned()))),
+        ] {
+            let mut items: Vec<Option<Result<Event<String>, Error>>> = (0..5)
+                .map(|i| Some(Ok(Event::data(format!("{text}{i}")))))
+                .collect();
+            items.push(last);
+            let encoded: Vec<Encoded> = items.iter().map(|i| encode(i.as_ref())).collect();
+            let bodies: Vec<Bytes> = encoded.iter().map(|e| e.body.clone()).collect();
+            let payload = body(&bodies);
+            assert_eq!(payload.split(|&b| b == b'\n').count(), 6);
+            let h = headers("req-1", 7, items.len(), encoded.last().unwrap().kind);
+            assert_eq!(h.get(COUNT).unwrap().as_str(), "6");
+            assert_eq!(h.get(INDEX).unwrap().as_str(), "7");
+            assert_eq!(
+                h.get(async_nats::header::NATS_MESSAGE_ID).unwrap().as_str(),
+                "req-1:7"
+            );
+            assert_eq!(read_back::<String>(&h, &payload).unwrap(), items);
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_body_and_count_disagree_is_refused() {
+        let bodies = vec![Bytes::from_static(b"{\"type\":\"data\",\"payload\":1}"); 3];
+        let payload = body(&bodies);
+        for count in ["2", "4", "0", "x"] {
+            let mut h = headers("req-1", 0, 3, ItemKind::Event);
+            h.insert(COUNT, count);
+            let err = read_back::<u32>(&h, &payload).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Internal, "{count}: {err}");
+            assert!(err.message().contains("Beluga-Count"), "{err}");
+        }
     }
 
     #[test]
@@ -261,14 +410,19 @@ mod tests {
 
     #[test]
     fn foreign_messages_get_clear_errors() {
-        let err = decode::<u32>(None, b"{}").err().unwrap();
+        let err = header(None).unwrap_err();
         assert!(err.message().contains("Beluga-Index"), "{err}");
         let mut h = HeaderMap::new();
         h.insert(INDEX, "0");
         h.insert(ITEM, "event");
-        let err = decode::<u32>(Some(&h), b"{\"type\":\"data\",\"payload\":\"x\"}")
-            .err()
-            .unwrap();
+        let err = read_back::<u32>(&h, b"{\"type\":\"data\",\"payload\":\"x\"}").unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidInput);
+        h.insert(ITEM, "batch");
+        assert!(
+            header(Some(&h))
+                .unwrap_err()
+                .message()
+                .contains("Beluga-Item")
+        );
     }
 }

@@ -41,12 +41,21 @@ impl Drop for SayDropped {
     }
 }
 
+/// `n` numbers in bursts of `burst` (ready together: the publisher batches them), a burst
+/// every `every`.
 #[stream_producer]
-fn numbers(ctx: Context, n: u64, every: Duration) -> impl Stream<Item = Result<Event<u64>, Error>> {
+fn numbers(
+    ctx: Context,
+    n: u64,
+    every: Duration,
+    burst: u64,
+) -> impl Stream<Item = Result<Event<u64>, Error>> {
     let _guard = SayDropped;
     say("STARTED");
     for i in 0..n {
-        tokio::time::sleep(every).await;
+        if i % burst == 0 {
+            tokio::time::sleep(every).await;
+        }
         emit!(i);
     }
 }
@@ -85,28 +94,36 @@ fn peer() {
             "producer" => {
                 let n = env("ITEMS").parse().expect("a count");
                 let every = env_ms("EVERY_MS");
+                let burst = std::env::var("BURST").map_or(1, |b| b.parse().expect("a count"));
                 match relay
-                    .publish(&Context::new(), &id, |ctx| numbers(ctx, n, every))
+                    .publish(&Context::new(), &id, |ctx| numbers(ctx, n, every, burst))
                     .await
                 {
-                    Ok(published) => say(&format!("PUBLISHED {:?}", published.ending())),
+                    Ok(published) => {
+                        eprintln!(
+                            "producer: {} items in {} messages",
+                            published.items(),
+                            published.messages()
+                        );
+                        say(&format!("PUBLISHED {:?}", published.ending()));
+                    }
                     Err(err) => say(&format!("PUBLISH-ERROR {err:#}")),
                 }
             }
             "consumer" => {
                 let position = match env("POSITION").as_str() {
                     "start" => Position::Start,
-                    seq => Position::After(seq.parse().expect("a sequence")),
+                    position => position.parse().expect("a position"),
                 };
                 let mut events = relay
                     .subscribe::<u64>(&id, position)
                     .await
                     .expect("subscribe");
                 while let Some(item) = events.next().await {
-                    let seq = events.last_sequence().unwrap_or(0);
+                    let position = events.position();
                     match item {
                         Ok(ev) => say(&format!(
-                            "ITEM {seq} {}",
+                            "ITEM {position} {}",
                             serde_json::to_string(&ev).unwrap()
                         )),
                         Err(err) => say(&format!("ERR {} {err:#}", err.code())),
@@ -218,14 +235,14 @@ impl Peer {
         }
     }
 
-    /// The `(sequence, event JSON)` of every item line seen.
-    fn items(&self) -> Vec<(u64, String)> {
+    /// The `(position, event JSON)` of every item line seen.
+    fn items(&self) -> Vec<(String, String)> {
         self.seen
             .iter()
             .filter_map(|l| l.strip_prefix("ITEM "))
             .map(|rest| {
-                let (seq, json) = rest.split_once(' ').expect("ITEM <seq> <json>");
-                (seq.parse().expect("a sequence"), json.to_owned())
+                let (position, json) = rest.split_once(' ').expect("ITEM <position> <json>");
+                (position.to_owned(), json.to_owned())
             })
             .collect()
     }
@@ -253,12 +270,20 @@ fn done() -> String {
     serde_json::to_string(&Event::<u64>::done()).unwrap()
 }
 
-fn whole(n: u64) -> Vec<String> {
+fn whole_stream(n: u64) -> Vec<String> {
     (0..n).map(data).chain([done()]).collect()
 }
 
-fn payloads(items: &[(u64, String)]) -> Vec<String> {
+fn payloads(items: &[(String, String)]) -> Vec<String> {
     items.iter().map(|(_, json)| json.clone()).collect()
+}
+
+/// A position's `(sequence, index)`, which order the items of a stream.
+fn key(position: &str) -> (u64, u32) {
+    match position.parse().expect("a position") {
+        Position::After { sequence, index } => (sequence, index),
+        _ => (0, 0),
+    }
 }
 
 #[test]
@@ -279,7 +304,7 @@ fn two_consumer_processes_read_a_producer_process_whole() {
     assert_eq!(producer.line("PUBLISHED"), Some("PUBLISHED Done"));
     for consumer in [&mut early, &mut late] {
         consumer.wait_for("END", Duration::from_secs(20));
-        assert_eq!(payloads(&consumer.items()), whole(100));
+        assert_eq!(payloads(&consumer.items()), whole_stream(100));
         assert!(consumer.line("ERR").is_none());
     }
     // Both read the same items at the same sequences.
@@ -293,35 +318,56 @@ fn a_killed_consumer_process_is_resumed_by_a_new_one_with_nothing_lost_or_repeat
         "producer",
         &server,
         "s2",
-        &[("ITEMS", "150"), ("EVERY_MS", "8")],
+        &[("ITEMS", "150"), ("EVERY_MS", "30"), ("BURST", "4")],
     );
     let mut first = Peer::start("consumer", &server, "s2", &[("POSITION", "start")]);
     first.wait_items(40, Duration::from_secs(20));
     first.kill();
     let before = first.items();
     assert!(first.line("END").is_none(), "killed mid-stream");
-    let (last_seq, _) = before.last().expect("items before the kill").clone();
-    let mut second = Peer::start(
-        "consumer",
-        &server,
-        "s2",
-        &[("POSITION", &last_seq.to_string())],
-    );
+    let (last_position, _) = before.last().expect("items before the kill").clone();
+    let mut second = Peer::start("consumer", &server, "s2", &[("POSITION", &last_position)]);
     second.wait_for("END", Duration::from_secs(30));
     let after = second.items();
     let mut all = payloads(&before);
     all.extend(payloads(&after));
     assert_eq!(
         all,
-        whole(150),
+        whole_stream(150),
         "{} before the kill, {} after",
         before.len(),
         after.len()
     );
-    // Sequences only grow across the two processes.
-    let seqs: Vec<u64> = before.iter().chain(&after).map(|(s, _)| *s).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    // Positions only grow across the two processes.
+    let keys: Vec<(u64, u32)> = before.iter().chain(&after).map(|(p, _)| key(p)).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
     producer.wait_for("PUBLISHED", Duration::from_secs(20));
+}
+
+#[test]
+fn a_consumer_process_resumes_from_the_middle_of_a_batch() {
+    let server = NatsServer::start();
+    let mut producer = Peer::start(
+        "producer",
+        &server,
+        "s6",
+        &[("ITEMS", "200"), ("EVERY_MS", "5"), ("BURST", "10")],
+    );
+    let mut whole = Peer::start("consumer", &server, "s6", &[("POSITION", "start")]);
+    whole.wait_for("END", Duration::from_secs(30));
+    producer.wait_for("PUBLISHED", Duration::from_secs(20));
+    let all = whole.items();
+    assert_eq!(payloads(&all), whole_stream(200));
+    // An item with items of the same message on both sides of it.
+    let cut = (1..all.len() - 1)
+        .find(|&i| {
+            let (seq, index) = key(&all[i].0);
+            index > 0 && key(&all[i + 1].0) == (seq, index + 1)
+        })
+        .expect("a message of several items");
+    let mut rest = Peer::start("consumer", &server, "s6", &[("POSITION", &all[cut].0)]);
+    rest.wait_for("END", Duration::from_secs(30));
+    assert_eq!(rest.items(), all[cut + 1..], "resumed after {}", all[cut].0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,7 +453,12 @@ fn a_broker_restarted_mid_stream_resumes_or_ends_with_a_clear_error() {
         "producer",
         &server,
         "s5",
-        &[("ITEMS", "200"), ("EVERY_MS", "10"), ("ACK_MS", "500")],
+        &[
+            ("ITEMS", "200"),
+            ("EVERY_MS", "50"),
+            ("BURST", "5"),
+            ("ACK_MS", "500"),
+        ],
     );
     let mut consumer = Peer::start("consumer", &server, "s5", &[("POSITION", "start")]);
     consumer.wait_items(50, Duration::from_secs(20));
@@ -416,7 +467,11 @@ fn a_broker_restarted_mid_stream_resumes_or_ends_with_a_clear_error() {
     producer.wait_for("PUBLISH", Duration::from_secs(60));
     let items = payloads(&consumer.items());
     // Whatever happened, what came is the stream's beginning, in order, once.
-    assert_eq!(items, whole(200)[..items.len()], "not a clean prefix");
+    assert_eq!(
+        items,
+        whole_stream(200)[..items.len()],
+        "not a clean prefix"
+    );
     let ended = consumer.line("ERR").map(str::to_owned);
     match &ended {
         None => assert_eq!(items.len(), 201, "a silent truncation"),
