@@ -549,6 +549,30 @@ fn an_emitter_in_a_helper_function() {
     assert_eq!(items, data_then_done(&[1, 2, 3]));
 }
 
+#[test]
+fn values_sent_when_the_closure_is_called_come_out_first_and_in_order() {
+    // A plain closure that returns a future: it can emit before its future exists.
+    let driver = Driver::new();
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&resumed);
+    let mut stream = pin!(stream::produce(&Context::new(), move |mut e: Emitter<'_, u32>| {
+        drop(e.emit(1));
+        drop(e.emit(2));
+        async move {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }));
+    for i in 1..3 {
+        let item = driver.poll(stream.as_mut());
+        assert!(matches!(item, Poll::Ready(Some(Ok(ref ev))) if *ev == Event::data(i)));
+        assert_eq!(resumed.load(Ordering::SeqCst), 0, "the body ran before the queue emptied");
+    }
+    assert_eq!(driver.drain(stream), [Ok(Event::done())]);
+    assert_eq!(resumed.load(Ordering::SeqCst), 1);
+    assert_eq!(driver.wakes(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_is_send_when_its_body_is() {
     fn assert_send<S: Send>(s: S) -> S {

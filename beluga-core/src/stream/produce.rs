@@ -586,7 +586,8 @@ where
             _invariant: PhantomData,
         };
         this.body = Some(init.call(emitter));
-        this.frame.flags.set(flags & !UNSTARTED);
+        // Read again: the closure may have queued values when called.
+        this.frame.flags.set(this.frame.flags.get() & !UNSTARTED);
     } else if flags & QUEUED != 0 {
         // The slot's value was taken when the body last returned `Pending` (unless the
         // closure sent values when called): the next queued one goes out, and the body waits
