@@ -555,18 +555,25 @@ fn values_sent_when_the_closure_is_called_come_out_first_and_in_order() {
     let driver = Driver::new();
     let resumed = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&resumed);
-    let mut stream = pin!(stream::produce(&Context::new(), move |mut e: Emitter<'_, u32>| {
-        drop(e.emit(1));
-        drop(e.emit(2));
-        async move {
-            seen.fetch_add(1, Ordering::SeqCst);
-            Ok(())
+    let mut stream = pin!(stream::produce(
+        &Context::new(),
+        move |mut e: Emitter<'_, u32>| {
+            drop(e.emit(1));
+            drop(e.emit(2));
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
         }
-    }));
+    ));
     for i in 1..3 {
         let item = driver.poll(stream.as_mut());
         assert!(matches!(item, Poll::Ready(Some(Ok(ref ev))) if *ev == Event::data(i)));
-        assert_eq!(resumed.load(Ordering::SeqCst), 0, "the body ran before the queue emptied");
+        assert_eq!(
+            resumed.load(Ordering::SeqCst),
+            0,
+            "the body ran before the queue emptied"
+        );
     }
     assert_eq!(driver.drain(stream), [Ok(Event::done())]);
     assert_eq!(resumed.load(Ordering::SeqCst), 1);

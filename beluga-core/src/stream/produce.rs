@@ -16,8 +16,10 @@
 //! [`Frame`] that the emitter points at. Its steady state is the attribute's: the context's
 //! atomic load, a countdown, the body's poll, the slot's value taken. Every other state (not
 //! started, values queued behind the slot, a body that ended while values wait, finished) keeps
-//! the countdown at 1, so that each poll goes to the out-of-line `poll_gated` instead; the
-//! steady state calls nothing but in tail position, so it saves no register.
+//! the countdown at 1, so that each poll goes to the out-of-line `poll_gated` instead. The
+//! steady state's only calls are the slow paths, out of line: the stream's (an event, a parked
+//! body, the body's end) and the emitter's (a value queued behind the slot, a foreign waker's
+//! wake).
 //!
 //! The stream counts on one rule of its own: whenever the body returns `Pending`, the stream
 //! takes what the slot holds before it polls the body again, and it does not poll the body
@@ -105,9 +107,10 @@ const FINISHED: u8 = 8;
 /// body's task [`Context`](std::task::Context) on), an emit future wakes no task. Polled under
 /// another task context (a `FuturesUnordered` in the body), it wakes that context's waker, so
 /// that whoever polls it polls it again on the body's next poll, after the consumer took the
-/// value. Blocking on an emit future
-/// inside the body (an executor's `block_on`) never returns: the value is taken only after the
-/// body returns to the stream.
+/// value; a combinator that wraps the body's own waker in a new context gets that wake too,
+/// one extra poll of the consumer's task. Blocking on an emit future inside the body (an
+/// executor's `block_on`) never returns: the value is taken only after the body returns to the
+/// stream.
 ///
 /// # Example
 ///
@@ -296,7 +299,7 @@ pub struct Emitter<'e, T> {
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: the emitter points at the frame of the `Drive` that owns the future holding it, and
+// SAFETY: the emitter points at the frame of the stream that owns the future holding it, and
 // uses it only while that future is polled (see `Frame`); sending the emitter to another
 // thread leaves it the frame's only user until it comes back. The frame holds `T` values, hence
 // the bound. Not `Sync` (the pointer): the frame is only used through `&mut` access.
