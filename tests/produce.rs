@@ -489,6 +489,32 @@ fn futures_unordered_polling_emits_under_its_own_waker_does_not_hang() {
     assert_eq!(items, data_then_done(&[0, 1, 2, 3, 4]));
 }
 
+/// Polls its future under a new task context around the same waker, as some combinators do.
+struct NewContext<F>(F);
+
+impl<F: Future + Unpin> Future for NewContext<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let waker = cx.waker().clone();
+        Pin::new(&mut self.0).poll(&mut TaskContext::from_waker(&waker))
+    }
+}
+
+#[test]
+fn an_emit_polled_under_a_new_context_around_the_bodys_waker_wakes_it_once() {
+    let driver = Driver::new();
+    let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
+        for i in 0..3 {
+            NewContext(e.emit(i)).await;
+        }
+        Ok(())
+    }));
+    assert_eq!(items, data_then_done(&[0, 1, 2]));
+    // One wake per item (the context is not the body's), and no hang.
+    assert_eq!(driver.wakes(), 3);
+}
+
 #[test]
 fn join_holding_an_emit_future_keeps_the_order() {
     let driver = Driver::new();
