@@ -199,6 +199,57 @@ fn an_emitted_done_with_ends_the_stream_and_drops_the_body() {
     assert_eq!(ran_after.load(Ordering::SeqCst), 0);
 }
 
+/// Panics when dropped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor in the body panicked");
+    }
+}
+
+#[test]
+fn a_stream_whose_body_panics_while_dropped_ends_when_polled_again() {
+    // The body is dropped as the stream ends: after an emitted `done`, and after it returned
+    // (a future whose own destructor panics).
+    struct ReadyThenPanicOnDrop;
+    impl Future for ReadyThenPanicOnDrop {
+        type Output = Result<(), Error>;
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Self::Output> {
+            Poll::Ready(Ok(()))
+        }
+    }
+    impl Drop for ReadyThenPanicOnDrop {
+        fn drop(&mut self) {
+            panic!("the body's destructor panicked");
+        }
+    }
+    let driver = Driver::new();
+    let done = pin!(stream::produce(&Context::new(), async |mut e| {
+        let _bomb = PanicOnDrop;
+        e.emit(Event::done()).await;
+        Ok(())
+    }));
+    let returned = pin!(stream::produce(&Context::new(), |_: Emitter<'_, u32>| {
+        ReadyThenPanicOnDrop
+    }));
+    for mut stream in [
+        done as Pin<&mut dyn FusedStream<Item = EventResult<u32>>>,
+        returned,
+    ] {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            driver.poll(stream.as_mut())
+        }));
+        assert!(
+            polled.is_err(),
+            "the destructor's panic reaches the consumer"
+        );
+        // Polled again, the stream never touches the dropped body: it has ended.
+        assert!(matches!(driver.poll(stream.as_mut()), Poll::Ready(None)));
+        assert!(stream.is_terminated());
+    }
+}
+
 #[test]
 fn dropping_the_stream_drops_the_body_inside_drop() {
     let driver = Driver::new();

@@ -546,8 +546,10 @@ where
 {
     this.frame.context.set(context_address(cx));
     // SAFETY: the flags are clear (the countdown is running), so `poll_gated` has created the
-    // body (it clears `UNSTARTED` only once the body is in place), and only `returned` and
-    // `complete` take it out again, setting a flag. The body is pinned with the stream.
+    // body (it clears `UNSTARTED` only once the body is in place), and only `drop_body` takes
+    // it out again, which sets `FINISHED` before (so that a destructor that panics leaves the
+    // stream ended) and leaves `HELD` or `FINISHED` set after, through its callers. The body is
+    // pinned with the stream.
     let body = unsafe { Pin::new_unchecked(this.body.as_mut().unwrap_unchecked()) };
     match body.poll(cx) {
         Poll::Pending => match this.frame.take_data() {
@@ -648,7 +650,7 @@ where
     F: ProduceBody<'static, T>,
 {
     // Dropped at once: a destructor in it may still send through the emitter, into the frame.
-    this.body = None;
+    drop_body(this);
     // The queue holds values only while the slot does.
     match this.frame.take() {
         None => complete(this, End::Returned(result)),
@@ -668,10 +670,23 @@ fn complete<T, F>(this: &mut Produce<T, F>, end: End<T>) -> Poll<Option<EventRes
 where
     F: ProduceBody<'static, T>,
 {
-    this.body = None;
+    drop_body(this);
     this.init = None;
     this.held = None;
     finish(&this.frame, &mut this.parked, &this.ctx, end)
+}
+
+/// Drops the body in place (running its destructors), the stream marked finished meanwhile:
+/// if a destructor panics, the stream stays ended, and never reaches for the body again.
+fn drop_body<T, F>(this: &mut Produce<T, F>)
+where
+    F: ProduceBody<'static, T>,
+{
+    this.frame.flags.set(this.frame.flags.get() | FINISHED);
+    this.frame.until_clock.set(1);
+    this.body = None;
+    // Read again: a destructor may have queued a value.
+    this.frame.flags.set(this.frame.flags.get() & !FINISHED);
 }
 
 /// Ends the stream once the body is dropped: drops what waits in the frame, and yields the
