@@ -199,6 +199,57 @@ fn an_emitted_done_with_ends_the_stream_and_drops_the_body() {
     assert_eq!(ran_after.load(Ordering::SeqCst), 0);
 }
 
+/// Panics when dropped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor in the body panicked");
+    }
+}
+
+#[test]
+fn a_stream_whose_body_panics_while_dropped_ends_when_polled_again() {
+    // The body is dropped as the stream ends: after an emitted `done`, and after it returned
+    // (a future whose own destructor panics).
+    struct ReadyThenPanicOnDrop;
+    impl Future for ReadyThenPanicOnDrop {
+        type Output = Result<(), Error>;
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Self::Output> {
+            Poll::Ready(Ok(()))
+        }
+    }
+    impl Drop for ReadyThenPanicOnDrop {
+        fn drop(&mut self) {
+            panic!("the body's destructor panicked");
+        }
+    }
+    let driver = Driver::new();
+    let done = pin!(stream::produce(&Context::new(), async |mut e| {
+        let _bomb = PanicOnDrop;
+        e.emit(Event::done()).await;
+        Ok(())
+    }));
+    let returned = pin!(stream::produce(&Context::new(), |_: Emitter<'_, u32>| {
+        ReadyThenPanicOnDrop
+    }));
+    for mut stream in [
+        done as Pin<&mut dyn FusedStream<Item = EventResult<u32>>>,
+        returned,
+    ] {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            driver.poll(stream.as_mut())
+        }));
+        assert!(
+            polled.is_err(),
+            "the destructor's panic reaches the consumer"
+        );
+        // Polled again, the stream never touches the dropped body: it has ended.
+        assert!(matches!(driver.poll(stream.as_mut()), Poll::Ready(None)));
+        assert!(stream.is_terminated());
+    }
+}
+
 #[test]
 fn dropping_the_stream_drops_the_body_inside_drop() {
     let driver = Driver::new();
@@ -489,6 +540,32 @@ fn futures_unordered_polling_emits_under_its_own_waker_does_not_hang() {
     assert_eq!(items, data_then_done(&[0, 1, 2, 3, 4]));
 }
 
+/// Polls its future under a new task context around the same waker, as some combinators do.
+struct NewContext<F>(F);
+
+impl<F: Future + Unpin> Future for NewContext<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let waker = cx.waker().clone();
+        Pin::new(&mut self.0).poll(&mut TaskContext::from_waker(&waker))
+    }
+}
+
+#[test]
+fn an_emit_polled_under_a_new_context_around_the_bodys_waker_wakes_it_once() {
+    let driver = Driver::new();
+    let items = driver.drain(stream::produce(&Context::new(), async |mut e| {
+        for i in 0..3 {
+            NewContext(e.emit(i)).await;
+        }
+        Ok(())
+    }));
+    assert_eq!(items, data_then_done(&[0, 1, 2]));
+    // One wake per item (the context is not the body's), and no hang.
+    assert_eq!(driver.wakes(), 3);
+}
+
 #[test]
 fn join_holding_an_emit_future_keeps_the_order() {
     let driver = Driver::new();
@@ -547,6 +624,37 @@ fn an_emitter_in_a_helper_function() {
         Ok(())
     }));
     assert_eq!(items, data_then_done(&[1, 2, 3]));
+}
+
+#[test]
+fn values_sent_when_the_closure_is_called_come_out_first_and_in_order() {
+    // A plain closure that returns a future: it can emit before its future exists.
+    let driver = Driver::new();
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&resumed);
+    let mut stream = pin!(stream::produce(
+        &Context::new(),
+        move |mut e: Emitter<'_, u32>| {
+            drop(e.emit(1));
+            drop(e.emit(2));
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    ));
+    for i in 1..3 {
+        let item = driver.poll(stream.as_mut());
+        assert!(matches!(item, Poll::Ready(Some(Ok(ref ev))) if *ev == Event::data(i)));
+        assert_eq!(
+            resumed.load(Ordering::SeqCst),
+            0,
+            "the body ran before the queue emptied"
+        );
+    }
+    assert_eq!(driver.drain(stream), [Ok(Event::done())]);
+    assert_eq!(resumed.load(Ordering::SeqCst), 1);
+    assert_eq!(driver.wakes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,23 +1,30 @@
 // Over 500 lines: the inline producer and its emitter are one unsafe-adjacent unit (the frame
-// the emitter points at, the body future that owns it, and their safety arguments) kept together
-// so that the whole argument can be read in one place; half of the file is documentation.
+// the emitter points at, the stream that owns it and the body, and their safety arguments) kept
+// together so that the whole argument can be read in one place; half of the file is
+// documentation.
 //! The inline form of [`#[stream_producer]`](crate::stream_producer): [`produce`] runs an async
-//! closure that is handed an [`Emitter`], on the same producer stream the attribute expands to.
+//! closure that is handed an [`Emitter`], on a stream of its own, [`Produce`], built as the
+//! attribute's producer is.
 //!
-//! How one item travels: `emitter.emit(x)` puts `x` in the producer's slot (or, when the slot
+//! How one item travels: `emitter.emit(x)` puts `x` in the frame's slot (or, when the slot
 //! still holds an earlier value, at the back of the frame's queue) and returns an [`Emit`]
-//! future, `Pending` until the value is taken. The body future returns `Pending` too, the
-//! producer takes the value out of the slot and hands it to the consumer, and the next poll of
-//! the body finds the slot empty and the emit future ready.
+//! future, `Pending` while the slot is full. The body future returns `Pending` too, the stream
+//! takes the value out of the slot and hands it to the consumer, and the next poll of the body
+//! finds the slot empty and the emit future ready.
 //!
-//! The producer's body future is a [`Drive`]: it owns the user's closure, then the future the
-//! closure returns, and a pinned [`Frame`] that the emitter points at. The frame counts on the
-//! producer's contract: whenever the body future returns `Pending`, the producer takes what the
-//! slot holds before it polls the body again (and ends the stream when that is a `done` event).
-//! So the `Drive` knows, each time it is polled, that the slot is empty, and records it in the
-//! frame's `open` word with the address of the waker it polls the body with; an emit sets the
-//! word's low bit. One load of that word tells an emit future whether its value was taken and
-//! whether it is polled with the body's own waker.
+//! The stream owns the user's closure, then the future the closure returns, and a pinned
+//! [`Frame`] that the emitter points at. Its steady state is the attribute's: the context's
+//! atomic load, a countdown, the body's poll, the slot's value taken. Every other state (not
+//! started, values queued behind the slot, a body that ended while values wait, finished) keeps
+//! the countdown at 1, so that each poll goes to the out-of-line `poll_gated` instead. The
+//! steady state's only calls are the slow paths, out of line: the stream's (an event, a parked
+//! body, the body's end) and the emitter's (a value queued behind the slot, a foreign waker's
+//! wake).
+//!
+//! The stream counts on one rule of its own: whenever the body returns `Pending`, the stream
+//! takes what the slot holds before it polls the body again, and it does not poll the body
+//! while values wait in the queue. So the slot is empty whenever the body resumes, and an
+//! emit future that finds the slot empty knows its value was taken.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
@@ -29,23 +36,21 @@ use std::ptr::NonNull;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_core::{FusedStream, Stream};
-use pin_project_lite::pin_project;
 
-use crate::__private::{Anchor, Producer, YieldHandle, Yielder};
-use crate::context::Context;
+use crate::context::{Cancelled, Context, watch};
 use crate::error::{Error, ErrorCode};
-use crate::event::{EventResult, IntoEvent, Yielded};
+use crate::event::{Event, EventResult, IntoEvent, Yielded};
 
-/// The low bit of `Frame::open`: the slot holds a value the producer has not taken yet.
-const FULL: usize = 1;
-
-// The frame's flags, off the steady state (where they are all clear).
-/// With the slot full, the queue holds more values, sent after the slot's.
-const QUEUED: u8 = 1;
-/// The body has ended and its result waits in the `Drive` until every value is taken.
-const HELD: u8 = 2;
+// The frame's flags, off the steady state (where they are all clear). While any is set, the
+// countdown stays at 1 and every poll goes to `poll_gated`.
 /// The body has not been created yet.
-const UNSTARTED: u8 = 4;
+const UNSTARTED: u8 = 1;
+/// With the slot full, the queue holds more values, sent after the slot's.
+const QUEUED: u8 = 2;
+/// The body has ended and its result waits in the stream until every value is taken.
+const HELD: u8 = 4;
+/// The stream has yielded its terminal item.
+const FINISHED: u8 = 8;
 
 /// Runs `body` as an event stream: the inline form of
 /// [`#[stream_producer]`](crate::stream_producer), for a stream that needs no named function.
@@ -98,12 +103,14 @@ const UNSTARTED: u8 = 4;
 /// is empty. That queue is the only allocation, and `e.emit(x).await` never needs it. If the
 /// body ends while values wait, they all come out before its terminal item.
 ///
-/// Awaited from the body (directly, or in `select!`, `join!` or any combinator that polls it
-/// with the body's waker), an emit future wakes no task. Polled under another waker (a
-/// `FuturesUnordered` in the body), it wakes that waker, so that whoever polls it polls it
-/// again on the body's next poll, after the consumer took the value. Blocking on an emit future
-/// inside the body (an executor's `block_on`) never returns: the value is taken only after the
-/// body returns to the stream.
+/// Awaited from the body (directly, or in `select!`, `join!` or any combinator that passes the
+/// body's task [`Context`](std::task::Context) on), an emit future wakes no task. Polled under
+/// another task context (a `FuturesUnordered` in the body), it wakes that context's waker, so
+/// that whoever polls it polls it again on the body's next poll, after the consumer took the
+/// value; a combinator that wraps the body's own waker in a new context gets that wake too,
+/// one extra poll of the consumer's task. Blocking on an emit future inside the body (an
+/// executor's `block_on`) never returns: the value is taken only after the body returns to the
+/// stream.
 ///
 /// # Example
 ///
@@ -139,17 +146,10 @@ pub fn produce<T, F>(ctx: &Context, body: F) -> impl FusedStream<Item = EventRes
 where
     F: for<'e> AsyncFnOnce(Emitter<'e, T>) -> Result<(), Error> + for<'e> ProduceBody<'e, T>,
 {
-    let start = move |handle: YieldHandle<T>| {
-        // The emitter's lifetime comes from the higher-ranked bound, which keeps it in the
-        // body's future, not from an anchor; the yielder stays private to the frame. A
-        // zero-sized box allocates nothing.
-        Drive::new(handle.bind(Box::leak(Box::new(Anchor))), body)
-    };
-    // SAFETY: the yielder bound from the handle lives in the frame of the `Drive` that is the
-    // body future, and is used only by it and by the emitter inside the closure's future, which
-    // the `Drive` owns: the closure's bound holds for every emitter lifetime, so it cannot
-    // store the emitter anywhere that outlives its own future.
-    unsafe { Producer::new(ctx.clone(), start) }
+    // The emitter the stream creates is an `Emitter<'static, T>`; the closure's bound holds for
+    // every emitter lifetime, so the closure cannot store it anywhere that outlives its own
+    // future, which the stream owns (see `Frame` for what the emitter may do with the frame).
+    Produce::new(ctx.clone(), body)
 }
 
 /// A closure that [`produce`] can run: it takes an [`Emitter`] and returns a future of
@@ -179,45 +179,57 @@ where
     }
 }
 
-pin_project! {
-    /// What the [`Drive`] and the [`Emitter`] of one body share: the producer's yielder, whether
-    /// the slot is empty (and the waker the body is polled with), the values queued after the
-    /// slot's, and the flags of the slow paths. Pinned (`!Unpin`), since the emitter points at
-    /// it.
-    struct Frame<T> {
-        yielder: UnsafeCell<Yielder<'static, T>>,
-        // The address of the waker the body is polled with (set by the `Drive` before each
-        // poll of the body, with the slot empty), and `FULL` once a value is put in the slot.
-        // Waker addresses are aligned, so the low bit is free.
-        open: Cell<usize>,
-        flags: Cell<u8>,
-        queue: Cell<VecDeque<Yielded<T>>>,
-        #[pin]
-        _pinned: PhantomPinned,
-    }
+/// What the stream and the [`Emitter`] share: the slot, the task context the body is polled with, the
+/// countdown and the flags of the gate, and the values queued after the slot's. Pinned
+/// (`!Unpin`), since the emitter points at it.
+///
+/// It is used by one party at a time, on one thread at a time: by the stream before and after
+/// it polls the body, and by the emitter (or its emit future) while the body runs, from inside
+/// the body's poll (the emitter cannot leave the body, see [`produce`]; lent to a scoped thread,
+/// it is used while the body's poll waits for that thread). The slot is reached only through
+/// the methods below, none of which runs user code (drops a value) or calls out while it holds
+/// the slot's reference.
+struct Frame<T> {
+    slot: UnsafeCell<Option<Yielded<T>>>,
+    // The address of the task context the body is polled with, set by the stream before each
+    // poll of the body.
+    context: Cell<usize>,
+    // Polls left before `poll_gated` runs: the clock's countdown in the steady state, 1 while
+    // any flag is set.
+    until_clock: Cell<u32>,
+    flags: Cell<u8>,
+    queue: Cell<VecDeque<Yielded<T>>>,
+    _pinned: PhantomPinned,
 }
 
 impl<T> Frame<T> {
-    /// Puts `value` in the empty slot; `open` is the frame's `open`, read by the caller.
+    fn new() -> Self {
+        Frame {
+            slot: UnsafeCell::new(None),
+            context: Cell::new(0),
+            // The first poll goes to `poll_gated`, which starts the body.
+            until_clock: Cell::new(1),
+            flags: Cell::new(UNSTARTED),
+            queue: Cell::new(VecDeque::new()),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Whether every value sent so far has been taken.
     #[inline]
-    fn put(&self, value: Yielded<T>, open: usize) {
-        // SAFETY: no other reference to the yielder exists: it is only reached here, for the
-        // duration of this call, and the frame is used by one of its users at a time (the
-        // `Drive` before and after polling the body, the emitter while the body runs).
-        let yielder = unsafe { &mut *self.yielder.get() };
-        // The returned future only stands for the wait; `open` does that here.
-        drop(yielder.value(value));
-        // A full-width store of a value computed beforehand, not a read-modify-write of the
-        // low byte, so that the emit future's load of `open` right after is forwarded from it.
-        self.open.set(open | FULL);
+    fn is_empty(&self) -> bool {
+        // SAFETY: a read with no reference into the slot alive (see `Frame`).
+        unsafe { (*self.slot.get()).is_none() }
     }
 
     /// Sends `value`: into the slot if it is empty, else at the back of the queue.
     #[inline]
-    fn send<V: IntoEvent<T>>(&self, value: V) {
-        let open = self.open.get();
-        if open & FULL == 0 {
-            self.put(value.__into_yielded(), open);
+    fn send(&self, value: Yielded<T>) {
+        // SAFETY: the only reference into the slot, for this call (see `Frame`); the value
+        // overwritten is `None`, so nothing is dropped.
+        let slot = unsafe { &mut *self.slot.get() };
+        if slot.is_none() {
+            *slot = Some(value);
         } else {
             self.enqueue(value);
         }
@@ -225,33 +237,54 @@ impl<T> Frame<T> {
 
     #[cold]
     #[inline(never)]
-    fn enqueue<V: IntoEvent<T>>(&self, value: V) {
+    fn enqueue(&self, value: Yielded<T>) {
         let mut queue = self.queue.take();
-        queue.push_back(value.__into_yielded());
+        queue.push_back(value);
         self.queue.set(queue);
         self.flags.set(self.flags.get() | QUEUED);
+        self.until_clock.set(1);
     }
 
-    /// After the producer took the slot's value: the next queued value takes its place.
-    #[cold]
-    #[inline(never)]
-    fn refill(&self) {
-        let mut queue = self.queue.take();
-        if let Some(next) = queue.pop_front() {
-            self.put(next, self.open.get());
+    /// Takes a payload out of the slot, if that is what it holds.
+    #[inline]
+    fn take_data(&self) -> Option<T> {
+        let slot = self.slot.get();
+        // SAFETY: the only access to the slot, for this call (see `Frame`). The payload is
+        // moved out and the slot emptied at once, so it is never dropped twice; writing `None`
+        // over it drops nothing.
+        unsafe {
+            let Some(Yielded::Data(payload)) = &*slot else {
+                return None;
+            };
+            let payload = std::ptr::read(payload);
+            slot.write(None);
+            Some(payload)
         }
+    }
+
+    /// Takes what the slot holds.
+    fn take(&self) -> Option<Yielded<T>> {
+        // SAFETY: the only reference into the slot, for this call (see `Frame`).
+        unsafe { (*self.slot.get()).take() }
+    }
+
+    /// The next queued value, once the slot's has been taken.
+    fn dequeue(&self) -> Option<Yielded<T>> {
+        let mut queue = self.queue.take();
+        let next = queue.pop_front();
         if queue.is_empty() {
             self.flags.set(self.flags.get() & !QUEUED);
         }
         self.queue.set(queue);
+        next
     }
 }
 
-/// The address of a waker, which identifies it among the live ones; it is only compared, never
-/// turned back into a reference. A multiple of the waker's alignment, so its low bit is clear.
+/// The address of a task context, which identifies it among the live ones; it is only compared,
+/// never turned back into a reference.
 #[inline]
-fn waker_address(waker: &Waker) -> usize {
-    std::ptr::from_ref(waker).addr()
+fn context_address(cx: &TaskContext<'_>) -> usize {
+    std::ptr::from_ref(cx).addr()
 }
 
 /// The body's handle to its stream, handed to the closure of [`produce`]: `e.emit(x).await`
@@ -266,8 +299,8 @@ pub struct Emitter<'e, T> {
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: the emitter points at the frame of the `Drive` that owns the future holding it, and
-// uses it only while that future is polled (see `Frame::put`); sending the emitter to another
+// SAFETY: the emitter points at the frame of the stream that owns the future holding it, and
+// uses it only while that future is polled (see `Frame`); sending the emitter to another
 // thread leaves it the frame's only user until it comes back. The frame holds `T` values, hence
 // the bound. Not `Sync` (the pointer): the frame is only used through `&mut` access.
 unsafe impl<T: Send> Send for Emitter<'_, T> {}
@@ -298,7 +331,7 @@ impl<T> Emitter<'_, T> {
     pub fn emit(&mut self, value: impl IntoEvent<T>) -> Emit<'_, T> {
         // SAFETY: the frame outlives the emitter (see the `Send` impl), and is only used
         // through shared references.
-        unsafe { self.frame.as_ref() }.send(value);
+        unsafe { self.frame.as_ref() }.send(value.__into_yielded());
         Emit {
             frame: self.frame,
             _emitter: PhantomData,
@@ -368,12 +401,13 @@ impl<T> Future for Emit<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         // SAFETY: the frame outlives the emitter this future borrows (see `Emitter`'s `Send`),
         // and is only used through shared references.
-        let open = unsafe { self.frame.as_ref() }.open.get();
-        if open & FULL == 0 {
-            // The slot is empty again: every value sent so far, this one included, was taken.
+        let frame = unsafe { self.frame.as_ref() };
+        if frame.is_empty() {
+            // Every value sent so far, this one included, was taken: the stream empties the
+            // slot and the queue before it resumes the body.
             Poll::Ready(())
-        } else if open == waker_address(cx.waker()) | FULL {
-            // The body's own waker: the stream takes the value when the body returns
+        } else if frame.context.get() == context_address(cx) {
+            // The body's own task context: the stream takes the value when the body returns
             // `Pending`, and polls the body again without a wake.
             Poll::Pending
         } else {
@@ -397,146 +431,283 @@ impl<T> fmt::Debug for Emit<'_, T> {
     }
 }
 
-pin_project! {
-    /// The producer's body future: creates the closure's future on the first poll (once the
-    /// frame is pinned), records the waker it is polled with, moves queued values into the slot
-    /// before the body runs again, and holds the body's result back until every value it sent
-    /// has been taken.
-    struct Drive<T, F>
-    where
-        F: ProduceBody<'static, T>,
-    {
-        // Declared before the frame, so dropped before it: the emitter inside points at it.
-        #[pin]
-        body: Option<<F as ProduceBody<'static, T>>::Future>,
-        init: Option<F>,
-        result: Option<Result<(), Error>>,
-        #[pin]
-        frame: Frame<T>,
-    }
-}
-
-impl<T, F> Drive<T, F>
+/// The stream [`produce`] returns.
+///
+/// Only the steady state ([`Stream::poll_next`], inlining the body's poll) and the functions
+/// that create or drop the body (`poll_gated`, `pending`, `returned`, `complete`) are built for
+/// each closure; the terminal item is built once per payload type, and the context's clock and
+/// parking are [`watch`]'s.
+///
+/// Nothing may be moved out of it once pinned but the unstarted closure, which is never
+/// pinned: the body is polled and dropped in place (by assigning `None`), and the frame is only
+/// used through shared references. It is `!Unpin` (the frame is), so that a `&mut` to it
+/// asserts no uniqueness over the frame the emitter points at.
+#[must_use = "streams do nothing unless polled"]
+struct Produce<T, F>
 where
     F: ProduceBody<'static, T>,
 {
-    fn new(yielder: Yielder<'static, T>, init: F) -> Self {
-        Drive {
+    // Declared before the frame, so dropped before it: the emitter inside points at it.
+    body: Option<<F as ProduceBody<'static, T>>::Future>,
+    init: Option<F>,
+    held: Option<Result<(), Error>>,
+    ctx: Context,
+    parked: Option<Cancelled>,
+    // Whether the context has a deadline or a token to read the clock for.
+    observe: bool,
+    frame: Frame<T>,
+}
+
+/// How a stream ends, before its terminal item is built.
+enum End<T> {
+    /// The body returned.
+    Returned(Result<(), Error>),
+    /// The body emitted a `done` event.
+    Done(Event<T>),
+    /// The context ended while the body was parked.
+    Parked(Error),
+    /// The context has ended.
+    Context,
+}
+
+impl<T, F> Produce<T, F>
+where
+    F: ProduceBody<'static, T>,
+{
+    fn new(ctx: Context, init: F) -> Self {
+        Produce {
             body: None,
             init: Some(init),
-            result: None,
-            frame: Frame {
-                yielder: UnsafeCell::new(yielder),
-                open: Cell::new(0),
-                flags: Cell::new(UNSTARTED),
-                queue: Cell::new(VecDeque::new()),
-                _pinned: PhantomPinned,
-            },
+            held: None,
+            observe: ctx.needs_observing(),
+            ctx,
+            parked: None,
+            frame: Frame::new(),
         }
     }
 }
 
-impl<T, F> Future for Drive<T, F>
+impl<T, F> Stream for Produce<T, F>
 where
     F: ProduceBody<'static, T>,
 {
-    type Output = Result<Option<T>, Error>;
+    type Item = EventResult<T>;
 
     #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        // Every `Pending` returned here let the producer take the slot's value, if any: the
-        // slot is empty now, unless a queued value is to take its place. (The frame is reached
-        // by projection: a `&Drive` would cover the body, which may hold references into its
-        // own state.)
-        let flags = self
-            .as_mut()
-            .project()
-            .frame
-            .into_ref()
-            .get_ref()
-            .flags
-            .get();
-        if flags != 0 {
-            match self.as_mut().prepare() {
-                Prepared::Resume => {}
-                Prepared::Pending => return Poll::Pending,
-                Prepared::Ready(result) => return Poll::Ready(result.map(|()| None)),
-            }
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        // SAFETY: nothing is moved out of the stream (see `Produce`).
+        let this = unsafe { self.get_unchecked_mut() };
+        // The countdown is also the gate of every other state: while a flag is set, it is 1.
+        if this.ctx.is_cancelled() || countdown(&this.frame.until_clock) {
+            return poll_gated(this, cx);
         }
-        let this = self.project();
-        let frame = this.frame.into_ref().get_ref();
-        frame.open.set(waker_address(cx.waker()));
-        // SAFETY: the flags are clear, so `prepare` has created the body (it clears
-        // `UNSTARTED` only once the body is in place), and nothing takes it out again.
-        let body = unsafe { this.body.as_pin_mut().unwrap_unchecked() };
-        match body.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) if frame.open.get() & FULL == 0 => {
-                Poll::Ready(result.map(|()| None))
-            }
-            // A value still waits in the slot: it comes out first.
-            Poll::Ready(result) => hold(this.result, frame, result),
+        resume(this, cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.frame.flags.get() & FINISHED == 0 {
+            (0, None)
+        } else {
+            (0, Some(0))
         }
     }
 }
 
-/// Keeps the body's result until every value it sent is taken.
-#[cold]
-#[inline(never)]
-fn hold<T>(
-    held: &mut Option<Result<(), Error>>,
-    frame: &Frame<T>,
-    result: Result<(), Error>,
-) -> Poll<Result<Option<T>, Error>> {
-    *held = Some(result);
-    frame.flags.set(frame.flags.get() | HELD);
-    Poll::Pending
-}
-
-/// What [`Drive::prepare`] leaves to do.
-enum Prepared {
-    /// Poll the body.
-    Resume,
-    /// A queued value is in the slot: return `Pending` for the producer to take it.
-    Pending,
-    /// Every value is taken: end with the body's result.
-    Ready(Result<(), Error>),
-}
-
-impl<T, F> Drive<T, F>
+impl<T, F> FusedStream for Produce<T, F>
 where
     F: ProduceBody<'static, T>,
 {
-    /// Everything but the steady state: the first poll, queued values, a held result.
-    #[cold]
-    #[inline(never)]
-    fn prepare(self: Pin<&mut Self>) -> Prepared {
-        let this = self.project();
-        let frame = this.frame.into_ref().get_ref();
-        let flags = frame.flags.get();
-        if flags & UNSTARTED != 0 {
-            let Some(init) = this.init.take() else {
-                // Only after the closure panicked, and the stream is polled again.
-                return Prepared::Ready(Err(Error::new(
-                    ErrorCode::Internal,
-                    "the producer's closure panicked",
-                )));
-            };
-            let emitter = Emitter {
-                frame: NonNull::from(frame),
-                _body: PhantomData,
-                _invariant: PhantomData,
-            };
-            let mut body = this.body;
-            body.set(Some(init.call(emitter)));
-            frame.flags.set(flags & !UNSTARTED);
-            return Prepared::Resume;
-        }
-        if flags & QUEUED != 0 {
-            frame.refill();
-            return Prepared::Pending;
-        }
-        frame.flags.set(0);
-        Prepared::Ready(this.result.take().unwrap_or(Ok(())))
+    fn is_terminated(&self) -> bool {
+        self.frame.flags.get() & FINISHED != 0
     }
+}
+
+/// The countdown of [`Frame::until_clock`]; true when `poll_gated` is due.
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "the per-item fast path; measured in benches/producer.rs"
+)]
+fn countdown(until_clock: &Cell<u32>) -> bool {
+    let left = until_clock.get().wrapping_sub(1);
+    until_clock.set(left);
+    left == 0
+}
+
+/// The steady state: resume the body, hand out what it sent.
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "the per-item fast path; measured in benches/producer.rs"
+)]
+fn resume<T, F>(this: &mut Produce<T, F>, cx: &mut TaskContext<'_>) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    this.frame.context.set(context_address(cx));
+    // SAFETY: the flags are clear (the countdown is running), so `poll_gated` has created the
+    // body (it clears `UNSTARTED` only once the body is in place), and only `drop_body` takes
+    // it out again, which sets `FINISHED` before (so that a destructor that panics leaves the
+    // stream ended) and leaves `HELD` or `FINISHED` set after, through its callers. The body is
+    // pinned with the stream.
+    let body = unsafe { Pin::new_unchecked(this.body.as_mut().unwrap_unchecked()) };
+    match body.poll(cx) {
+        Poll::Pending => match this.frame.take_data() {
+            Some(payload) => Poll::Ready(Some(Ok(Event::data(payload)))),
+            None => pending(this, cx),
+        },
+        Poll::Ready(result) => returned(this, result),
+    }
+}
+
+/// Everything but the steady state: not started, finished, values queued, a held result, a
+/// deadline's clock read, a cancelled context.
+#[inline(never)]
+fn poll_gated<T, F>(
+    this: &mut Produce<T, F>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    // Back here at the next poll, unless the steady state resumes below.
+    this.frame.until_clock.set(1);
+    let flags = this.frame.flags.get();
+    if flags & FINISHED != 0 {
+        return Poll::Ready(None);
+    }
+    if watch::has_ended(&this.ctx, this.observe) {
+        return complete(this, End::Context);
+    }
+    if flags & UNSTARTED != 0 {
+        let Some(init) = this.init.take() else {
+            // Only after the closure panicked, and the stream is polled again.
+            let err = Error::new(ErrorCode::Internal, "the producer's closure panicked");
+            return complete(this, End::Returned(Err(err)));
+        };
+        let emitter = Emitter {
+            frame: NonNull::from(&this.frame),
+            _body: PhantomData,
+            _invariant: PhantomData,
+        };
+        this.body = Some(init.call(emitter));
+        // Read again: the closure may have queued values when called.
+        this.frame.flags.set(this.frame.flags.get() & !UNSTARTED);
+    } else if flags & QUEUED != 0 {
+        // The slot's value was taken when the body last returned `Pending` (unless the
+        // closure sent values when called): the next queued one goes out, and the body waits
+        // until the queue is empty. The countdown stays at 1, so the next poll comes back here.
+        if let Some(value) = this.frame.take().or_else(|| this.frame.dequeue()) {
+            return deliver(this, value);
+        }
+    } else if flags & HELD != 0 {
+        let result = this.held.take().unwrap_or(Ok(()));
+        return complete(this, End::Returned(result));
+    }
+    if this.frame.flags.get() != 0 {
+        // The queue was empty after all (it never is with the `QUEUED` flag set).
+        return poll_gated(this, cx);
+    }
+    this.frame.until_clock.set(watch::rearm(this.observe));
+    resume(this, cx)
+}
+
+/// Hands out one value the body sent: a `done` event ends the stream.
+fn deliver<T, F>(this: &mut Produce<T, F>, value: Yielded<T>) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    match value {
+        Yielded::Data(payload) => Poll::Ready(Some(Ok(Event::data(payload)))),
+        Yielded::Event(event) if event.is_done() => complete(this, End::Done(event)),
+        Yielded::Event(event) => Poll::Ready(Some(Ok(event))),
+    }
+}
+
+/// The body is pending without a payload in the slot: an event, or the body is parked.
+#[inline(never)]
+fn pending<T, F>(this: &mut Produce<T, F>, cx: &mut TaskContext<'_>) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    if let Some(value) = this.frame.take() {
+        return deliver(this, value);
+    }
+    match watch::park(&mut this.parked, &this.ctx, cx) {
+        Poll::Ready(err) => complete(this, End::Parked(err)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// The body has returned: its result ends the stream, after the values still waiting.
+#[cold]
+#[inline(never)]
+fn returned<T, F>(
+    this: &mut Produce<T, F>,
+    result: Result<(), Error>,
+) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    // Dropped at once: a destructor in it may still send through the emitter, into the frame.
+    drop_body(this);
+    // The queue holds values only while the slot does.
+    match this.frame.take() {
+        None => complete(this, End::Returned(result)),
+        Some(value) => {
+            this.held = Some(result);
+            this.frame.flags.set(this.frame.flags.get() | HELD);
+            this.frame.until_clock.set(1);
+            deliver(this, value)
+        }
+    }
+}
+
+/// Ends the stream: drops the body (running its destructors) first, then the rest.
+#[cold]
+#[inline(never)]
+fn complete<T, F>(this: &mut Produce<T, F>, end: End<T>) -> Poll<Option<EventResult<T>>>
+where
+    F: ProduceBody<'static, T>,
+{
+    drop_body(this);
+    this.init = None;
+    this.held = None;
+    finish(&this.frame, &mut this.parked, &this.ctx, end)
+}
+
+/// Drops the body in place (running its destructors), the stream marked finished meanwhile:
+/// if a destructor panics, the stream stays ended, and never reaches for the body again.
+fn drop_body<T, F>(this: &mut Produce<T, F>)
+where
+    F: ProduceBody<'static, T>,
+{
+    this.frame.flags.set(this.frame.flags.get() | FINISHED);
+    this.frame.until_clock.set(1);
+    this.body = None;
+    // Read again: a destructor may have queued a value.
+    this.frame.flags.set(this.frame.flags.get() & !FINISHED);
+}
+
+/// Ends the stream once the body is dropped: drops what waits in the frame, and yields the
+/// terminal item.
+#[cold]
+#[inline(never)]
+fn finish<T>(
+    frame: &Frame<T>,
+    parked: &mut Option<Cancelled>,
+    ctx: &Context,
+    end: End<T>,
+) -> Poll<Option<EventResult<T>>> {
+    *parked = None;
+    frame.flags.set(FINISHED);
+    frame.until_clock.set(1);
+    drop(frame.take());
+    drop(frame.queue.take());
+    Poll::Ready(Some(match end {
+        End::Returned(Ok(())) => Ok(Event::done()),
+        End::Returned(Err(err)) | End::Parked(err) => Err(err),
+        End::Done(event) => Ok(event),
+        End::Context => Err(ctx.error().unwrap_or_else(Error::cancelled)),
+    }))
 }
