@@ -17,8 +17,8 @@
 //! | `gen_ai.provider.name` | the provider, when one is given ([`ChatSpan::with_provider`]) | at the start |
 //! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), when not empty | at the start |
 //! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set | at the start |
-//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged | as reports come |
-//! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | when it comes |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged | at the end |
+//! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | at the end |
 //!
 //! The span is named `chat` for `tracing` subscribers; `otel.name` is the name OpenTelemetry
 //! shows, as the GenAI conventions spell it.
@@ -45,7 +45,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use beluga_core::trace::StreamSpan;
+use beluga_core::trace::{Outcome, StreamSpan};
 use beluga_core::{Context, Event, EventKind, EventResult, EventStreamExt, Runnable, stream_span};
 use futures_core::Stream;
 use tracing::Span;
@@ -80,6 +80,8 @@ pub struct ChatSpan {
     provider: Option<Cow<'static, str>>,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
+    /// Whether an `error` event came (the core records it as the failure).
+    error_event: bool,
 }
 
 impl ChatSpan {
@@ -98,6 +100,7 @@ impl ChatSpan {
             provider: None,
             usage: None,
             finish_reason: None,
+            error_event: false,
         }
     }
 
@@ -140,35 +143,54 @@ impl StreamSpan<ChatChunk> for ChatSpan {
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = self.provider.as_deref(),
             gen_ai.request.model = model,
-            gen_ai.request.max_tokens = self.max_tokens,
+            gen_ai.request.max_tokens = self.max_tokens.map(i64::from),
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
             gen_ai.response.finish_reasons = Empty,
         )
     }
 
-    fn on_event(&mut self, span: &Span, event: &Event<ChatChunk>) {
+    fn on_event(&mut self, _span: &Span, event: &Event<ChatChunk>) {
         let (EventKind::Data(chunk) | EventKind::ToolCall(chunk) | EventKind::Done(Some(chunk))) =
             event.kind()
         else {
+            self.error_event |= matches!(event.kind(), EventKind::Error(_));
             return;
         };
         if let Some(reported) = &chunk.usage {
-            let usage = self.usage.get_or_insert_default();
-            usage.merge(reported);
-            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            self.usage.get_or_insert_default().merge(reported);
         }
         if let Some(reason) = &chunk.finish_reason {
-            if self.finish_reason.as_ref() != Some(reason) {
-                // The conventions' type is an array of strings; a `tracing` field holds one
-                // string, so the array goes in as its JSON text.
-                let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
-                span.record("gen_ai.response.finish_reasons", names.as_str());
-                self.finish_reason = Some(reason.clone());
-            }
+            self.finish_reason = Some(reason.clone());
         }
     }
+
+    /// Records the usage and the finish reason, once each (an OpenTelemetry exporter keeps
+    /// every value a field is given); an answer that ends with `done` but without a finish
+    /// reason is a [truncated](crate::error::truncated) one, as
+    /// [`generate`](crate::ChatModelExt::generate) says.
+    fn on_end(&mut self, span: &Span, outcome: Outcome) {
+        if let Some(usage) = &self.usage {
+            span.record("gen_ai.usage.input_tokens", count(usage.input_tokens));
+            span.record("gen_ai.usage.output_tokens", count(usage.output_tokens));
+        }
+        if let Some(reason) = &self.finish_reason {
+            // The conventions' type is an array of strings; a `tracing` field holds one
+            // string, so the array goes in as its JSON text.
+            let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
+            span.record("gen_ai.response.finish_reasons", names.as_str());
+        } else if outcome == Outcome::Done && !self.error_event {
+            let err = crate::error::truncated("llm.generate");
+            span.record("error.type", err.code().as_str());
+            span.record("otel.status_code", "error");
+            span.record("otel.status_description", tracing::field::display(&err));
+        }
+    }
+}
+
+/// A token count as a field value: signed, as OpenTelemetry's integer attributes are.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A [`ChatModel`](crate::ChatModel) whose every call is traced with a [`ChatSpan`], made by
