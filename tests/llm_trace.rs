@@ -65,6 +65,7 @@ async fn a_chat_call_has_one_span_with_the_gen_ai_names_and_values() {
             "otel.status_description",
             "otel.name",
             "otel.kind",
+            "beluga.time_to_first_token_ms",
             "gen_ai.operation.name",
             "gen_ai.provider.name",
             "gen_ai.request.model",
@@ -88,6 +89,7 @@ async fn a_chat_call_has_one_span_with_the_gen_ai_names_and_values() {
             ("gen_ai.response.finish_reasons", value(r#"["stop"]"#)),
             ("beluga.request_id", value("req-42")),
             ("beluga.time_to_first_item_ms", value(40.0)),
+            ("beluga.time_to_first_token_ms", value(40.0)),
             ("beluga.items", value(5_i64)),
             ("beluga.error_events", value(0_i64)),
             ("beluga.outcome", value("done")),
@@ -326,4 +328,50 @@ async fn each_call_has_its_own_span() {
         })
         .collect();
     assert_eq!(ids, [value("a"), value("b"), value("c")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_to_the_first_token_skips_a_usage_only_chunk() {
+    let (captured, _guard) = capture();
+    // As Anthropic starts: a chunk with the prompt's usage and no text, then the text.
+    let model = ScriptedModel::new([Turn::from_chunks(vec![
+        ChatChunk::default().with_usage(Usage::new(12, 0)),
+        ChatChunk::text("Hi"),
+        ChatChunk::finished(FinishReason::Stop).with_usage(Usage::new(0, 1)),
+    ])
+    .with_token_delay(Duration::from_millis(10))])
+    .traced();
+    model.generate(Context::new(), ask("m")).await.unwrap();
+    let span = captured.span("chat");
+    assert_eq!(
+        span.fields["beluga.time_to_first_item_ms"],
+        value(10.0),
+        "the first data event"
+    );
+    assert_eq!(
+        span.recorded("beluga.time_to_first_token_ms"),
+        [value(20.0)],
+        "the first chunk with text"
+    );
+
+    // A tool call's first piece is a first token too; an answer without any has none.
+    let (captured, _guard) = capture();
+    let model = ScriptedModel::new([
+        Turn::text("").with_tool_call("c1", "get_weather", json!({})),
+        Turn::from_chunks(vec![ChatChunk::finished(FinishReason::Stop)]),
+    ])
+    .traced();
+    model.generate(Context::new(), ask("m")).await.unwrap();
+    model.generate(Context::new(), ask("m")).await.unwrap();
+    let spans = captured.spans_named("chat");
+    assert!(
+        spans[0]
+            .fields
+            .contains_key("beluga.time_to_first_token_ms")
+    );
+    assert!(
+        !spans[1]
+            .fields
+            .contains_key("beluga.time_to_first_token_ms")
+    );
 }

@@ -207,6 +207,10 @@ async fn an_error_event_is_counted_and_logged_inside_the_span_and_the_stream_goe
         .collect();
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].span, Some(span.id));
+    assert_eq!(
+        warnings[0].target, "beluga_core::trace",
+        "a public target, to filter on"
+    );
     assert_eq!(warnings[0].fields["error.type"], value("tool_failed"));
     assert_eq!(
         warnings[0].fields["message"],
@@ -466,4 +470,88 @@ async fn two_interleaved_streams_keep_their_own_spans() {
             "its own producer's events"
         );
     }
+}
+
+#[tokio::test]
+async fn a_cancelled_stream_is_cancelled_not_failed_but_a_deadline_is_an_error() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new();
+    let stopped = ctx.child();
+    // The user pressed Stop: the producer sees the cancellation and ends with it.
+    let words =
+        slow_words(&stopped, &["a", "b"], Duration::from_millis(5)).traced("stopped", &stopped);
+    stopped.cancel();
+    let collected = words.collect_events().await;
+    assert_eq!(collected.error.unwrap().code(), ErrorCode::Cancelled);
+    let late =
+        futures_util::stream::iter([Ok(Event::data(1_u32)), Err(Error::deadline_exceeded())])
+            .traced("late", &ctx)
+            .collect_events()
+            .await;
+    assert_eq!(late.error.unwrap().code(), ErrorCode::DeadlineExceeded);
+
+    let spans = captured.spans_named("stream");
+    let (stopped, late) = (&spans[0], &spans[1]);
+    assert_eq!(stopped.fields["beluga.outcome"], value("cancelled"));
+    for field in ["error.type", "otel.status_code", "otel.status_description"] {
+        assert!(
+            !stopped.fields.contains_key(field),
+            "{field}: {:?}",
+            stopped.fields
+        );
+    }
+    assert_eq!(late.fields["beluga.outcome"], value("error"));
+    assert_eq!(late.fields["error.type"], value("deadline_exceeded"));
+    assert_eq!(late.fields["otel.status_code"], value("error"));
+}
+
+/// Each item after its delay (paused clock).
+fn delayed(items: Vec<(u64, EventResult<u32>)>) -> impl Stream<Item = EventResult<u32>> + use<> {
+    futures_util::stream::iter(items).then(|(ms, item)| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        item
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_to_the_first_item_is_the_first_content_not_an_error_or_done() {
+    let (captured, _guard) = capture();
+    let ctx = Context::new();
+    // Connection refused after 50 ms: no item ever came.
+    let refused = delayed(vec![(
+        50,
+        Err(Error::new(ErrorCode::ProviderUnavailable, "refused")),
+    )]);
+    // A reported error first, then the first data.
+    let reported = delayed(vec![
+        (5, Ok(Event::error(Error::new(ErrorCode::ToolFailed, "x")))),
+        (15, Ok(Event::data(1))),
+        (1, Ok(Event::done())),
+    ]);
+    // Nothing but done.
+    let empty = delayed(vec![(7, Ok(Event::done()))]);
+    // A tool call counts as content.
+    let tool = delayed(vec![(9, Ok(Event::tool_call(2))), (1, Ok(Event::done()))]);
+    for (name, stream) in [
+        ("refused", refused.boxed()),
+        ("reported", reported.boxed()),
+        ("empty", empty.boxed()),
+        ("tool", tool.boxed()),
+    ] {
+        stream.traced(name, &ctx).collect_events().await;
+    }
+    let first_item = |name: &str| {
+        captured
+            .spans_named("stream")
+            .into_iter()
+            .find(|s| s.fields["otel.name"] == value(name))
+            .unwrap()
+            .fields
+            .get("beluga.time_to_first_item_ms")
+            .cloned()
+    };
+    assert_eq!(first_item("refused"), None);
+    assert_eq!(first_item("reported"), Some(value(20.0)));
+    assert_eq!(first_item("empty"), None);
+    assert_eq!(first_item("tool"), Some(value(9.0)));
 }

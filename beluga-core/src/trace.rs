@@ -18,18 +18,18 @@
 //! |---|---|---|
 //! | `beluga.request_id` | the context's [request id](crate::Context::request_id) | at the start, when there is one |
 //! | `beluga.session_id` | the context's [session id](crate::Context::session_id) | at the start, when there is one |
-//! | `beluga.time_to_first_item_ms` | milliseconds from the first poll to the first item, on Tokio's clock | at the first item |
+//! | `beluga.time_to_first_item_ms` | milliseconds (a float) from the first poll to the first content item, a `data` or `tool_call` event, on Tokio's clock; not recorded when none came (a stream that fails at once, or holds only `error` events and `done`) | at that item |
 //! | `beluga.items` | the items the stream yielded, its terminal one included (an integer, `i64`) | at the end |
 //! | `beluga.error_events` | the `error` events among them (reported errors; each is also logged, see below) | at the end |
-//! | `beluga.outcome` | how it ended: [`Outcome`] (`done`, `error`, `ended`, `dropped`) | at the end |
-//! | `error.type` | the failure's code (`rate_limit`, `cancelled`, ...): the terminal error's, or, for a stream that ends without a terminal item or is dropped after an `error` event, the last such event's | at the failure |
+//! | `beluga.outcome` | how it ended: [`Outcome`] (`done`, `error`, `cancelled`, `ended`, `dropped`) | at the end |
+//! | `error.type` | the failure's code (`rate_limit`, `deadline_exceeded`, ...): the terminal error's, or, for a stream that ends without a terminal item or is dropped after an `error` event, the last such event's | at the failure |
 //! | `otel.status_code`, `otel.status_description` | `error` and the same error's text | at the failure |
 //!
 //! Every field is recorded once (an OpenTelemetry exporter keeps each value a field is given,
 //! so a field recorded twice would be exported twice).
 //!
-//! Each `error` event is also logged inside the span, as a `WARN` event with its code in
-//! `error.type` and its text as the message.
+//! Each `error` event is also logged inside the span, as a `WARN` event with the target
+//! `beluga_core::trace` (to filter on), its code in `error.type` and its text as the message.
 //!
 //! The names follow OpenTelemetry's conventions: with `tracing-opentelemetry` installed, the
 //! `otel.*` fields set the exported span's name, kind and status, `error.type` is the standard
@@ -274,8 +274,13 @@ impl<T> StreamSpan<T> for NamedSpan {
 pub enum Outcome {
     /// `done`: it ended with a `done` event.
     Done,
-    /// `error`: it ended with an `Err` item.
+    /// `error`: it ended with an `Err` item (other than a cancellation).
     Error,
+    /// `cancelled`: it ended with a [cancelled](crate::ErrorCode::Cancelled) `Err` item: the
+    /// context was cancelled on purpose (a user's Stop), which is no failure, so the span
+    /// records no `error.type` and no error status. A
+    /// [deadline](crate::ErrorCode::DeadlineExceeded) is an [`Error`](Outcome::Error).
+    Cancelled,
     /// `ended`: it ended without a terminal item (it was cut short).
     Ended,
     /// `dropped`: the consumer dropped it before its end.
@@ -283,7 +288,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `done`, `error`, `ended` or `dropped`.
+    /// `done`, `error`, `cancelled`, `ended` or `dropped`.
     ///
     /// ```
     /// assert_eq!(beluga_core::trace::Outcome::Ended.as_str(), "ended");
@@ -292,6 +297,7 @@ impl Outcome {
         match self {
             Outcome::Done => "done",
             Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
             Outcome::Ended => "ended",
             Outcome::Dropped => "dropped",
         }

@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `otel.name` | `chat {model}`, or `chat` when the request names no model | at the start |
 //! | `otel.kind` | `client` | at the start |
+//! | `beluga.time_to_first_token_ms` | milliseconds (a float) from the first poll to the first chunk with text or a piece of a tool call, on Tokio's clock: the time to the first token. `beluga.time_to_first_item_ms` is the time to the first `data` chunk of any kind, which may hold only usage (Anthropic's first) | at that chunk |
 //! | `gen_ai.operation.name` | `chat` | at the start |
 //! | `gen_ai.provider.name` | the provider, when one is given ([`ChatSpan::with_provider`]) | at the start |
 //! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), when not empty | at the start |
@@ -48,6 +49,7 @@ use std::fmt;
 use beluga_core::trace::{Outcome, StreamSpan};
 use beluga_core::{Context, Event, EventKind, EventResult, EventStreamExt, Runnable, stream_span};
 use futures_core::Stream;
+use tokio::time::Instant;
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -82,6 +84,8 @@ pub struct ChatSpan {
     finish_reason: Option<FinishReason>,
     /// Whether an `error` event came (the core records it as the failure).
     error_event: bool,
+    /// When the span opened (the first poll), until the first token came.
+    waiting_since: Option<Instant>,
 }
 
 impl ChatSpan {
@@ -101,6 +105,7 @@ impl ChatSpan {
             usage: None,
             finish_reason: None,
             error_event: false,
+            waiting_since: None,
         }
     }
 
@@ -134,12 +139,14 @@ impl fmt::Display for SpanName<'_> {
 
 impl StreamSpan<ChatChunk> for ChatSpan {
     fn open(&mut self, ctx: &Context) -> Span {
+        self.waiting_since = Some(Instant::now());
         let model = (!self.model.is_empty()).then_some(self.model.as_str());
         stream_span!(
             "chat",
             ctx,
             otel.name = %SpanName(model),
             otel.kind = "client",
+            beluga.time_to_first_token_ms = Empty,
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = self.provider.as_deref(),
             gen_ai.request.model = model,
@@ -150,13 +157,19 @@ impl StreamSpan<ChatChunk> for ChatSpan {
         )
     }
 
-    fn on_event(&mut self, _span: &Span, event: &Event<ChatChunk>) {
+    fn on_event(&mut self, span: &Span, event: &Event<ChatChunk>) {
         let (EventKind::Data(chunk) | EventKind::ToolCall(chunk) | EventKind::Done(Some(chunk))) =
             event.kind()
         else {
             self.error_event |= matches!(event.kind(), EventKind::Error(_));
             return;
         };
+        if self.waiting_since.is_some() && is_token(chunk) {
+            if let Some(since) = self.waiting_since.take() {
+                let elapsed = since.elapsed().as_secs_f64() * 1_000.0;
+                span.record("beluga.time_to_first_token_ms", elapsed);
+            }
+        }
         if let Some(reported) = &chunk.usage {
             self.usage.get_or_insert_default().merge(reported);
         }
@@ -186,6 +199,12 @@ impl StreamSpan<ChatChunk> for ChatSpan {
             span.record("otel.status_description", tracing::field::display(&err));
         }
     }
+}
+
+/// Whether `chunk` carries a piece of the answer: text, or a piece of a tool call (not only
+/// usage or a finish reason, as Anthropic's first chunk).
+fn is_token(chunk: &ChatChunk) -> bool {
+    !chunk.delta.is_empty() || !chunk.tool_call_deltas.is_empty() || chunk.tool_call.is_some()
 }
 
 /// A token count as a field value: signed, as OpenTelemetry's integer attributes are.

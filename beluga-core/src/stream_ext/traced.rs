@@ -9,7 +9,7 @@ use tracing::Span;
 use tracing::subscriber::NoSubscriber;
 
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::event::{Event, EventKind};
 use crate::trace::{Outcome, StreamSpan};
 
@@ -47,6 +47,8 @@ struct Open<R> {
     first_poll: Instant,
     items: u64,
     error_events: u64,
+    /// Whether the first content item (`data` or `tool_call`) has come.
+    content_seen: bool,
     /// The last `error` event's error: the failure of a stream that ends or is dropped after it.
     last_error: Option<Error>,
     /// The recorder's [`StreamSpan::on_end`], taken where the item type is known (a drop is
@@ -79,28 +81,38 @@ impl<R> Open<R> {
         let Some(item) = item else {
             return Some(Outcome::Ended);
         };
-        if self.items == 0 {
-            let elapsed = self.first_poll.elapsed();
-            self.span.record(
-                "beluga.time_to_first_item_ms",
-                elapsed.as_secs_f64() * 1_000.0,
-            );
-        }
         self.items = self.items.saturating_add(1);
         match item {
             Ok(event) => {
+                if !self.content_seen
+                    && matches!(event.kind(), EventKind::Data(_) | EventKind::ToolCall(_))
+                {
+                    self.content_seen = true;
+                    let elapsed = self.first_poll.elapsed();
+                    self.span.record(
+                        "beluga.time_to_first_item_ms",
+                        elapsed.as_secs_f64() * 1_000.0,
+                    );
+                }
                 recorder.on_event(&self.span, event);
                 match event.kind() {
                     EventKind::Done(_) => Some(Outcome::Done),
                     EventKind::Error(err) => {
                         self.error_events = self.error_events.saturating_add(1);
-                        tracing::warn!(parent: &self.span, error.type = err.code().as_str(), "{err}");
+                        tracing::warn!(
+                            target: "beluga_core::trace",
+                            parent: &self.span,
+                            error.type = err.code().as_str(),
+                            "{err}"
+                        );
                         self.last_error = Some(err.clone());
                         None
                     }
                     _ => None,
                 }
             }
+            // Cancelled on purpose (a user's Stop): not a failure. A deadline is one.
+            Err(err) if err.code() == ErrorCode::Cancelled => Some(Outcome::Cancelled),
             Err(err) => {
                 record_failure(&self.span, err);
                 Some(Outcome::Error)
@@ -274,6 +286,7 @@ where
                 first_poll: Instant::now(),
                 items: 0,
                 error_events: 0,
+                content_seen: false,
                 last_error: None,
                 on_end: <R as StreamSpan<T>>::on_end,
             })
