@@ -99,9 +99,10 @@ impl<R> Open<R> {
                     EventKind::Done(_) => Some(Outcome::Done),
                     EventKind::Error(err) => {
                         self.error_events = self.error_events.saturating_add(1);
-                        tracing::warn!(
+                        tracing::event!(
                             target: "beluga_core::trace",
                             parent: &self.span,
+                            tracing::Level::WARN,
                             error.type = err.code().as_str(),
                             "{err}"
                         );
