@@ -41,7 +41,9 @@ async fn a_chat_call_has_one_span_with_the_gen_ai_names_and_values() {
     .traced()
     .with_provider("scripted");
     let ctx = Context::new().with_request_id("req-42");
-    let request = ask("small-model").with_max_tokens(256);
+    let request = ask("small-model")
+        .with_max_tokens(256)
+        .with_temperature(0.2);
 
     let collected = model.stream(ctx, request).collect_events().await;
     assert!(collected.error.is_none());
@@ -70,6 +72,9 @@ async fn a_chat_call_has_one_span_with_the_gen_ai_names_and_values() {
             "gen_ai.provider.name",
             "gen_ai.request.model",
             "gen_ai.request.max_tokens",
+            "gen_ai.request.temperature",
+            "server.address",
+            "server.port",
             "gen_ai.usage.input_tokens",
             "gen_ai.usage.output_tokens",
             "gen_ai.response.finish_reasons",
@@ -84,6 +89,7 @@ async fn a_chat_call_has_one_span_with_the_gen_ai_names_and_values() {
             ("gen_ai.provider.name", value("scripted")),
             ("gen_ai.request.model", value("small-model")),
             ("gen_ai.request.max_tokens", value(256_i64)),
+            ("gen_ai.request.temperature", value(0.2)),
             ("gen_ai.usage.input_tokens", value(31_i64)),
             ("gen_ai.usage.output_tokens", value(4_i64)),
             ("gen_ai.response.finish_reasons", value(r#"["stop"]"#)),

@@ -15,10 +15,12 @@
 //! | `otel.kind` | `client` | at the start |
 //! | `beluga.time_to_first_token_ms` | milliseconds (a float) from the first poll to the first chunk with text or a piece of a tool call, on Tokio's clock: the time to the first token. `beluga.time_to_first_item_ms` is the time to the first `data` chunk of any kind, which may hold only usage (Anthropic's first) | at that chunk |
 //! | `gen_ai.operation.name` | `chat` | at the start |
-//! | `gen_ai.provider.name` | the provider, when one is given ([`ChatSpan::with_provider`]) | at the start |
-//! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), when not empty | at the start |
-//! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set | at the start |
-//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged | at the end |
+//! | `gen_ai.provider.name` | the provider, when known ([`ChatSpan::with_provider`]; the providers' own `traced` set it) | at the start |
+//! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), or the provider's when the request names none ([`ChatSpan::with_default_model`]) | at the start |
+//! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set (an integer) | at the start |
+//! | `gen_ai.request.temperature` | the request's [`temperature`](crate::ChatRequest::temperature), when set | at the start |
+//! | `server.address`, `server.port` | the host and port the request goes to, when given ([`ChatSpan::with_server`]) | at the start |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged (integers) | at the end, once |
 //! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | at the end |
 //!
 //! The span is named `chat` for `tracing` subscribers; `otel.name` is the name OpenTelemetry
@@ -79,7 +81,9 @@ use crate::schema::{ChatChunk, ChatRequest, FinishReason, Usage};
 pub struct ChatSpan {
     model: String,
     max_tokens: Option<u32>,
+    temperature: Option<f32>,
     provider: Option<Cow<'static, str>>,
+    server: Option<(String, u16)>,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
     /// Whether an `error` event came (the core records it as the failure).
@@ -101,7 +105,9 @@ impl ChatSpan {
         ChatSpan {
             model: request.model.clone(),
             max_tokens: request.max_tokens,
+            temperature: request.temperature,
             provider: None,
+            server: None,
             usage: None,
             finish_reason: None,
             error_event: false,
@@ -121,6 +127,38 @@ impl ChatSpan {
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
         self.provider = Some(provider.into());
+        self
+    }
+
+    /// The same span with `server.address` and `server.port`: the host and port the request
+    /// goes to.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::default()).with_server("api.openai.com", 443);
+    /// # drop(span);
+    /// ```
+    #[must_use]
+    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
+        self.server = Some((address.into(), port));
+        self
+    }
+
+    /// The same span with `model` in `gen_ai.request.model` (and the span's name) when the
+    /// request names none: the model a provider falls back to.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::default()).with_default_model("gpt-4o-mini");
+    /// # drop(span);
+    /// ```
+    #[must_use]
+    pub fn with_default_model(mut self, model: &str) -> Self {
+        if self.model.is_empty() {
+            model.clone_into(&mut self.model);
+        }
         self
     }
 }
@@ -151,6 +189,10 @@ impl StreamSpan<ChatChunk> for ChatSpan {
             gen_ai.provider.name = self.provider.as_deref(),
             gen_ai.request.model = model,
             gen_ai.request.max_tokens = self.max_tokens.map(i64::from),
+            // Through its shortest text: 0.7 as `f32` is 0.699999988... as `f64`.
+            gen_ai.request.temperature = self.temperature.map(|t| t.to_string().parse().unwrap_or(f64::from(t))),
+            server.address = self.server.as_ref().map(|(address, _)| address.as_str()),
+            server.port = self.server.as_ref().map(|&(_, port)| i64::from(port)),
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
             gen_ai.response.finish_reasons = Empty,
@@ -236,6 +278,8 @@ fn count(n: u64) -> i64 {
 pub struct TracedModel<M> {
     model: M,
     provider: Option<Cow<'static, str>>,
+    server: Option<(String, u16)>,
+    default_model: Option<String>,
 }
 
 impl<M> TracedModel<M> {
@@ -251,6 +295,8 @@ impl<M> TracedModel<M> {
         TracedModel {
             model,
             provider: None,
+            server: None,
+            default_model: None,
         }
     }
 
@@ -266,6 +312,36 @@ impl<M> TracedModel<M> {
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
         self.provider = Some(provider.into());
+        self
+    }
+
+    /// The same model with `server.address` and `server.port` on its spans (see
+    /// [`ChatSpan::with_server`]).
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().with_server("127.0.0.1", 8080);
+    /// # drop(model);
+    /// ```
+    #[must_use]
+    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
+        self.server = Some((address.into(), port));
+        self
+    }
+
+    /// The same model with `model` as the span's model when a request names none (see
+    /// [`ChatSpan::with_default_model`]).
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().with_default_model("small-model");
+    /// # drop(model);
+    /// ```
+    #[must_use]
+    pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = Some(model.into());
         self
     }
 
@@ -308,6 +384,10 @@ where
     ) -> impl Stream<Item = EventResult<ChatChunk>> + Send + '_ {
         let mut span = ChatSpan::new(&request);
         span.provider.clone_from(&self.provider);
+        span.server.clone_from(&self.server);
+        if let Some(model) = &self.default_model {
+            span = span.with_default_model(model);
+        }
         self.model
             .stream(ctx.clone(), request)
             .traced_with(span, &ctx)

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use beluga_core::{Context, Error, ErrorCode, EventStreamExt, stream};
 use beluga_llm::ChatModelExt;
 use beluga_llm::anthropic::Anthropic;
+use beluga_llm::openai::OpenAiCompatible;
 use beluga_llm::schema::{ChatRequest, Message, Usage};
 use beluga_llm::scripted::{ScriptedModel, Turn};
 use opentelemetry::Value;
@@ -20,7 +21,10 @@ use tracing_subscriber::layer::SubscriberExt;
 #[path = "llm_http/mod.rs"]
 mod llm_http;
 
-use llm_http::{Reply, Server, anthropic_end, anthropic_start, anthropic_text_block};
+use llm_http::{
+    Reply, Server, anthropic_end, anthropic_start, anthropic_text_block, done, openai_finish,
+    openai_text,
+};
 
 /// Spans go through `tracing-opentelemetry` to an in-memory exporter, on this thread (a
 /// `current_thread` runtime's tasks run on it) until the guard is dropped.
@@ -201,8 +205,49 @@ async fn anthropic_usage_in_two_reports_is_exported_once() {
 
     let span = otel.span();
     assert_eq!(span.status, Status::Unset);
+    assert_eq!(
+        span.name, "chat claude-test",
+        "the provider's model: the request names none"
+    );
     let attrs = attributes(&span);
+    // `http://127.0.0.1:PORT/v1`
+    let port: i64 = server.url()["http://127.0.0.1:".len()..]
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    assert_eq!(attrs["gen_ai.provider.name"], text("anthropic"));
+    assert_eq!(attrs["gen_ai.request.model"], text("claude-test"));
+    assert_eq!(attrs["server.address"], text("127.0.0.1"));
+    assert_eq!(attrs["server.port"], Value::I64(port));
     assert_eq!(attrs["gen_ai.usage.input_tokens"], Value::I64(12));
     assert_eq!(attrs["gen_ai.usage.output_tokens"], Value::I64(9));
     assert_eq!(attrs["gen_ai.response.finish_reasons"], text(r#"["stop"]"#));
+}
+
+#[tokio::test]
+async fn an_openai_compatible_server_elsewhere_names_no_provider_but_its_server() {
+    let server = Server::start([Reply::sse([
+        openai_text("Hi"),
+        openai_finish("stop"),
+        done(),
+    ])])
+    .await;
+    let otel = Exporting::start();
+    let model = OpenAiCompatible::new(server.url(), "local-model").traced();
+    let request = ChatRequest::new("", vec![Message::user("Hi")]).with_temperature(0.7);
+    model.generate(Context::new(), request).await.unwrap();
+
+    let span = otel.span();
+    assert_eq!(span.name, "chat local-model");
+    let attrs = attributes(&span);
+    assert!(
+        !attrs.contains_key("gen_ai.provider.name"),
+        "a server that is not OpenAI's"
+    );
+    assert_eq!(attrs["server.address"], text("127.0.0.1"));
+    assert_eq!(attrs["gen_ai.request.temperature"], Value::F64(0.7));
+    assert_eq!(
+        OpenAiCompatible::openai("gpt-4o-mini").provider_name(),
+        Some("openai")
+    );
 }
