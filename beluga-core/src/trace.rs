@@ -9,6 +9,14 @@
 //!
 //! The span's parent is the span that was current where `traced` was called (as with
 //! `tracing`'s `Instrument`), or, when there was none, the one current at the first poll.
+//! That is where the stream was built, which may not be where it is consumed: build it inside
+//! the span it belongs to. The parent is entered for a moment at the first poll, to open the
+//! span inside it, which a subscriber that times spans (`tracing-opentelemetry`'s `busy_ns`)
+//! counts as one more entry of the parent.
+//!
+//! The span's level is `INFO`, always; filter on its target (`beluga_core::trace` for
+//! [`traced`](crate::EventStreamExt::traced), the opening module for a
+//! [`StreamSpan`] of your own). Durations are float milliseconds, not OpenTelemetry's seconds.
 //!
 //! # Fields
 //!
