@@ -11,7 +11,7 @@ use beluga_core::{Context, Error, ErrorCode, Event, EventResult, EventStreamExt,
 use beluga_llm::schema::{ChatChunk, ChatRequest, FinishReason, Message, Usage};
 use beluga_llm::scripted::{ScriptedModel, Turn};
 use beluga_llm::trace::ChatSpan;
-use beluga_llm::{ChatModelExt, Hooks};
+use beluga_llm::{ChatModelExt, ChatStreamExt, Hooks};
 use beluga_tests::capture::{Value, capture};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -380,4 +380,22 @@ async fn the_time_to_the_first_token_skips_a_usage_only_chunk() {
             .fields
             .contains_key("beluga.time_to_first_token_ms")
     );
+}
+
+#[tokio::test]
+async fn a_chat_stream_cut_before_its_finish_is_truncated() {
+    let (captured, _guard) = capture();
+    let request = ask("m");
+    let ctx = Context::new();
+    let cut = futures_util::stream::iter([Ok(Event::data(ChatChunk::text("It is")))]);
+    let err = cut
+        .traced_with(ChatSpan::new(&request), &ctx)
+        .collect_response()
+        .await
+        .unwrap_err();
+    assert!(beluga_llm::error::is_truncated(&err));
+    let span = captured.span("chat");
+    assert_eq!(span.fields["beluga.outcome"], value("ended"));
+    assert_eq!(span.fields["error.type"], value("provider_unavailable"));
+    assert_eq!(span.fields["otel.status_code"], value("error"));
 }

@@ -26,6 +26,16 @@
 //! The span is named `chat` for `tracing` subscribers; `otel.name` is the name OpenTelemetry
 //! shows, as the GenAI conventions spell it.
 //!
+//! An answer that ends without a finish reason (and without an `error` event, which is the
+//! failure then) is a failure: the span records the
+//! [truncated](crate::error::truncated) error's code in `error.type` and the error status,
+//! as [`generate`](crate::ChatModelExt::generate) fails with it. A call cancelled on purpose
+//! is `cancelled`, no failure (see [`Outcome`]).
+//!
+//! `gen_ai.response.finish_reasons` is a string holding a JSON array, not the array of
+//! strings the conventions call for: a `tracing` field cannot hold an array, so an exporter
+//! shows the text `["stop"]`.
+//!
 //! ```
 //! use beluga_core::{Context, Runnable};
 //! use beluga_llm::schema::{ChatRequest, Message, Usage};
@@ -221,8 +231,8 @@ impl StreamSpan<ChatChunk> for ChatSpan {
     }
 
     /// Records the usage and the finish reason, once each (an OpenTelemetry exporter keeps
-    /// every value a field is given); an answer that ends with `done` but without a finish
-    /// reason is a [truncated](crate::error::truncated) one, as
+    /// every value a field is given); an answer that ends (with `done` or without it) but
+    /// without a finish reason is a [truncated](crate::error::truncated) one, a failure, as
     /// [`generate`](crate::ChatModelExt::generate) says.
     fn on_end(&mut self, span: &Span, outcome: Outcome) {
         if let Some(usage) = &self.usage {
@@ -234,7 +244,7 @@ impl StreamSpan<ChatChunk> for ChatSpan {
             // string, so the array goes in as its JSON text.
             let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
             span.record("gen_ai.response.finish_reasons", names.as_str());
-        } else if outcome == Outcome::Done && !self.error_event {
+        } else if matches!(outcome, Outcome::Done | Outcome::Ended) && !self.error_event {
             let err = crate::error::truncated("llm.generate");
             span.record("error.type", err.code().as_str());
             span.record("otel.status_code", "error");
