@@ -105,6 +105,12 @@ pub mod capture {
         }
     }
 
+    impl From<i64> for Value {
+        fn from(n: i64) -> Self {
+            Value::I64(n)
+        }
+    }
+
     impl From<f64> for Value {
         fn from(x: f64) -> Self {
             Value::F64(x)
@@ -126,12 +132,35 @@ pub mod capture {
         pub parent: Option<u64>,
         /// Every field the span declares, in order.
         pub declared: Vec<&'static str>,
-        /// The fields with a value, at creation or recorded since.
+        /// The fields with a value, at creation or recorded since (the last value of each).
         pub fields: BTreeMap<String, Value>,
+        /// Every value given, at creation and by each `record`, in order: a field recorded
+        /// twice is here twice (an OpenTelemetry exporter keeps both).
+        pub history: Vec<(String, Value)>,
         /// How many times it was entered.
         pub enters: usize,
         /// Whether it is closed.
         pub closed: bool,
+    }
+
+    impl SpanRecord {
+        /// Every value `field` was given, in order.
+        pub fn recorded(&self, field: &str) -> Vec<Value> {
+            self.history
+                .iter()
+                .filter(|(name, _)| name == field)
+                .map(|(_, value)| value.clone())
+                .collect()
+        }
+
+        /// The fields given a value more than once.
+        pub fn recorded_twice(&self) -> Vec<String> {
+            self.fields
+                .keys()
+                .filter(|name| self.recorded(name).len() > 1)
+                .cloned()
+                .collect()
+        }
     }
 
     /// One event as the subscriber saw it.
@@ -139,6 +168,8 @@ pub mod capture {
     pub struct EventRecord {
         /// The id of the span it happened in, if any.
         pub span: Option<u64>,
+        /// Its target.
+        pub target: String,
         /// Its level.
         pub level: Level,
         /// Its fields, `message` included.
@@ -207,28 +238,39 @@ pub mod capture {
         }
     }
 
-    struct Fields<'a>(&'a mut BTreeMap<String, Value>);
+    /// Collects a span's or an event's values: the last of each field, and every one in order.
+    struct Fields<'a> {
+        last: &'a mut BTreeMap<String, Value>,
+        history: Option<&'a mut Vec<(String, Value)>>,
+    }
+
+    impl Fields<'_> {
+        fn put(&mut self, field: &Field, value: Value) {
+            if let Some(history) = &mut self.history {
+                history.push((field.name().to_owned(), value.clone()));
+            }
+            self.last.insert(field.name().to_owned(), value);
+        }
+    }
 
     impl Visit for Fields<'_> {
         fn record_str(&mut self, field: &Field, value: &str) {
-            self.0
-                .insert(field.name().to_owned(), Value::Str(value.to_owned()));
+            self.put(field, Value::Str(value.to_owned()));
         }
         fn record_u64(&mut self, field: &Field, value: u64) {
-            self.0.insert(field.name().to_owned(), Value::U64(value));
+            self.put(field, Value::U64(value));
         }
         fn record_i64(&mut self, field: &Field, value: i64) {
-            self.0.insert(field.name().to_owned(), Value::I64(value));
+            self.put(field, Value::I64(value));
         }
         fn record_f64(&mut self, field: &Field, value: f64) {
-            self.0.insert(field.name().to_owned(), Value::F64(value));
+            self.put(field, Value::F64(value));
         }
         fn record_bool(&mut self, field: &Field, value: bool) {
-            self.0.insert(field.name().to_owned(), Value::Bool(value));
+            self.put(field, Value::Bool(value));
         }
         fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            self.0
-                .insert(field.name().to_owned(), Value::Str(format!("{value:?}")));
+            self.put(field, Value::Str(format!("{value:?}")));
         }
     }
 
@@ -243,7 +285,11 @@ pub mod capture {
                 .and_then(|span| span.parent())
                 .map(|parent| parent.id().into_u64());
             let mut fields = BTreeMap::new();
-            attrs.record(&mut Fields(&mut fields));
+            let mut history = Vec::new();
+            attrs.record(&mut Fields {
+                last: &mut fields,
+                history: Some(&mut history),
+            });
             self.seen().spans.push(SpanRecord {
                 id: id.into_u64(),
                 name: meta.name(),
@@ -252,13 +298,19 @@ pub mod capture {
                 parent,
                 declared: meta.fields().iter().map(|f| f.name()).collect(),
                 fields,
+                history,
                 enters: 0,
                 closed: false,
             });
         }
 
         fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-            self.with_span(id, |span| values.record(&mut Fields(&mut span.fields)));
+            self.with_span(id, |span| {
+                values.record(&mut Fields {
+                    last: &mut span.fields,
+                    history: Some(&mut span.history),
+                });
+            });
         }
 
         fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
@@ -271,10 +323,14 @@ pub mod capture {
 
         fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
             let mut fields = BTreeMap::new();
-            event.record(&mut Fields(&mut fields));
+            event.record(&mut Fields {
+                last: &mut fields,
+                history: None,
+            });
             let span = ctx.event_span(event).map(|span| span.id().into_u64());
             self.seen().events.push(EventRecord {
                 span,
+                target: event.metadata().target().to_owned(),
                 level: *event.metadata().level(),
                 fields,
             });

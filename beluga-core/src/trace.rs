@@ -9,6 +9,14 @@
 //!
 //! The span's parent is the span that was current where `traced` was called (as with
 //! `tracing`'s `Instrument`), or, when there was none, the one current at the first poll.
+//! That is where the stream was built, which may not be where it is consumed: build it inside
+//! the span it belongs to. The parent is entered for a moment at the first poll, to open the
+//! span inside it, which a subscriber that times spans (`tracing-opentelemetry`'s `busy_ns`)
+//! counts as one more entry of the parent.
+//!
+//! The span's level is `INFO`, always; filter on its target (`beluga_core::trace` for
+//! [`traced`](crate::EventStreamExt::traced), the opening module for a
+//! [`StreamSpan`] of your own). Durations are float milliseconds, not OpenTelemetry's seconds.
 //!
 //! # Fields
 //!
@@ -18,15 +26,18 @@
 //! |---|---|---|
 //! | `beluga.request_id` | the context's [request id](crate::Context::request_id) | at the start, when there is one |
 //! | `beluga.session_id` | the context's [session id](crate::Context::session_id) | at the start, when there is one |
-//! | `beluga.time_to_first_item_ms` | milliseconds from the first poll to the first item, on Tokio's clock | at the first item |
-//! | `beluga.items` | the items the stream yielded, its terminal one included | at the end |
+//! | `beluga.time_to_first_item_ms` | milliseconds (a float) from the first poll to the first content item, a `data` or `tool_call` event, on Tokio's clock; not recorded when none came (a stream that fails at once, or holds only `error` events and `done`) | at that item |
+//! | `beluga.items` | the items the stream yielded, its terminal one included (an integer, `i64`) | at the end |
 //! | `beluga.error_events` | the `error` events among them (reported errors; each is also logged, see below) | at the end |
-//! | `beluga.outcome` | how it ended: [`Outcome`] (`done`, `error`, `ended`, `dropped`) | at the end |
-//! | `error.type` | the terminal error's code (`rate_limit`, `cancelled`, ...) | at an `Err` |
-//! | `otel.status_code`, `otel.status_message` | `error` and the terminal error's text | at an `Err` |
+//! | `beluga.outcome` | how it ended: [`Outcome`] (`done`, `error`, `cancelled`, `ended`, `dropped`) | at the end |
+//! | `error.type` | the failure's code (`rate_limit`, `deadline_exceeded`, ...): the terminal error's, or, for a stream that ends without a terminal item or is dropped after an `error` event, the last such event's | at the failure |
+//! | `otel.status_code`, `otel.status_description` | `error` and the same error's text | at the failure |
 //!
-//! Each `error` event is also logged inside the span, as a `WARN` event with its code in
-//! `error.type` and its text as the message.
+//! Every field is recorded once (an OpenTelemetry exporter keeps each value a field is given,
+//! so a field recorded twice would be exported twice).
+//!
+//! Each `error` event is also logged inside the span, as a `WARN` event with the target
+//! `beluga_core::trace` (to filter on), its code in `error.type` and its text as the message.
 //!
 //! The names follow OpenTelemetry's conventions: with `tracing-opentelemetry` installed, the
 //! `otel.*` fields set the exported span's name, kind and status, `error.type` is the standard
@@ -82,7 +93,7 @@ macro_rules! stream_span {
             beluga.outcome = $crate::__private::tracing::field::Empty,
             error.type = $crate::__private::tracing::field::Empty,
             otel.status_code = $crate::__private::tracing::field::Empty,
-            otel.status_message = $crate::__private::tracing::field::Empty
+            otel.status_description = $crate::__private::tracing::field::Empty
             $(, $($fields)*)?
         )
     }};
@@ -93,14 +104,14 @@ macro_rules! stream_span {
 /// [`traced_with`](crate::EventStreamExt::traced_with).
 ///
 /// ```
-/// use beluga_core::trace::StreamSpan;
+/// use beluga_core::trace::{Outcome, StreamSpan};
 /// use beluga_core::{Context, Event, EventStreamExt, stream, stream_span};
 /// use tracing::Span;
 ///
 /// /// Traces a search: the query, and how many hits came back.
 /// struct SearchSpan {
 ///     query: String,
-///     hits: u64,
+///     hits: i64,
 /// }
 ///
 /// impl StreamSpan<String> for SearchSpan {
@@ -108,11 +119,17 @@ macro_rules! stream_span {
 ///         stream_span!("search", ctx, search.query = %self.query, search.hits = tracing::field::Empty)
 ///     }
 ///
-///     fn on_event(&mut self, span: &Span, event: &Event<String>) {
+///     // Count as the events go by...
+///     fn on_event(&mut self, _span: &Span, event: &Event<String>) {
 ///         if event.is_data() {
 ///             self.hits += 1;
-///             span.record("search.hits", self.hits);
 ///         }
+///     }
+///
+///     // ...and record once, at the end: an OpenTelemetry exporter keeps every value a field
+///     // is given, so a field recorded per event would be exported once per event.
+///     fn on_end(&mut self, span: &Span, _outcome: Outcome) {
+///         span.record("search.hits", self.hits);
 ///     }
 /// }
 ///
@@ -170,6 +187,39 @@ pub trait StreamSpan<T> {
     /// ```
     fn on_event(&mut self, span: &Span, event: &Event<T>) {
         let _ = (span, event);
+    }
+
+    /// Sees the end of the stream, once, before the span closes: at its terminal item, at its
+    /// end without one, or when it is dropped before its end (`outcome` says which). The place
+    /// to record what [`on_event`](StreamSpan::on_event) kept: each `record` of a field is a
+    /// value of its own to an OpenTelemetry exporter, so a field recorded per event would be
+    /// exported as many times. Not called when no subscriber wants the span.
+    ///
+    /// ```
+    /// use beluga_core::trace::{Outcome, StreamSpan};
+    /// use beluga_core::{Context, Event, stream_span};
+    /// use tracing::Span;
+    ///
+    /// #[derive(Default)]
+    /// struct Tokens(i64);
+    /// impl StreamSpan<String> for Tokens {
+    ///     fn open(&mut self, ctx: &Context) -> Span {
+    ///         stream_span!("tokens", ctx, tokens = tracing::field::Empty)
+    ///     }
+    ///     fn on_event(&mut self, _span: &Span, event: &Event<String>) {
+    ///         self.0 += i64::from(event.is_data());
+    ///     }
+    ///     fn on_end(&mut self, span: &Span, _outcome: Outcome) {
+    ///         span.record("tokens", self.0);
+    ///     }
+    /// }
+    /// let mut tokens = Tokens::default();
+    /// tokens.on_event(&Span::none(), &Event::data("hi".to_owned()));
+    /// tokens.on_end(&Span::none(), Outcome::Done);
+    /// assert_eq!(tokens.0, 1);
+    /// ```
+    fn on_end(&mut self, span: &Span, outcome: Outcome) {
+        let _ = (span, outcome);
     }
 }
 
@@ -232,8 +282,13 @@ impl<T> StreamSpan<T> for NamedSpan {
 pub enum Outcome {
     /// `done`: it ended with a `done` event.
     Done,
-    /// `error`: it ended with an `Err` item.
+    /// `error`: it ended with an `Err` item (other than a cancellation).
     Error,
+    /// `cancelled`: it ended with a [cancelled](crate::ErrorCode::Cancelled) `Err` item: the
+    /// context was cancelled on purpose (a user's Stop), which is no failure, so the span
+    /// records no `error.type` and no error status. A
+    /// [deadline](crate::ErrorCode::DeadlineExceeded) is an [`Error`](Outcome::Error).
+    Cancelled,
     /// `ended`: it ended without a terminal item (it was cut short).
     Ended,
     /// `dropped`: the consumer dropped it before its end.
@@ -241,7 +296,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `done`, `error`, `ended` or `dropped`.
+    /// `done`, `error`, `cancelled`, `ended` or `dropped`.
     ///
     /// ```
     /// assert_eq!(beluga_core::trace::Outcome::Ended.as_str(), "ended");
@@ -250,6 +305,7 @@ impl Outcome {
         match self {
             Outcome::Done => "done",
             Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
             Outcome::Ended => "ended",
             Outcome::Dropped => "dropped",
         }

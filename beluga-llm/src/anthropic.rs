@@ -111,6 +111,26 @@ impl Anthropic {
         }
     }
 
+    /// The model traced (feature `tracing`), as
+    /// [`ChatModelExt::traced`](crate::ChatModelExt::traced) does, with what the provider
+    /// knows on every span: `anthropic` in `gen_ai.provider.name`, the base URL's host and
+    /// port in `server.address` and `server.port`, and its model in `gen_ai.request.model`
+    /// when a request names none. This method, not the trait's, is the one `model.traced()`
+    /// calls on an `Anthropic`; a model wrapped first (with hooks) gets the trait's, which
+    /// knows none of this (add it with the [`TracedModel`](crate::trace::TracedModel)
+    /// methods).
+    ///
+    /// ```
+    /// use beluga_llm::anthropic::Anthropic;
+    /// let model = Anthropic::new("claude-sonnet-4-5").traced();
+    /// assert_eq!(model.model().model(), "claude-sonnet-4-5");
+    /// ```
+    #[cfg(feature = "tracing")]
+    pub fn traced(self) -> crate::trace::TracedModel<Self> {
+        let traced = self.endpoint.traced(Some("anthropic"));
+        traced(self)
+    }
+
     /// Sends requests to `base_url` (a proxy or gateway that speaks the Messages API) instead;
     /// `/messages` is appended to it.
     ///

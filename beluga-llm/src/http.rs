@@ -266,6 +266,34 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// The host and port of the base URL, for a span's `server.address` and `server.port`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn server(&self) -> Option<(String, u16)> {
+        let url = reqwest::Url::parse(&self.base_url).ok()?;
+        Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
+    }
+
+    /// `model` (a provider behind this endpoint) traced, with the provider's name, the
+    /// endpoint's server and its model on the spans.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn traced<M>(
+        &self,
+        provider: Option<&'static str>,
+    ) -> impl FnOnce(M) -> crate::trace::TracedModel<M> + use<M> {
+        let (server, default_model) = (self.server(), self.model.clone());
+        move |model| {
+            let mut traced =
+                crate::trace::TracedModel::new(model).with_default_model(default_model);
+            if let Some(provider) = provider {
+                traced = traced.with_provider(provider);
+            }
+            if let Some((address, port)) = server {
+                traced = traced.with_server(address, port);
+            }
+            traced
+        }
+    }
+
     pub(crate) fn new(base_url: &str) -> Self {
         Endpoint {
             base_url: base_url.trim_end_matches('/').to_owned(),

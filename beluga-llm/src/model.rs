@@ -155,6 +155,11 @@ pub trait ChatModelExt: ChatModel {
     /// OpenTelemetry's GenAI attributes: see [`TracedModel`] and the
     /// [`trace`](crate::trace) module for the fields. The result is a `ChatModel` too.
     ///
+    /// This method knows nothing of the model but its requests: name the provider and its
+    /// server with [`TracedModel::with_provider`] and [`TracedModel::with_server`]. The
+    /// providers' own `traced` (`OpenAiCompatible::traced`, `Anthropic::traced`, which
+    /// `model.traced()` calls on them) fill those in.
+    ///
     /// ```
     /// use beluga_core::Context;
     /// use beluga_llm::schema::{ChatRequest, Message};

@@ -111,6 +111,40 @@ impl OpenAiCompatible {
         OpenAiCompatible::new(OPENAI_BASE_URL, model)
     }
 
+    /// The provider's name as OpenTelemetry's GenAI conventions spell it, for a span's
+    /// `gen_ai.provider.name`: `openai` for OpenAI's own API ([`OPENAI_BASE_URL`]), `None`
+    /// for another server (a gateway, a local server: name it with
+    /// [`TracedModel::with_provider`](crate::trace::TracedModel::with_provider)).
+    ///
+    /// ```
+    /// use beluga_llm::openai::OpenAiCompatible;
+    /// assert_eq!(OpenAiCompatible::openai("gpt-4o-mini").provider_name(), Some("openai"));
+    /// assert_eq!(OpenAiCompatible::new("http://localhost:11434/v1", "llama3").provider_name(), None);
+    /// ```
+    pub fn provider_name(&self) -> Option<&'static str> {
+        (self.endpoint.base_url == OPENAI_BASE_URL).then_some("openai")
+    }
+
+    /// The model traced (feature `tracing`), as
+    /// [`ChatModelExt::traced`](crate::ChatModelExt::traced) does, with what the provider
+    /// knows on every span: its [name](Self::provider_name) in `gen_ai.provider.name`, the
+    /// base URL's host and port in `server.address` and `server.port`, and its model in
+    /// `gen_ai.request.model` when a request names none. This method, not the trait's, is the
+    /// one `model.traced()` calls on an `OpenAiCompatible`; a model wrapped first (with hooks)
+    /// gets the trait's, which knows none of this (add it with the
+    /// [`TracedModel`](crate::trace::TracedModel) methods).
+    ///
+    /// ```
+    /// use beluga_llm::openai::OpenAiCompatible;
+    /// let model = OpenAiCompatible::openai("gpt-4o-mini").traced();
+    /// assert_eq!(model.model().model(), "gpt-4o-mini");
+    /// ```
+    #[cfg(feature = "tracing")]
+    pub fn traced(self) -> crate::trace::TracedModel<Self> {
+        let traced = self.endpoint.traced(self.provider_name());
+        traced(self)
+    }
+
     /// Sends `key` as `Authorization: Bearer <key>` (an empty key sends nothing).
     ///
     /// ```

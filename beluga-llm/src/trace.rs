@@ -13,15 +13,28 @@
 //! |---|---|---|
 //! | `otel.name` | `chat {model}`, or `chat` when the request names no model | at the start |
 //! | `otel.kind` | `client` | at the start |
+//! | `beluga.time_to_first_token_ms` | milliseconds (a float) from the first poll to the first chunk with text or a piece of a tool call, on Tokio's clock: the time to the first token. `beluga.time_to_first_item_ms` is the time to the first `data` chunk of any kind, which may hold only usage (Anthropic's first) | at that chunk |
 //! | `gen_ai.operation.name` | `chat` | at the start |
-//! | `gen_ai.provider.name` | the provider, when one is given ([`ChatSpan::with_provider`]) | at the start |
-//! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), when not empty | at the start |
-//! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set | at the start |
-//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged | as reports come |
-//! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | when it comes |
+//! | `gen_ai.provider.name` | the provider, when known ([`ChatSpan::with_provider`]; the providers' own `traced` set it) | at the start |
+//! | `gen_ai.request.model` | the request's [`model`](crate::ChatRequest::model), or the provider's when the request names none ([`ChatSpan::with_default_model`]) | at the start |
+//! | `gen_ai.request.max_tokens` | the request's [`max_tokens`](crate::ChatRequest::max_tokens), when set (an integer) | at the start |
+//! | `gen_ai.request.temperature` | the request's [`temperature`](crate::ChatRequest::temperature), when set | at the start |
+//! | `server.address`, `server.port` | the host and port the request goes to, when given ([`ChatSpan::with_server`]) | at the start |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | the [`Usage`] the chunks report, merged (integers) | at the end, once |
+//! | `gen_ai.response.finish_reasons` | the [`FinishReason`] as a JSON array of one name, `["stop"]` (a `tracing` field holds no array) | at the end |
 //!
 //! The span is named `chat` for `tracing` subscribers; `otel.name` is the name OpenTelemetry
 //! shows, as the GenAI conventions spell it.
+//!
+//! An answer that ends without a finish reason (and without an `error` event, which is the
+//! failure then) is a failure: the span records the
+//! [truncated](crate::error::truncated) error's code in `error.type` and the error status,
+//! as [`generate`](crate::ChatModelExt::generate) fails with it. A call cancelled on purpose
+//! is `cancelled`, no failure (see [`Outcome`]).
+//!
+//! `gen_ai.response.finish_reasons` is a string holding a JSON array, not the array of
+//! strings the conventions call for: a `tracing` field cannot hold an array, so an exporter
+//! shows the text `["stop"]`.
 //!
 //! ```
 //! use beluga_core::{Context, Runnable};
@@ -45,9 +58,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use beluga_core::trace::StreamSpan;
+use beluga_core::trace::{Outcome, StreamSpan};
 use beluga_core::{Context, Event, EventKind, EventResult, EventStreamExt, Runnable, stream_span};
 use futures_core::Stream;
+use tokio::time::Instant;
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -77,9 +91,15 @@ use crate::schema::{ChatChunk, ChatRequest, FinishReason, Usage};
 pub struct ChatSpan {
     model: String,
     max_tokens: Option<u32>,
+    temperature: Option<f32>,
     provider: Option<Cow<'static, str>>,
+    server: Option<(String, u16)>,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
+    /// Whether an `error` event came (the core records it as the failure).
+    error_event: bool,
+    /// When the span opened (the first poll), until the first token came.
+    waiting_since: Option<Instant>,
 }
 
 impl ChatSpan {
@@ -95,9 +115,13 @@ impl ChatSpan {
         ChatSpan {
             model: request.model.clone(),
             max_tokens: request.max_tokens,
+            temperature: request.temperature,
             provider: None,
+            server: None,
             usage: None,
             finish_reason: None,
+            error_event: false,
+            waiting_since: None,
         }
     }
 
@@ -113,6 +137,38 @@ impl ChatSpan {
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
         self.provider = Some(provider.into());
+        self
+    }
+
+    /// The same span with `server.address` and `server.port`: the host and port the request
+    /// goes to.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::default()).with_server("api.openai.com", 443);
+    /// # drop(span);
+    /// ```
+    #[must_use]
+    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
+        self.server = Some((address.into(), port));
+        self
+    }
+
+    /// The same span with `model` in `gen_ai.request.model` (and the span's name) when the
+    /// request names none: the model a provider falls back to.
+    ///
+    /// ```
+    /// use beluga_llm::schema::ChatRequest;
+    /// use beluga_llm::trace::ChatSpan;
+    /// let span = ChatSpan::new(&ChatRequest::default()).with_default_model("gpt-4o-mini");
+    /// # drop(span);
+    /// ```
+    #[must_use]
+    pub fn with_default_model(mut self, model: &str) -> Self {
+        if self.model.is_empty() {
+            model.clone_into(&mut self.model);
+        }
         self
     }
 }
@@ -131,16 +187,22 @@ impl fmt::Display for SpanName<'_> {
 
 impl StreamSpan<ChatChunk> for ChatSpan {
     fn open(&mut self, ctx: &Context) -> Span {
+        self.waiting_since = Some(Instant::now());
         let model = (!self.model.is_empty()).then_some(self.model.as_str());
         stream_span!(
             "chat",
             ctx,
             otel.name = %SpanName(model),
             otel.kind = "client",
+            beluga.time_to_first_token_ms = Empty,
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = self.provider.as_deref(),
             gen_ai.request.model = model,
-            gen_ai.request.max_tokens = self.max_tokens,
+            gen_ai.request.max_tokens = self.max_tokens.map(i64::from),
+            // Through its shortest text: 0.7 as `f32` is 0.699999988... as `f64`.
+            gen_ai.request.temperature = self.temperature.map(|t| t.to_string().parse().unwrap_or(f64::from(t))),
+            server.address = self.server.as_ref().map(|(address, _)| address.as_str()),
+            server.port = self.server.as_ref().map(|&(_, port)| i64::from(port)),
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
             gen_ai.response.finish_reasons = Empty,
@@ -151,24 +213,55 @@ impl StreamSpan<ChatChunk> for ChatSpan {
         let (EventKind::Data(chunk) | EventKind::ToolCall(chunk) | EventKind::Done(Some(chunk))) =
             event.kind()
         else {
+            self.error_event |= matches!(event.kind(), EventKind::Error(_));
             return;
         };
-        if let Some(reported) = &chunk.usage {
-            let usage = self.usage.get_or_insert_default();
-            usage.merge(reported);
-            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-        }
-        if let Some(reason) = &chunk.finish_reason {
-            if self.finish_reason.as_ref() != Some(reason) {
-                // The conventions' type is an array of strings; a `tracing` field holds one
-                // string, so the array goes in as its JSON text.
-                let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
-                span.record("gen_ai.response.finish_reasons", names.as_str());
-                self.finish_reason = Some(reason.clone());
+        if self.waiting_since.is_some() && is_token(chunk) {
+            if let Some(since) = self.waiting_since.take() {
+                let elapsed = since.elapsed().as_secs_f64() * 1_000.0;
+                span.record("beluga.time_to_first_token_ms", elapsed);
             }
         }
+        if let Some(reported) = &chunk.usage {
+            self.usage.get_or_insert_default().merge(reported);
+        }
+        if let Some(reason) = &chunk.finish_reason {
+            self.finish_reason = Some(reason.clone());
+        }
     }
+
+    /// Records the usage and the finish reason, once each (an OpenTelemetry exporter keeps
+    /// every value a field is given); an answer that ends (with `done` or without it) but
+    /// without a finish reason is a [truncated](crate::error::truncated) one, a failure, as
+    /// [`generate`](crate::ChatModelExt::generate) says.
+    fn on_end(&mut self, span: &Span, outcome: Outcome) {
+        if let Some(usage) = &self.usage {
+            span.record("gen_ai.usage.input_tokens", count(usage.input_tokens));
+            span.record("gen_ai.usage.output_tokens", count(usage.output_tokens));
+        }
+        if let Some(reason) = &self.finish_reason {
+            // The conventions' type is an array of strings; a `tracing` field holds one
+            // string, so the array goes in as its JSON text.
+            let names = serde_json::Value::from(vec![reason.as_str()]).to_string();
+            span.record("gen_ai.response.finish_reasons", names.as_str());
+        } else if matches!(outcome, Outcome::Done | Outcome::Ended) && !self.error_event {
+            let err = crate::error::truncated("llm.generate");
+            span.record("error.type", err.code().as_str());
+            span.record("otel.status_code", "error");
+            span.record("otel.status_description", tracing::field::display(&err));
+        }
+    }
+}
+
+/// Whether `chunk` carries a piece of the answer: text, or a piece of a tool call (not only
+/// usage or a finish reason, as Anthropic's first chunk).
+fn is_token(chunk: &ChatChunk) -> bool {
+    !chunk.delta.is_empty() || !chunk.tool_call_deltas.is_empty() || chunk.tool_call.is_some()
+}
+
+/// A token count as a field value: signed, as OpenTelemetry's integer attributes are.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A [`ChatModel`](crate::ChatModel) whose every call is traced with a [`ChatSpan`], made by
@@ -195,6 +288,8 @@ impl StreamSpan<ChatChunk> for ChatSpan {
 pub struct TracedModel<M> {
     model: M,
     provider: Option<Cow<'static, str>>,
+    server: Option<(String, u16)>,
+    default_model: Option<String>,
 }
 
 impl<M> TracedModel<M> {
@@ -210,6 +305,8 @@ impl<M> TracedModel<M> {
         TracedModel {
             model,
             provider: None,
+            server: None,
+            default_model: None,
         }
     }
 
@@ -225,6 +322,36 @@ impl<M> TracedModel<M> {
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
         self.provider = Some(provider.into());
+        self
+    }
+
+    /// The same model with `server.address` and `server.port` on its spans (see
+    /// [`ChatSpan::with_server`]).
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().with_server("127.0.0.1", 8080);
+    /// # drop(model);
+    /// ```
+    #[must_use]
+    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
+        self.server = Some((address.into(), port));
+        self
+    }
+
+    /// The same model with `model` as the span's model when a request names none (see
+    /// [`ChatSpan::with_default_model`]).
+    ///
+    /// ```
+    /// use beluga_llm::scripted::ScriptedModel;
+    /// use beluga_llm::ChatModelExt;
+    /// let model = ScriptedModel::new([]).traced().with_default_model("small-model");
+    /// # drop(model);
+    /// ```
+    #[must_use]
+    pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = Some(model.into());
         self
     }
 
@@ -267,6 +394,10 @@ where
     ) -> impl Stream<Item = EventResult<ChatChunk>> + Send + '_ {
         let mut span = ChatSpan::new(&request);
         span.provider.clone_from(&self.provider);
+        span.server.clone_from(&self.server);
+        if let Some(model) = &self.default_model {
+            span = span.with_default_model(model);
+        }
         self.model
             .stream(ctx.clone(), request)
             .traced_with(span, &ctx)

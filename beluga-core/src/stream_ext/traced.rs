@@ -9,7 +9,7 @@ use tracing::Span;
 use tracing::subscriber::NoSubscriber;
 
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::event::{Event, EventKind};
 use crate::trace::{Outcome, StreamSpan};
 
@@ -20,88 +20,128 @@ pin_project! {
     pub struct Traced<S, R> {
         #[pin]
         stream: S,
-        recorder: R,
-        state: State,
+        core: Core<R>,
     }
 }
 
+/// The recorder and where the span is. Dropping it while the span is open ends the span as
+/// `dropped` (the consumer went away), with the recorder's last word.
+struct Core<R> {
+    recorder: R,
+    state: State<R>,
+}
+
 /// Where the span of a traced stream is.
-enum State {
+enum State<R> {
     /// Not polled yet: what opening the span needs.
     Unopened { ctx: Context, parent: Span },
     /// Polled, and a subscriber wants the span.
-    Open(Open),
+    Open(Open<R>),
     /// The span is closed, or no subscriber wanted it: the stream passes through.
     Closed,
 }
 
 /// An open span and what it has counted.
-struct Open {
+struct Open<R> {
     span: Span,
     first_poll: Instant,
     items: u64,
     error_events: u64,
+    /// Whether the first content item (`data` or `tool_call`) has come.
+    content_seen: bool,
+    /// The last `error` event's error: the failure of a stream that ends or is dropped after it.
+    last_error: Option<Error>,
+    /// The recorder's [`StreamSpan::on_end`], taken where the item type is known (a drop is
+    /// not).
+    on_end: fn(&mut R, &Span, Outcome),
 }
 
-impl Open {
+/// A count as a field value: signed, as OpenTelemetry's integer attributes are.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Records `err` as the span's failure: its code in `error.type`, the error status.
+fn record_failure(span: &Span, err: &Error) {
+    span.record("error.type", err.code().as_str());
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", tracing::field::display(err));
+}
+
+impl<R> Open<R> {
     /// Notes one poll's item; `Some` when the item ends the stream.
-    fn observe<T, R: StreamSpan<T>>(
+    fn observe<T>(
         &mut self,
         item: Option<&Result<Event<T>, Error>>,
         recorder: &mut R,
-    ) -> Option<Outcome> {
+    ) -> Option<Outcome>
+    where
+        R: StreamSpan<T>,
+    {
         let Some(item) = item else {
             return Some(Outcome::Ended);
         };
-        if self.items == 0 {
-            let elapsed = self.first_poll.elapsed();
-            self.span.record(
-                "beluga.time_to_first_item_ms",
-                elapsed.as_secs_f64() * 1_000.0,
-            );
-        }
         self.items = self.items.saturating_add(1);
         match item {
             Ok(event) => {
+                if !self.content_seen
+                    && matches!(event.kind(), EventKind::Data(_) | EventKind::ToolCall(_))
+                {
+                    self.content_seen = true;
+                    let elapsed = self.first_poll.elapsed();
+                    self.span.record(
+                        "beluga.time_to_first_item_ms",
+                        elapsed.as_secs_f64() * 1_000.0,
+                    );
+                }
                 recorder.on_event(&self.span, event);
                 match event.kind() {
                     EventKind::Done(_) => Some(Outcome::Done),
                     EventKind::Error(err) => {
                         self.error_events = self.error_events.saturating_add(1);
-                        tracing::warn!(parent: &self.span, error.type = err.code().as_str(), "{err}");
+                        tracing::event!(
+                            target: "beluga_core::trace",
+                            parent: &self.span,
+                            tracing::Level::WARN,
+                            error.type = err.code().as_str(),
+                            "{err}"
+                        );
+                        self.last_error = Some(err.clone());
                         None
                     }
                     _ => None,
                 }
             }
+            // Cancelled on purpose (a user's Stop): not a failure. A deadline is one.
+            Err(err) if err.code() == ErrorCode::Cancelled => Some(Outcome::Cancelled),
             Err(err) => {
-                self.span.record("error.type", err.code().as_str());
-                self.span.record("otel.status_code", "error");
-                self.span
-                    .record("otel.status_message", tracing::field::display(err));
+                record_failure(&self.span, err);
                 Some(Outcome::Error)
             }
         }
     }
 
-    /// Records the counts and the outcome, and closes the span.
-    fn close(mut self, outcome: Outcome) {
-        self.record_end(outcome);
-    }
-
-    fn record_end(&mut self, outcome: Outcome) {
-        let span = std::mem::replace(&mut self.span, Span::none());
-        span.record("beluga.items", self.items);
-        span.record("beluga.error_events", self.error_events);
+    /// Records the counts and the outcome, and lets the recorder record what it kept for the
+    /// end; the caller then drops the span, which closes it.
+    fn end(&mut self, recorder: &mut R, outcome: Outcome) {
+        let span = &self.span;
+        span.record("beluga.items", count(self.items));
+        span.record("beluga.error_events", count(self.error_events));
         span.record("beluga.outcome", outcome.as_str());
+        if matches!(outcome, Outcome::Ended | Outcome::Dropped) {
+            if let Some(err) = &self.last_error {
+                record_failure(span, err);
+            }
+        }
+        (self.on_end)(recorder, span, outcome);
     }
 }
 
-impl Drop for Open {
+impl<R> Drop for Core<R> {
     /// A span still open when the stream is dropped: the consumer went away.
     fn drop(&mut self) {
-        if !self.span.is_none() {
-            self.record_end(Outcome::Dropped);
+        if let State::Open(open) = &mut self.state {
+            open.end(&mut self.recorder, Outcome::Dropped);
         }
     }
 }
@@ -110,10 +150,12 @@ impl<S, R> Traced<S, R> {
     pub(crate) fn new(stream: S, recorder: R, ctx: &Context) -> Self {
         Traced {
             stream,
-            recorder,
-            state: State::Unopened {
-                ctx: ctx.clone(),
-                parent: Span::current(),
+            core: Core {
+                recorder,
+                state: State::Unopened {
+                    ctx: ctx.clone(),
+                    parent: Span::current(),
+                },
             },
         }
     }
@@ -161,7 +203,7 @@ impl<S, R> Traced<S, R> {
     /// assert_eq!(s.recorder().name(), "numbers");
     /// ```
     pub fn recorder(&self) -> &R {
-        &self.recorder
+        &self.core.recorder
     }
 
     /// The underlying stream, dropping the recorder; a span already open closes as if the
@@ -180,7 +222,7 @@ impl<S, R> Traced<S, R> {
 
 impl<S: fmt::Debug, R> fmt::Debug for Traced<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
+        let state = match &self.core.state {
             State::Unopened { .. } => "unopened",
             State::Open(_) => "open",
             State::Closed => "closed",
@@ -203,10 +245,10 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         // The stream passes through once its span is closed or unwanted.
-        if let State::Closed = this.state {
+        if let State::Closed = this.core.state {
             return this.stream.poll_next(cx);
         }
-        poll_traced(this.stream, this.recorder, this.state, cx)
+        poll_traced(this.stream, this.core, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -226,14 +268,14 @@ fn is_wanted(span: &Span) -> bool {
 #[inline(never)]
 fn poll_traced<S, R, T>(
     stream: Pin<&mut S>,
-    recorder: &mut R,
-    state: &mut State,
+    core: &mut Core<R>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>>
 where
     S: Stream<Item = Result<Event<T>, Error>>,
     R: StreamSpan<T>,
 {
+    let Core { recorder, state } = core;
     if let State::Unopened { ctx, parent } = &*state {
         let span = {
             let _parent = parent.enter();
@@ -245,6 +287,9 @@ where
                 first_poll: Instant::now(),
                 items: 0,
                 error_events: 0,
+                content_seen: false,
+                last_error: None,
+                on_end: <R as StreamSpan<T>>::on_end,
             })
         } else {
             State::Closed
@@ -258,9 +303,8 @@ where
         ready!(stream.poll_next(cx))
     };
     if let Some(outcome) = open.observe(item.as_ref(), recorder) {
-        if let State::Open(open) = std::mem::replace(state, State::Closed) {
-            open.close(outcome);
-        }
+        open.end(recorder, outcome);
+        *state = State::Closed;
     }
     Poll::Ready(item)
 }
