@@ -102,12 +102,14 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod ids;
 mod publish;
 mod relay;
 mod subscribe;
 mod wire;
 
 pub use crate::config::{CancelPolicy, RelayConfig, Storage};
+pub use crate::ids::{ItemId, WithIds};
 pub use crate::publish::{Ending, Published};
 pub use crate::relay::Relay;
 pub use crate::subscribe::{Position, RemoteStream};
