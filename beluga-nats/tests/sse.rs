@@ -185,8 +185,8 @@ async fn a_cut_sse_reader_resumes_through_a_fresh_front_end_with_every_event_onc
     // Every event exactly once, in order, and one terminal item.
     assert_eq!(got, numbers_then_done(ITEMS));
     assert_eq!(reader.next().await, None);
-    let published = publishing.await.unwrap().unwrap();
-    assert_eq!(published.items(), ITEMS + 1);
+    let stored = publishing.await.unwrap().unwrap();
+    assert_eq!(stored.items(), ITEMS + 1);
 
     // The first front end served the start; the second, fresh one, only the resume, from the
     // id of the last event the reader had received: `answer:<position>`.
@@ -223,7 +223,7 @@ async fn a_cut_sse_reader_resumes_through_a_fresh_front_end_with_every_event_onc
         .copied()
         .filter(|p| matches!(p, Position::After { index, .. } if *index > 0))
         .collect();
-    assert!(mid_batch.len() > ITEMS as usize / 2, "{positions:?}");
+    assert!(mid_batch.len() > positions.len() / 2, "{positions:?}");
 
     // Any instance resumes from the middle of a message: the events after it, once each.
     let cut = positions.iter().position(|p| *p == mid_batch[7]).unwrap();

@@ -153,7 +153,7 @@ impl SseOptions {
 /// # Ids from the source
 ///
 /// A stream of `(id, EventResult)` pairs (any [`ServedItem`]) is served with those ids
-/// instead of numbers. When the source can go on after any item it names, as a JetStream
+/// instead of numbers. When the source can go on after any item it names, as a NATS
 /// relay can (beluga-nats's `RemoteStream::with_ids`), the server keeps no state: a
 /// reconnecting client's `Last-Event-ID` is handed back to the source, by any instance.
 ///

@@ -10,7 +10,7 @@ use beluga_core::EventResult;
 /// as the `id` of the item's event.
 ///
 /// Ids that come from the source make a stateless, resumable server possible: when the source
-/// can go on after any item it names (a position in a log, a JetStream sequence: see
+/// can go on after any item it names (a position in a log, a message of a NATS stream: see
 /// beluga-nats's `RemoteStream::with_ids`), any server instance can resume a `Last-Event-ID`
 /// by handing it back to the source. The server does not interpret the ids; the
 /// [client](crate::client) sends the last one it received back as it is.
