@@ -183,7 +183,16 @@ async fn a_cut_sse_reader_resumes_through_a_fresh_front_end_with_every_event_onc
     }
 
     // Every event exactly once, in order, and one terminal item.
-    assert_eq!(got, numbers_then_done(ITEMS));
+    let expected = numbers_then_done(ITEMS);
+    if let Some(i) = (0..got.len().max(expected.len())).find(|&i| got.get(i) != expected.get(i)) {
+        panic!(
+            "item {i}: got {:?}, expected {:?} ({} items, expected {})",
+            got.get(i),
+            expected.get(i),
+            got.len(),
+            expected.len()
+        );
+    }
     assert_eq!(reader.next().await, None);
     let stored = publishing.await.unwrap().unwrap();
     assert_eq!(stored.items(), ITEMS + 1);
