@@ -8,8 +8,8 @@
 //! program three more times as separate processes: a producer that streams an answer token by
 //! token under a request id, a "ui" consumer that prints the text as it comes, and an "audit"
 //! consumer that joins late, reads the same stream from the start and prints every event with
-//! its position (the SSE event id: the JetStream sequence of its message, and its index there
-//! when the message holds several). On several machines, run the roles by hand
+//! its position (the JetStream sequence of its message, and its index there when the message
+//! holds several; after the request id, the SSE event id). On several machines, run the roles by hand
 //! against one server:
 //!
 //! ```sh

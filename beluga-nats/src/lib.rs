@@ -16,7 +16,8 @@
 //!   terminal item with its error code, and an error (never a silent end) when the producer
 //!   died (its publisher's heartbeats stopped), an item expired, or the broker is gone.
 //! * [`RemoteStream::position`] names each item read (the JetStream sequence of its message and
-//!   its index there; its string form is the SSE event id), and [`Relay::subscribe`] resumes
+//!   its index there; after the stream's id, it is the SSE event id: [`ItemId`]), and
+//!   [`Relay::subscribe`] resumes
 //!   after it: a consumer that restarts goes on with no gap and no duplicate, also from the
 //!   middle of a batch.
 //! * Any number of consumers read one stream, each at its own position; a slow one holds back
@@ -61,6 +62,43 @@
 //! # }
 //! ```
 //!
+//! # A stateless SSE front end
+//!
+//! An SSE server in front of JetStream keeps no state: [`RemoteStream::with_ids`] pairs each
+//! item with its [`ItemId`], `<id>:<position>` (such as `req-1:812.3`), which beluga-sse's
+//! `serve` sends as the event's id, and a reconnecting client's `Last-Event-ID` turns back
+//! into the position to subscribe from ([`Position::from_last_event_id`]; without the header,
+//! the start). Any instance can serve any reconnect. A malformed id, or one of another stream,
+//! is an `invalid_input` error, which beluga-sse's `HttpError` answers with 400.
+//!
+//! ```no_run
+//! use axum::extract::{Path, State};
+//! use axum::response::IntoResponse;
+//! use axum::{Router, routing::get};
+//! use beluga_core::Context;
+//! use beluga_nats::{Position, Relay};
+//! use beluga_sse::BelugaJson;
+//! use beluga_sse::server::{HttpError, LastEventId};
+//!
+//! // `GET /events/{id}`: a new reader, or one reconnecting with its `Last-Event-ID`.
+//! async fn events(
+//!     State(relay): State<Relay>,
+//!     Path(id): Path<String>,
+//!     LastEventId(last): LastEventId,
+//! ) -> Result<impl IntoResponse, HttpError> {
+//!     let from = Position::from_last_event_id(&id, last.as_deref())?;
+//!     let answer = relay.subscribe::<String>(&id, from).await?;
+//!     Ok(beluga_sse::serve(&Context::new(), BelugaJson, |_| answer.with_ids()))
+//! }
+//!
+//! # fn app(relay: Relay) -> Router {
+//! Router::new().route("/events/{id}", get(events)).with_state(relay)
+//! # }
+//! ```
+//!
+//! beluga-sse's client (`Reader::resume`) sends the last id it received back as it is, so it
+//! resumes through whichever instance its resume request reaches.
+//!
 //! # On the wire
 //!
 //! Items of stream `id` go to subject `<prefix>.ev.<id>`. A message holds one item, or several
@@ -90,10 +128,7 @@
 //! ```
 //!
 //! With [`max_batch_items`](RelayConfig::with_max_batch_items) 1 every message holds one item
-//! and has no `Beluga-Count`. An SSE server in front of JetStream is stateless: it sends
-//! [`RemoteStream::position`] as each event's id (`<id>:<position>`, such as `req-1:812.3`) and
-//! resumes a `Last-Event-ID` by parsing its position ([`Position`]'s `FromStr`; `0` is the
-//! start).
+//! and has no `Beluga-Count`.
 //!
 //! Cancels go to `<prefix>.cancel.<id>` (stored, so a cancel sent before the publisher starts
 //! still counts), consumers' presence to `<prefix>.presence.<id>` and the publisher's heartbeat
@@ -102,12 +137,14 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
+mod ids;
 mod publish;
 mod relay;
 mod subscribe;
 mod wire;
 
 pub use crate::config::{CancelPolicy, RelayConfig, Storage};
+pub use crate::ids::{ItemId, WithIds};
 pub use crate::publish::{Ending, Published};
 pub use crate::relay::Relay;
 pub use crate::subscribe::{Position, RemoteStream};

@@ -236,7 +236,7 @@ impl Relay {
     /// position. See [`RemoteStream`] for the errors it ends with and for resuming.
     ///
     /// `position` is [`Position::Start`] or the [position](RemoteStream::position) of an item
-    /// read earlier (an SSE `Last-Event-ID`, parsed): the stream goes on with the item after
+    /// read earlier (from an SSE `Last-Event-ID`: [`Position::from_last_event_id`]): the stream goes on with the item after
     /// it, also when that item is in the middle of a message of several.
     ///
     /// Fails with `invalid_input` for a bad id or a position with sequence 0 and an index,
@@ -248,13 +248,10 @@ impl Relay {
     /// use futures_util::StreamExt;
     /// # async fn demo(relay: beluga_nats::Relay, last_event_id: Option<&str>) -> Result<(), beluga_core::Error> {
     /// // From the start, or after the event an SSE client saw last.
-    /// let from: Position = match last_event_id {
-    ///     Some(id) => id.parse()?,
-    ///     None => Position::Start,
-    /// };
-    /// let mut answer = relay.subscribe::<String>("req-7", from).await?;
-    /// while let Some(item) = answer.next().await {
-    ///     let event_id = answer.position().to_string(); // the SSE event id of `item`
+    /// let from = Position::from_last_event_id("req-7", last_event_id)?;
+    /// let mut answer = relay.subscribe::<String>("req-7", from).await?.with_ids();
+    /// while let Some((event_id, item)) = answer.next().await {
+    ///     // `event_id` (`req-7:812.3`) is the SSE event id of `item`.
     /// }
     /// # Ok(())
     /// # }

@@ -36,8 +36,8 @@ use crate::wire::{self, ItemKind};
 /// passes it back and goes on with the next item, no gap and no duplicate, also from the middle
 /// of a message.
 ///
-/// Its string form is the SSE event id (the `Last-Event-ID` a client sends back): `0` for the
-/// start, `<sequence>` for the first item of a message, `<sequence>.<index>` for another one
+/// Its string form, after the stream's id, is the SSE event id ([`ItemId`](crate::ItemId),
+/// `req-1:1234.3`: the `Last-Event-ID` a client sends back): `0` for the start, `<sequence>` for the first item of a message, `<sequence>.<index>` for another one
 /// (`1234.3`: the fourth item of message 1234; not a decimal number). Parsing accepts exactly
 /// that (digits only, no sign or spaces) and fails with `invalid_input` otherwise, and what it
 /// returns prints back as the same position. Positions written before messages held several
@@ -46,7 +46,7 @@ use crate::wire::{self, ItemKind};
 /// ```
 /// use beluga_nats::Position;
 ///
-/// // An SSE client reconnecting with `Last-Event-ID: 1234.3`.
+/// // The position in an SSE client's `Last-Event-ID: req-1:1234.3`.
 /// let position: Position = "1234.3".parse().unwrap();
 /// assert_eq!(position, Position::After { sequence: 1234, index: 3 });
 /// assert_eq!(position.to_string(), "1234.3");
@@ -140,7 +140,7 @@ impl FromStr for Position {
 /// * `invalid_input` when an item does not decode as `Event<T>`.
 ///
 /// [`position`](RemoteStream::position) is the position of the item just yielded: an SSE
-/// server sends it as the event id, and a consumer that restarts passes it back to
+/// server sends it in the event id ([`with_ids`](RemoteStream::with_ids)), and a consumer that restarts passes it back to
 /// [`Relay::subscribe`]. Messages that hold several items are read one item at a time, each
 /// with its own position. Dropping the stream detaches this consumer (which matters to
 /// [`CancelPolicy::WhenUnwatched`](crate::CancelPolicy::WhenUnwatched)) and leaves the producer
@@ -403,7 +403,7 @@ impl<T> RemoteStream<T> {
     }
 
     /// The position of the last item yielded (before the first, the position the stream was
-    /// opened at): the SSE event id of that item, and what [`Relay::subscribe`] takes to go on
+    /// opened at): in the SSE event id of that item ([`with_ids`](RemoteStream::with_ids)), and what [`Relay::subscribe`] takes to go on
     /// with the next one.
     ///
     /// ```no_run

@@ -23,11 +23,13 @@
 //! # Resuming
 //!
 //! The request that starts a stream is sent once and never retried: sending it again would
-//! start a second generation. When the server serves the stream with
-//! [`Replay`](crate::server::Replay) and the reader is told how to reach it again
+//! start a second generation. When the server can resume the stream (it serves it with
+//! [`Replay`](crate::server::Replay), or with ids from a source that can go on after them, see
+//! [`ServedItem`](crate::server::ServedItem)) and the reader is told how to reach it again
 //! ([`Reader::resume`]), a connection lost before the stream's end is resumed instead: the
-//! reader sends the resume request with `Last-Event-ID` set to the last id it received and
-//! continues with the next event, with no gap and no duplicate. Resume attempts that fail with
+//! reader sends the resume request with `Last-Event-ID` set to the last id it received,
+//! exactly as it received it (the reader does not interpret ids), and continues with the next
+//! event, with no gap and no duplicate. Resume attempts that fail with
 //! a retryable error (the server unreachable, `provider_unavailable`, `timeout`) are tried again
 //! after a delay, up to [`Reader::max_resumes`] times in a row; any other error (the buffer no
 //! longer holds the next event: `not_found`) ends the stream.

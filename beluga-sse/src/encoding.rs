@@ -2,8 +2,8 @@
 //! implement it.
 //!
 //! An encoding turns each item of an event stream into [`Frame`]s (an optional event name and
-//! the data); the server numbers them (the SSE `id`), sends them, and adds keep-alive
-//! comments. It sees every item in order and is told how the stream ended, exactly once:
+//! the data); the server gives them their SSE `id` (a number, or the item's own id: see
+//! [`ServedItem`](crate::server::ServedItem)), sends them, and adds keep-alive comments. It sees every item in order and is told how the stream ended, exactly once:
 //!
 //! * [`event`](Encoding::event) for each event, the `done` that ends the stream included;
 //! * [`error`](Encoding::error) for the terminal `Err`, which the encoding writes in its error

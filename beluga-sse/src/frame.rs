@@ -70,8 +70,11 @@ impl Frame {
     }
 }
 
-/// The `id` of a served event: its position in the stream, counted from 1, and for a
-/// resumable stream the stream's id, written `stream:position`.
+/// The `id` that [`serve`](crate::serve) and [`Replay`](crate::server::Replay) give a served
+/// event: its position in the stream, counted from 1, and for a resumable stream the stream's
+/// id, written `stream:position`. (A stream served with ids of its own,
+/// `ServedItem`, sends those instead, whatever their form; the client treats every id as
+/// opaque.)
 ///
 /// A client that lost its connection sends the last id it received back as the
 /// `Last-Event-ID` header, and a resumable server continues with the event after it. The

@@ -4,12 +4,15 @@
 //! * [`serve`] turns an event stream into an axum response: keep-alive comments, an `id` on
 //!   every event, and an [`Encoding`] ([`BelugaJson`], beluga's own JSON shape). When the
 //!   client goes away the producer is dropped and its [`Context`](beluga_core::Context)
-//!   cancelled at once.
+//!   cancelled at once. A stream of `(id, item)` pairs is sent with the source's ids
+//!   ([`server::ServedItem`]): a source that can go on after any id it gave (beluga-nats's
+//!   relay) makes a resumable server that keeps no state.
 //! * [`server::Replay`] serves streams that a client can resume with `Last-Event-ID` after a
 //!   lost connection, from a bounded buffer per stream.
 //! * [`client::read`] reads a beluga SSE endpoint back into a stream of
 //!   `Result<Event<T>, Error>` with the semantics of a local stream: exactly one terminal item,
-//!   error codes preserved, and resuming after a lost connection when told where.
+//!   error codes preserved, and resuming after a lost connection when told where, with the
+//!   last id it received sent back as it is.
 //!
 //! # Features
 //!

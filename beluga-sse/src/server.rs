@@ -16,6 +16,7 @@ mod frames;
 mod http_error;
 mod last_event_id;
 mod replay;
+mod served_item;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,13 +24,14 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{self, KeepAlive, KeepAliveStream, Sse};
 use axum::response::{IntoResponse, Response};
-use beluga_core::{Context, EventResult};
+use beluga_core::Context;
 use futures_core::Stream;
 
 pub use self::frames::EventFrames;
 pub use self::http_error::HttpError;
 pub use self::last_event_id::LastEventId;
 pub use self::replay::{Replay, ReplayOptions, ReplayReader};
+pub use self::served_item::ServedItem;
 use crate::encoding::Encoding;
 use crate::frame::Frame;
 
@@ -120,7 +122,8 @@ impl SseOptions {
         start: impl FnOnce(Context) -> S,
     ) -> SseResponse<EventFrames<S, E, T>>
     where
-        S: Stream<Item = EventResult<T>> + Send + 'static,
+        S: Stream + Send + 'static,
+        S::Item: ServedItem<Payload = T>,
         E: Encoding<T>,
         T: 'static,
     {
@@ -145,7 +148,43 @@ impl SseOptions {
 /// the producer ends the response with an `internal` error in the same way.
 ///
 /// A client that loses the connection cannot resume this stream; serve it with [`Replay`]
-/// for that.
+/// for that, or give each item the id the source can resume after, as below.
+///
+/// # Ids from the source
+///
+/// A stream of `(id, EventResult)` pairs (any [`ServedItem`]) is served with those ids
+/// instead of numbers. When the source can go on after any item it names, as a NATS
+/// relay can (beluga-nats's `RemoteStream::with_ids`), the server keeps no state: a
+/// reconnecting client's `Last-Event-ID` is handed back to the source, by any instance.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use axum::http::StatusCode;
+/// use beluga_core::{Context, Event, Error, ErrorCode, stream};
+/// use beluga_sse::BelugaJson;
+/// use beluga_sse::server::{HttpError, LastEventId};
+/// use futures_util::StreamExt;
+///
+/// /// A log that any request can read from any line: ids are line numbers.
+/// const LOG: [&str; 3] = ["boot", "ready", "stop"];
+///
+/// async fn log(LastEventId(last): LastEventId) -> Result<impl axum::response::IntoResponse, HttpError> {
+///     let from = match last {
+///         Some(id) => id.parse::<usize>().map_err(|_| {
+///             Error::new(ErrorCode::InvalidInput, format!("bad Last-Event-ID `{id}`"))
+///         })? + 1,
+///         None => 0,
+///     };
+///     let lines = stream::iter(LOG).skip(from).enumerate().map(move |(i, item)| (from + i, item));
+///     Ok(beluga_sse::serve(&Context::new(), BelugaJson, |_| lines))
+/// }
+///
+/// let app: Router = Router::new().route("/log", get(log));
+/// # drop(app);
+/// ```
+///
+/// (`stream::iter` ends with `done`, which has no line of its own: it takes the number after
+/// the last line.)
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -172,7 +211,8 @@ pub fn serve<T, S, E>(
     start: impl FnOnce(Context) -> S,
 ) -> SseResponse<EventFrames<S, E, T>>
 where
-    S: Stream<Item = EventResult<T>> + Send + 'static,
+    S: Stream + Send + 'static,
+    S::Item: ServedItem<Payload = T>,
     E: Encoding<T>,
     T: 'static,
 {
@@ -272,10 +312,14 @@ where
     }
 }
 
-/// The axum event for `frame` with `id`. An event name with a line break, which SSE cannot
-/// carry, is left out rather than break the stream.
-fn sse_event(frame: &Frame, id: &str) -> sse::Event {
-    let mut event = sse::Event::default().id(id);
+/// The axum event for `frame` with `id`, if any (checked for line breaks and NULs by the
+/// caller). An event name with a line break, which SSE cannot carry, is left out rather than
+/// break the stream.
+fn sse_event(frame: &Frame, id: Option<&str>) -> sse::Event {
+    let mut event = sse::Event::default();
+    if let Some(id) = id {
+        event = event.id(id);
+    }
     if let Some(name) = frame.event().filter(|name| !name.contains(['\r', '\n'])) {
         event = event.event(name);
     }

@@ -7,12 +7,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use beluga_core::{Error, ErrorCode, EventResult};
+use beluga_core::{Error, ErrorCode};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::encoding::Encoding;
 use crate::frame::Frame;
+use crate::server::ServedItem;
 
 pin_project! {
     /// An event stream and the encoding of its items. The stream is dropped as soon as it has
@@ -27,7 +28,8 @@ pin_project! {
 
 impl<S, E, T> Source<S, E, T>
 where
-    S: Stream<Item = EventResult<T>>,
+    S: Stream,
+    S::Item: ServedItem<Payload = T>,
     E: Encoding<T>,
 {
     pub(crate) fn new(stream: S, encoding: E) -> Self {
@@ -38,30 +40,44 @@ where
         }
     }
 
-    /// Polls the stream for one item and appends its frames to `out` (possibly none). Once
-    /// [`is_ended`](Self::is_ended), the end's frames have been written and this returns
-    /// `Ready` with nothing more.
+    /// Polls the stream for one item and appends its frames to `out` (possibly none); returns
+    /// the item's own id, if it came with one. Once [`is_ended`](Self::is_ended), the end's
+    /// frames have been written and this returns `Ready(None)` with nothing more.
     pub(crate) fn poll_frames(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         out: &mut Vec<Frame>,
-    ) -> Poll<()> {
+    ) -> Poll<Option<String>> {
         let mut this = self.project();
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
-            return Poll::Ready(());
+            return Poll::Ready(None);
         };
+        let mut id = None;
         let ended = match catch_unwind(AssertUnwindSafe(|| stream.poll_next(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Some(Ok(event)))) => match this.encoding.event(&event, out) {
-                Ok(()) => event.is_done(),
-                Err(err) => {
-                    this.encoding.error(&err, out);
-                    true
+            Ok(Poll::Ready(Some(item))) => {
+                let (item_id, item) = item.into_parts();
+                match (item_id.map(checked_id).transpose(), item) {
+                    (Err(err), _) => {
+                        this.encoding.error(&err, out);
+                        true
+                    }
+                    (Ok(item_id), Ok(event)) => {
+                        id = item_id;
+                        match this.encoding.event(&event, out) {
+                            Ok(()) => event.is_done(),
+                            Err(err) => {
+                                this.encoding.error(&err, out);
+                                true
+                            }
+                        }
+                    }
+                    (Ok(item_id), Err(err)) => {
+                        id = item_id;
+                        this.encoding.error(&err, out);
+                        true
+                    }
                 }
-            },
-            Ok(Poll::Ready(Some(Err(err)))) => {
-                this.encoding.error(&err, out);
-                true
             }
             Ok(Poll::Ready(None)) => {
                 this.encoding.cut(out);
@@ -75,8 +91,21 @@ where
         if ended {
             this.stream.set(None);
         }
-        Poll::Ready(())
+        Poll::Ready(id)
     }
+}
+
+/// `id` if SSE can carry it as an event id: no line break, no NUL.
+fn checked_id(id: String) -> Result<String, Error> {
+    if id.contains(['\r', '\n', '\0']) {
+        let shown: String = id.chars().take(64).collect();
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            format!("event id {shown:?} holds a line break or a NUL, which SSE cannot carry"),
+        )
+        .with_op("sse.serve"));
+    }
+    Ok(id)
 }
 
 impl<S, E, T> Source<S, E, T>

@@ -1,6 +1,7 @@
 //! Resuming a stream after a lost connection: `Replay` on a real server on 127.0.0.1, the
 //! connection cut by a TCP proxy in between, `beluga_sse::client::Reader` resuming with
-//! `Last-Event-ID`. And the replay's policy on its own, under the paused clock.
+//! `Last-Event-ID`, also ids that come from the source, opaque to the client. And the replay's
+//! policy on its own, under the paused clock.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -649,4 +650,91 @@ async fn a_finished_stream_is_kept_for_the_grace_period_for_a_late_reload() {
     tokio::time::sleep(grace + Duration::from_millis(1)).await;
     settle().await;
     assert!(replay.is_empty());
+}
+
+/// Opaque ids that no beluga type parses: a source names its items with them, and a server
+/// that keeps no state resumes from whichever the client sends back.
+const TOKENS: [&str; 6] = ["t:a", "t:a.1", "🙂 é", "x/y:7.3", "with spaces", "end"];
+
+/// `/log`: the items after the `Last-Event-ID` (all without one), each with its token as its
+/// id (the `done` takes the last). The first connection stops after three items and hangs, as
+/// a stream whose connection is lost mid-way.
+async fn log(
+    State(seen): State<Arc<Mutex<Vec<Option<String>>>>>,
+    LastEventId(last): LastEventId,
+) -> Result<impl IntoResponse, HttpError> {
+    seen.lock().unwrap().push(last.clone());
+    let from = match &last {
+        None => 0,
+        Some(id) => {
+            TOKENS.iter().position(|t| t == id).ok_or_else(|| {
+                beluga_core::Error::new(ErrorCode::InvalidInput, format!("unknown id {id:?}"))
+            })? + 1
+        }
+    };
+    let items = (from..TOKENS.len()).map(|i| {
+        let event = if i + 1 == TOKENS.len() {
+            Event::done()
+        } else {
+            Event::data(u32::try_from(i).unwrap())
+        };
+        (TOKENS[i], Ok(event))
+    });
+    let items: Vec<(&str, EventResult<u32>)> = if last.is_none() {
+        items.take(3).collect()
+    } else {
+        items.collect()
+    };
+    // The first connection then waits forever (`pending`); a resume ends.
+    let stream = futures_util::stream::iter(items)
+        .chain(futures_util::stream::pending().take(usize::from(last.is_none())));
+    Ok(beluga_sse::serve(&Context::new(), BelugaJson, |_| stream))
+}
+
+#[tokio::test]
+async fn ids_from_the_source_are_opaque_to_the_client_which_sends_back_the_last_exactly() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/log", get(log))
+        .with_state(Arc::clone(&seen));
+    let addr = serve_on_loopback(app).await;
+    let proxy = CuttableProxy::start(addr).await;
+    let http = reqwest::Client::new();
+    let stream = Reader::new(http.get(format!("http://{}/log", proxy.addr)))
+        .resume({
+            let http = http.clone();
+            move || http.get(format!("http://{addr}/log"))
+        })
+        .resume_delay(Duration::from_millis(20))
+        .read::<u32>(&Context::new());
+    let mut stream = std::pin::pin!(stream);
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.push(stream.next().await.unwrap().unwrap());
+    }
+    proxy.cut();
+    while let Some(item) = stream.next().await {
+        events.push(item.expect("no error"));
+    }
+    let expected: Vec<Event<u32>> = (0..5)
+        .map(Event::data)
+        .chain(std::iter::once(Event::done()))
+        .collect();
+    assert_eq!(events, expected);
+    // The resume sent the third id back byte for byte (UTF-8 and all).
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [None, Some("🙂 é".to_owned())],
+        "one start, one resume"
+    );
+
+    // And from any id: the items after it.
+    let rest: Vec<_> = beluga_sse::client::read::<u32>(
+        &Context::new(),
+        http.get(format!("http://{addr}/log"))
+            .header("last-event-id", "x/y:7.3"),
+    )
+    .collect()
+    .await;
+    assert_eq!(rest, [Ok(Event::data(4)), Ok(Event::done())]);
 }

@@ -138,7 +138,7 @@ impl Stream for ReplayReader {
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         if let Some(frame) = frames.get(offset) {
             let id = format!("{}:{}", this.shared.id, this.position);
-            let event = sse_event(frame, &id);
+            let event = sse_event(frame, Some(&id));
             this.position += 1;
             *handed = (*handed).max(this.position);
             let full = frames.len() >= this.shared.capacity;

@@ -49,7 +49,7 @@ pub(crate) async fn pump<S, E, T>(
                 // stream); end the stream with the context's error all the same.
                 source.as_mut().end_with(&err, &mut frames);
             }
-            () = std::future::poll_fn(|cx| source.as_mut().poll_frames(cx, &mut frames)), if room && !ended => {}
+            _ = std::future::poll_fn(|cx| source.as_mut().poll_frames(cx, &mut frames)), if room && !ended => {}
             () = &mut changed => {}
             () = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => {}
         }
