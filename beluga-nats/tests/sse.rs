@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use beluga_core::{Context, Error, ErrorCode, Event, stream_producer};
 use beluga_nats::{ItemId, Position, Relay, RelayConfig};
+use beluga_net_tests::CuttableProxy;
 use beluga_sse::BelugaJson;
 use beluga_sse::client::Reader;
 use beluga_sse::server::{HttpError, LastEventId};
@@ -92,43 +93,6 @@ impl FrontEnd {
 
     fn seen(&self) -> Vec<Option<String>> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-/// A TCP proxy on 127.0.0.1 whose open connections can be cut at once, both sides, as a
-/// network failure would.
-struct CuttableProxy {
-    addr: std::net::SocketAddr,
-    cut: Arc<tokio::sync::Notify>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream: std::net::SocketAddr) -> CuttableProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = CuttableProxy {
-            addr: listener.local_addr().unwrap(),
-            cut: Arc::new(tokio::sync::Notify::new()),
-        };
-        let cut = Arc::clone(&proxy.cut);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let cut = Arc::clone(&cut);
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = cut.notified() => {}
-                    }
-                });
-            }
-        });
-        proxy
-    }
-
-    fn cut(&self) {
-        self.cut.notify_waiters();
     }
 }
 
