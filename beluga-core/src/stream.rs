@@ -47,8 +47,6 @@ mod produce;
 
 use std::pin::Pin;
 
-use futures_core::Stream;
-
 use crate::event::Event;
 pub use crate::event::EventResult;
 pub use crate::stream::produce::{Emit, Emitter, ProduceBody, produce};
@@ -58,6 +56,9 @@ pub use crate::stream_ext::{
     Cancellable, Collect, Collected, DEFAULT_FAN_OUT_CAPACITY, FanOut, Filter, Map, Merge,
     Payloads, ReadAhead, TryMapEvents,
 };
+/// The stream traits, re-exported from `futures-core` so that they can be named without a
+/// dependency of your own on it (and so that diagnostics name them here).
+pub use futures_core::{FusedStream, Stream};
 
 /// A boxed, `Send` event stream, for trait objects and struct fields.
 ///

@@ -25,22 +25,12 @@ pub use core::result::Result::{self, Err, Ok};
 #[doc(hidden)]
 pub use futures_core::Stream;
 #[doc(hidden)]
+pub use std::boxed::Box;
+#[doc(hidden)]
 pub use std::future::poll_fn;
 #[cfg(feature = "tracing")]
 #[doc(hidden)]
 pub use tracing;
-
-/// Boxes a producer into a `BoxEventStream` (the same type, spelled out: this module sits below
-/// the `stream` module that names it), for a declared boxed return type.
-#[inline]
-pub fn boxed<'a, T, S>(
-    stream: S,
-) -> std::pin::Pin<Box<dyn Stream<Item = Result<Event<T>, Error>> + Send + 'a>>
-where
-    S: Stream<Item = Result<Event<T>, Error>> + Send + 'a,
-{
-    Box::pin(stream)
-}
 
 impl<T> Fallback<T> {
     /// The fallback stream of a producer whose body is still type-checked: `body` is dropped

@@ -249,7 +249,9 @@ where
     F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
-    /// A producer that runs `body` and watches `ctx`.
+    /// A producer that runs `body` and watches `ctx`, behind an opaque type: a diagnostic about
+    /// the stream (a body that is not `Send`, say) names `impl Stream<...>`, not the producer's
+    /// generated closure and future types.
     ///
     /// # Safety
     ///
@@ -262,7 +264,7 @@ where
         clippy::inline_always,
         reason = "instantiated once per producer: inlined, it is no function of its own to build"
     )]
-    pub unsafe fn new(ctx: Context, body: F) -> Self {
+    pub unsafe fn new(ctx: Context, body: F) -> impl FusedStream<Item = Result<Event<T>, Error>> {
         Producer {
             core: Core::new(ctx),
             body: Body::Unstarted(body),

@@ -57,7 +57,7 @@ pub(crate) fn producer(
                 syn::ReturnType::Default => Span::call_site(),
             };
             let krate = crate::error::respan(krate, span);
-            quote_spanned!(span=> #krate::__private::boxed(#stream))
+            quote_spanned!(span=> #krate::__private::Box::pin(#stream))
         }
     };
     quote! {
@@ -223,7 +223,7 @@ pub(crate) fn fallback(
     };
     let returned = match item {
         Some((_, Output::Unboxed)) => stream,
-        Some((_, Output::Boxed)) => quote!(#krate::__private::boxed(#stream)),
+        Some((_, Output::Boxed)) => quote!(#krate::__private::Box::pin(#stream)),
         None => {
             // An unusable return type (already reported): return nothing instead.
             sig.output = syn::ReturnType::Default;
