@@ -98,7 +98,7 @@ impl<T> Yielder<'_, T> {
     /// Emits `value` (see [`IntoEvent`](crate::IntoEvent)).
     #[inline]
     pub fn value(&mut self, value: Yielded<T>) -> Yield<'_> {
-        // SAFETY: `Producer::new`'s contract: the slot is alive and pinned, and while the body
+        // SAFETY: `Producer::stream`'s contract: the slot is alive and pinned, and while the body
         // runs (it is the caller) `poll_next` does not touch the slot.
         let slot = unsafe { &*self.slot };
         match value {
@@ -264,7 +264,10 @@ where
         clippy::inline_always,
         reason = "instantiated once per producer: inlined, it is no function of its own to build"
     )]
-    pub unsafe fn new(ctx: Context, body: F) -> impl FusedStream<Item = Result<Event<T>, Error>> {
+    pub unsafe fn stream(
+        ctx: Context,
+        body: F,
+    ) -> impl FusedStream<Item = Result<Event<T>, Error>> {
         Producer {
             core: Core::new(ctx),
             body: Body::Unstarted(body),

@@ -26,7 +26,7 @@ use super::visitor::{LABEL, final_value};
 ///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
 ///         value
 ///     };
-///     unsafe { Producer::new(watched, body) }
+///     unsafe { Producer::stream(watched, body) }
 /// }
 /// ```
 pub(crate) fn producer(
@@ -69,7 +69,7 @@ pub(crate) fn producer(
             // and it borrows the anchor, a local of the body future: even where a macro moves it
             // (into a nested `async move` block), it cannot outlive the body future.
             #[allow(clippy::undocumented_unsafe_blocks)]
-            let #stream = unsafe { #krate::__private::Producer::new(#watched, #body) };
+            let #stream = unsafe { #krate::__private::Producer::stream(#watched, #body) };
             #returned
         }
     }
