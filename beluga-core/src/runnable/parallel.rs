@@ -1,6 +1,7 @@
 //! [`Parallel`]: the same input to several branches at once, polled from the caller's task.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 
 use futures_core::Stream;
 
@@ -285,7 +286,7 @@ where
     let branch_ctx = CancelOnDrop(ctx.child());
     // Polled as `merge` polls its inputs: only the branches that were woken, or that returned an
     // event last, so an event costs the same whatever the number of branches.
-    let mut streams: ReadySet<dyn Stream<Item = EventResult<R::Output>> + Send + 'a> =
+    let mut streams: ReadySet<Pin<Box<dyn Stream<Item = EventResult<R::Output>> + Send + 'a>>> =
         ReadySet::with_capacity(branches.len());
     for branch in branches {
         streams.push(Box::pin(branch.stream(branch_ctx.0.clone(), input.clone())));
@@ -322,7 +323,7 @@ where
             Some(Err(err)) => Err(err),
             None => last[i].take().ok_or_else(|| no_value(i)),
         };
-        drop(streams.remove(i));
+        streams.remove(i);
         match outcome {
             Err(err) if !settle => {
                 // Fail fast: stop every other branch now. Returning drops their streams in
