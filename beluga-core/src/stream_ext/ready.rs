@@ -55,13 +55,15 @@ use std::sync::{Mutex, MutexGuard};
     reason = "four independent flags of the polling state, read on different paths"
 )]
 pub(crate) struct ReadySet<S> {
-    slots: Slots<S>,
+    /// The inputs and their wakers, pinned; `inputs` and `slots` have one entry per number.
+    inputs: Inputs<S>,
+    slots: Vec<Slot>,
     /// The numbers of the removed inputs' slots, to reuse.
     free: Vec<usize>,
-    /// Whether every slot holds an input that is ready, polled in number order from `next`
-    /// (never while the set has grown past its first chunk)
-    /// (else `round` says what to poll, and `next` is `usize::MAX`, so that the fast path finds
-    /// no slot there without reading `all`).
+    /// Whether every slot holds an input that is ready, polled in number order from `next`,
+    /// and the set has not grown past its first chunk of inputs (else `round` says what to poll,
+    /// and `next` is `usize::MAX`, so that the fast path finds no input there without reading
+    /// `all`).
     all: bool,
     next: usize,
     /// Whether the fast path polled the input at `next`, which returned `Pending` (for the slow
@@ -83,22 +85,28 @@ pub(crate) struct ReadySet<S> {
     woken: Vec<usize>,
 }
 
-/// The slots, numbered in order through the chunks: `first`, then `more[k]`, of
-/// `first.capacity() << k` slots each. No chunk is ever grown past its capacity, and a slot is
-/// never moved out of its chunk: the inputs they hold are pinned there (see
-/// [`Slots::project`]).
-struct Slots<S> {
-    first: Vec<Slot<S>>,
+/// The inputs, numbered in order through the chunks: `first`, then `more[k]`, of
+/// `first.capacity() << k` entries each. No chunk is ever grown past its capacity, and no entry
+/// is moved out of its chunk: the inputs are pinned there (see [`Input::project`]).
+struct Inputs<S> {
+    first: Vec<Input<S>>,
     /// Empty until `first` is full.
-    more: Vec<Vec<Slot<S>>>,
+    more: Vec<Vec<Input<S>>>,
 }
 
-struct Slot<S> {
+/// An input, beside the waker it is polled with (one address computation finds both).
+struct Input<S> {
     /// `None` once removed; pinned in place (dropped there, never moved out, unless `S: Unpin`).
     stream: Option<S>,
-    /// Wakes `node`: the waker the stream is polled with.
+    /// Wakes the slot's `node`.
     waker: Waker,
+}
+
+/// What the rounds read of an input, in a plain `Vec` (it is not pinned).
+struct Slot {
     node: Arc<Node>,
+    /// Whether the input is there (its `stream` is `Some`).
+    filled: bool,
     /// Whether the slot's number is in `round` (a removed input's number may be, until the round
     /// reaches it); always set while `all` is.
     in_round: bool,
@@ -150,8 +158,8 @@ impl Wake for Node {
     }
 }
 
-impl<S> Slots<S> {
-    /// The chunk and place in it of slot `index` (past `first`).
+impl<S> Inputs<S> {
+    /// The chunk and place in it of input `index` (past `first`).
     fn locate(&self, index: usize) -> (usize, usize) {
         let base = self.first.capacity();
         debug_assert!(index >= base && base > 0);
@@ -159,85 +167,84 @@ impl<S> Slots<S> {
         (chunk, index - (base << chunk))
     }
 
-    fn get(&self, index: usize) -> Option<&Slot<S>> {
-        if index < self.first.len() {
-            return self.first.get(index);
-        }
-        if self.more.is_empty() {
-            return None;
-        }
-        let (chunk, at) = self.locate(index);
-        self.more.get(chunk)?.get(at)
-    }
-
-    fn get_mut(&mut self, index: usize) -> Option<&mut Slot<S>> {
+    #[inline]
+    fn get_mut(&mut self, index: usize) -> Option<&mut Input<S>> {
         if index < self.first.len() {
             return self.first.get_mut(index);
         }
         if self.more.is_empty() {
             return None;
         }
+        self.get_more_mut(index)
+    }
+
+    /// [`get_mut`](Inputs::get_mut) past `first` (kept out of the callers' loops).
+    #[cold]
+    #[inline(never)]
+    fn get_more_mut(&mut self, index: usize) -> Option<&mut Input<S>> {
         let (chunk, at) = self.locate(index);
         self.more.get_mut(chunk)?.get_mut(at)
     }
 
-    /// How many slots there are (holding an input or free).
-    fn len(&self) -> usize {
-        self.first.len() + self.more.iter().map(Vec::len).sum::<usize>()
+    /// Adds `input` after the last one, in a new chunk if the last is full (never moving one).
+    #[inline]
+    fn push(&mut self, input: Input<S>) {
+        if self.first.len() < self.first.capacity() {
+            debug_assert!(self.more.is_empty());
+            self.first.push(input);
+        } else {
+            self.push_slow(input);
+        }
     }
 
-    /// Adds `slot` after the last one, in a new chunk if the last is full (never moving a slot).
-    fn push(&mut self, slot: Slot<S>) {
-        if self.more.is_empty() {
-            if self.first.len() < self.first.capacity() {
-                self.first.push(slot);
-                return;
-            }
-            if self.first.is_empty() {
-                // Nothing is pinned in an empty chunk: it may be reallocated.
-                self.first.reserve(4);
-                self.first.push(slot);
-                return;
-            }
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, input: Input<S>) {
+        if self.first.is_empty() {
+            // Nothing is pinned in an empty chunk: it may be reallocated.
+            self.first.reserve(4);
+            self.first.push(input);
+            return;
         }
         let size = self.first.capacity() << self.more.len().saturating_sub(1);
         match self.more.last_mut() {
-            Some(last) if last.len() < size => last.push(slot),
+            Some(last) if last.len() < size => last.push(input),
             _ => {
                 let mut chunk = Vec::with_capacity(self.first.capacity() << self.more.len());
-                chunk.push(slot);
+                chunk.push(input);
                 self.more.push(chunk);
             }
         }
     }
 
-    /// Whether the next [`push`](Slots::push) starts a new chunk past `first`.
+    /// Whether the next [`push`](Inputs::push) goes past `first`.
     fn push_grows(&self) -> bool {
-        !self.more.is_empty() || (self.first.len() == self.first.capacity() && !self.first.is_empty())
+        self.first.len() == self.first.capacity() && !self.first.is_empty()
     }
 
-    /// Drops every slot, each input where it lies (keeping `first`'s room).
+    /// Drops every input where it lies (keeping `first`'s room).
     fn clear(&mut self) {
         self.first.clear();
         self.more.clear();
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Slot<S>> {
+    fn iter(&self) -> impl Iterator<Item = &Input<S>> {
         self.first.iter().chain(self.more.iter().flatten())
     }
 
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Slot<S>> {
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Input<S>> {
         self.first.iter_mut().chain(self.more.iter_mut().flatten())
     }
 }
 
-impl<S> Slot<S> {
-    /// The slot's input, pinned, and the waker to poll it with.
+impl<S> Input<S> {
+    /// The input, pinned, and the waker to poll it with.
     fn project(&mut self) -> Option<(Pin<&mut S>, &Waker)> {
         let stream = self.stream.as_mut()?;
-        // SAFETY: a slot is never moved once made: its chunk is never grown past its capacity
-        // (`Slots::push` starts a new chunk instead) nor reallocated while it holds a slot, and
-        // no slot is moved out of it (`Slots::clear` and the chunks' drop drop them in place).
+        // SAFETY: an entry is never moved once made: its chunk is never grown past its capacity
+        // (`Inputs::push` starts a new chunk instead) nor reallocated while it holds an entry,
+        // and no entry is moved out of it (`Inputs::clear` and the chunks' drop drop them in
+        // place).
         // The input itself is only ever dropped in place (`ReadySet::remove` assigns `None`),
         // or moved out when `S: Unpin` (`ReadySet::into_streams`). So it stays at this address
         // until it is dropped, as `Pin` requires.
@@ -245,14 +252,17 @@ impl<S> Slot<S> {
         Some((stream, &self.waker))
     }
 
-    /// [`project`](Slot::project) for a slot known to hold an input, without checking.
+    /// [`project`](Input::project) for an entry known to hold its input, without checking.
     ///
     /// # Safety
     ///
-    /// The slot holds an input (`stream` is `Some`).
+    /// `stream` is `Some`.
     #[inline]
     unsafe fn project_filled(&mut self) -> (Pin<&mut S>, &Waker) {
-        debug_assert!(self.stream.is_some(), "an empty slot in the first way of polling");
+        debug_assert!(
+            self.stream.is_some(),
+            "an empty slot in the first way of polling"
+        );
         // SAFETY: the caller guarantees `stream` is `Some`.
         let stream = unsafe { self.stream.as_mut().unwrap_unchecked() };
         // SAFETY: as in `project`: the input never moves until it is dropped.
@@ -282,10 +292,11 @@ impl<S> ReadySet<S> {
     /// An empty set with room for `capacity` inputs.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         ReadySet {
-            slots: Slots {
+            inputs: Inputs {
                 first: Vec::with_capacity(capacity),
                 more: Vec::new(),
             },
+            slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             all: true,
             next: 0,
@@ -313,10 +324,10 @@ impl<S> ReadySet<S> {
         let index = if let Some(index) = self.free.pop() {
             // The slot's waker is reused: a wake from the removed input's leftover wakers only
             // polls this one once more.
-            self.slots.get_mut(index).expect("a free slot").stream = Some(stream);
+            self.inputs.get_mut(index).expect("a free slot").stream = Some(stream);
             index
         } else {
-            if self.all && self.slots.push_grows() {
+            if self.all && self.inputs.push_grows() {
                 // The first way of polling covers the first chunk only.
                 self.start_rounds(false);
             }
@@ -326,15 +337,19 @@ impl<S> ReadySet<S> {
                 index,
                 queued: AtomicBool::new(false),
             });
-            self.slots.push(Slot {
+            self.inputs.push(Input {
                 stream: Some(stream),
                 waker: Waker::from(Arc::clone(&node)),
+            });
+            self.slots.push(Slot {
                 node,
+                filled: false,
                 in_round: false,
             });
             index
         };
-        let slot = self.slots.get_mut(index).expect("the slot just filled");
+        let slot = &mut self.slots[index];
+        slot.filled = true;
         if !slot.in_round {
             slot.in_round = true;
             // (While `all` is set, every slot is in use, so this one is new: polled in its turn.)
@@ -353,11 +368,12 @@ impl<S> ReadySet<S> {
         let Some(slot) = self.slots.get_mut(index) else {
             return false;
         };
-        if slot.stream.is_none() {
+        if !slot.filled {
             return false;
         }
+        slot.filled = false;
         // Dropped in place: it is pinned there.
-        slot.stream = None;
+        self.inputs.get_mut(index).expect("a filled slot").stream = None;
         self.live -= 1;
         self.free.push(index);
         true
@@ -370,6 +386,7 @@ impl<S> ReadySet<S> {
         self.next = usize::MAX;
         // The wakers stay valid: a late wake queues a number no slot has, which is skipped.
         self.slots.clear();
+        self.inputs.clear();
         self.free.clear();
         self.round.clear();
         self.pos = 0;
@@ -391,7 +408,7 @@ impl<S> ReadySet<S> {
         self.pos = 0;
         self.stale = false;
         if pending {
-            self.slots.first[next].in_round = false;
+            self.slots[next].in_round = false;
             self.pos = 1;
             self.stale = true;
         }
@@ -404,14 +421,14 @@ impl<S> ReadySet<S> {
 
     /// The inputs, in number order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &S> {
-        self.slots.iter().filter_map(|slot| slot.stream.as_ref())
+        self.inputs.iter().filter_map(|input| input.stream.as_ref())
     }
 
     /// The inputs, pinned, in number order.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = Pin<&mut S>> {
-        self.slots
+        self.inputs
             .iter_mut()
-            .filter_map(|slot| slot.project().map(|(stream, _)| stream))
+            .filter_map(|input| input.project().map(|(stream, _)| stream))
     }
 
     /// The inputs, in number order (moved out: for `Unpin` inputs only).
@@ -420,12 +437,12 @@ impl<S> ReadySet<S> {
         S: Unpin,
     {
         let mut this = self;
-        let first = std::mem::take(&mut this.slots.first);
-        let more = std::mem::take(&mut this.slots.more);
+        let first = std::mem::take(&mut this.inputs.first);
+        let more = std::mem::take(&mut this.inputs.more);
         first
             .into_iter()
             .chain(more.into_iter().flatten())
-            .filter_map(|slot| slot.stream)
+            .filter_map(|input| input.stream)
     }
 }
 
@@ -460,16 +477,16 @@ impl<S: Stream> ReadySet<S> {
     #[inline]
     pub(crate) fn poll_fast(&mut self) -> Option<(usize, Option<S::Item>)> {
         let index = self.next;
-        let n = self.slots.first.len();
-        let slot = self.slots.first.get_mut(index)?;
-        // SAFETY: `next` is a slot's number only while `all` is set (else it is `usize::MAX`;
-        // see `start_rounds` and `clear`), and while `all` is set every slot of `first` holds an
-        // input: it is set only when the round found as many inputs as slots, with no chunk past
-        // `first` (`next_round`), `push` fills a slot or leaves the first way before growing,
-        // and `remove` leaves the first way before emptying one. (`live + free.len()` is the
-        // number of slots, so no slot is free then either.) Checking would cost an instruction
-        // per item on the fast path.
-        let (stream, waker) = unsafe { slot.project_filled() };
+        let n = self.inputs.first.len();
+        let input = self.inputs.first.get_mut(index)?;
+        // SAFETY: `next` is an input's number only while `all` is set (else it is `usize::MAX`;
+        // see `start_rounds` and `clear`), and while `all` is set every entry of `first` holds
+        // its input: `all` is set only when the round found as many inputs as slots, with no
+        // chunk past `first` (`next_round`); `push` fills an entry, and leaves the first way
+        // before it grows past `first`; `remove` leaves the first way before emptying one.
+        // (`live + free.len()` is the number of slots, so no slot is free then either.)
+        // Checking would cost instructions per item on the fast path.
+        let (stream, waker) = unsafe { input.project_filled() };
         match stream.poll_next(&mut TaskContext::from_waker(waker)) {
             Poll::Ready(item) => {
                 let next = index + 1;
@@ -501,7 +518,7 @@ impl<S: Stream> ReadySet<S> {
                     self.stale = true;
                     continue;
                 };
-                if slot.stream.is_none() {
+                if !slot.filled {
                     slot.in_round = false;
                     self.pos += 1;
                     self.stale = true;
@@ -514,12 +531,13 @@ impl<S: Stream> ReadySet<S> {
                 }
                 budget -= 1;
                 self.pos += 1;
-                let (stream, waker) = slot.project().expect("the slot holds an input");
+                let input = self.inputs.get_mut(index).expect("an input for every slot");
+                let (stream, waker) = input.project().expect("a filled slot's input");
                 let polled = stream.poll_next(&mut TaskContext::from_waker(waker));
                 if let Poll::Ready(item) = polled {
                     return Poll::Ready((index, item));
                 }
-                slot.in_round = false;
+                self.slots[index].in_round = false;
                 self.stale = true;
             }
             self.next_round();
@@ -564,9 +582,9 @@ impl<S: Stream> ReadySet<S> {
         // the first way. (Not when woken inputs complete the round: an input that is woken for
         // each item would switch ways at every item.)
         let all_ready = !self.joined
-            && self.slots.more.is_empty()
-            && self.round.len() == self.slots.first.len()
-            && self.live == self.slots.first.len()
+            && self.inputs.more.is_empty()
+            && self.round.len() == self.slots.len()
+            && self.live == self.slots.len()
             && self.live > 0;
         self.joined = false;
         if self.shared.any.load(Ordering::Acquire) {
@@ -591,7 +609,7 @@ impl<S: Stream> ReadySet<S> {
             };
             // Cleared before the input is polled: a wake from now on queues it again.
             slot.node.queued.store(false, Ordering::Release);
-            let join = slot.stream.is_some() && !slot.in_round;
+            let join = slot.filled && !slot.in_round;
             slot.in_round |= join;
             join
         });
