@@ -16,10 +16,11 @@
 //!   alone, and the cost of a poll does not grow with the number of inputs. When every input
 //!   returns an item in a round, polling goes back to the first way.
 //!
-//! The inputs are stored in place, pinned where they are put: the slots live in chunks that are
-//! never moved or grown past their capacity (the first holds the inputs the set is made with,
+//! The inputs are stored in place, pinned where they are put: each with its waker, in chunks that
+//! are never moved or grown past their capacity (the first holds the inputs the set is made with,
 //! and has room for more; each further one is twice the size of the one before), and an input
-//! is dropped where it lies. So polling an input is an address computation, not a load through a
+//! is dropped where it lies. What the rounds read of each input (its flags) is kept apart, in a
+//! plain `Vec`. So polling an input is an address computation, not a load through a
 //! box of its own, and inputs that are not `Unpin` need no box. The first way of polling covers
 //! the first chunk: a set that has had to grow past it polls in rounds.
 //!
