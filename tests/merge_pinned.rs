@@ -50,14 +50,14 @@ impl Feed {
 struct Pinned {
     feed: Arc<Feed>,
     at: Cell<usize>,
-    _pinned: PhantomPinned,
+    _not_unpin: PhantomPinned,
 }
 
 fn pinned(feed: &Arc<Feed>) -> Pinned {
     Pinned {
         feed: Arc::clone(feed),
         at: Cell::new(0),
-        _pinned: PhantomPinned,
+        _not_unpin: PhantomPinned,
     }
 }
 

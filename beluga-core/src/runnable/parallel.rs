@@ -1,7 +1,6 @@
 //! [`Parallel`]: the same input to several branches at once, polled from the caller's task.
 
 use std::future::poll_fn;
-use std::pin::Pin;
 
 use futures_core::Stream;
 
@@ -9,6 +8,7 @@ use super::{BoxRunnable, CancelOnDrop, Runnable, RunnableExt};
 use crate::context::Context;
 use crate::error::{Error, ErrorCode};
 use crate::event::{Event, EventKind, EventResult};
+use crate::stream::BoxEventStream;
 use crate::stream_ext::ReadySet;
 use beluga_macros::stream_producer;
 
@@ -286,7 +286,7 @@ where
     let branch_ctx = CancelOnDrop(ctx.child());
     // Polled as `merge` polls its inputs: only the branches that were woken, or that returned an
     // event last, so an event costs the same whatever the number of branches.
-    let mut streams: ReadySet<Pin<Box<dyn Stream<Item = EventResult<R::Output>> + Send + 'a>>> =
+    let mut streams: ReadySet<BoxEventStream<'a, R::Output>> =
         ReadySet::with_capacity(branches.len());
     for branch in branches {
         streams.push(Box::pin(branch.stream(branch_ctx.0.clone(), input.clone())));
