@@ -8,6 +8,7 @@ use super::{BoxRunnable, CancelOnDrop, Runnable, RunnableExt};
 use crate::context::Context;
 use crate::error::{Error, ErrorCode};
 use crate::event::{Event, EventKind, EventResult};
+use crate::stream::BoxEventStream;
 use crate::stream_ext::ReadySet;
 use beluga_macros::stream_producer;
 
@@ -285,7 +286,7 @@ where
     let branch_ctx = CancelOnDrop(ctx.child());
     // Polled as `merge` polls its inputs: only the branches that were woken, or that returned an
     // event last, so an event costs the same whatever the number of branches.
-    let mut streams: ReadySet<dyn Stream<Item = EventResult<R::Output>> + Send + 'a> =
+    let mut streams: ReadySet<BoxEventStream<'a, R::Output>> =
         ReadySet::with_capacity(branches.len());
     for branch in branches {
         streams.push(Box::pin(branch.stream(branch_ctx.0.clone(), input.clone())));
@@ -322,7 +323,7 @@ where
             Some(Err(err)) => Err(err),
             None => last[i].take().ok_or_else(|| no_value(i)),
         };
-        drop(streams.remove(i));
+        streams.remove(i);
         match outcome {
             Err(err) if !settle => {
                 // Fail fast: stop every other branch now. Returning drops their streams in

@@ -17,8 +17,10 @@ use crate::event::Event;
 /// in rounds once one has had to wait: the ones woken since the last round, then the ones still
 /// ready from it. An input that is always ready gets one turn per round and cannot starve the
 /// others, and an input woken among always-ready ones is polled within one round. Inputs need not be
-/// `Unpin`: each is pinned in a box of its own when the merge is made (or an input is
-/// [`push`](Merge::push)ed), not per item.
+/// `Unpin`: they are pinned in place in the merge's own storage, one allocation for the inputs it
+/// is made with (inputs [`push`](Merge::push)ed beyond its room go to further chunks, each twice
+/// the size of the last; while there are any, the merge polls in rounds even when every input
+/// is ready). Nothing is allocated per item.
 ///
 /// Each input's `done` event marks that input finished and is not passed on; once all have
 /// finished, the merged stream yields one plain `done` if every input ended with one, and
@@ -39,7 +41,7 @@ impl<S> Merge<S> {
         let inputs = inputs.into_iter();
         let mut set = ReadySet::with_capacity(inputs.size_hint().0);
         for input in inputs {
-            set.push(Box::pin(input));
+            set.push(input);
         }
         Merge {
             inputs: set,
@@ -66,7 +68,7 @@ impl<S> Merge<S> {
         if self.finished {
             return Err(input);
         }
-        self.inputs.push(Box::pin(input));
+        self.inputs.push(input);
         Ok(())
     }
 
@@ -104,17 +106,6 @@ impl<S> Merge<S> {
         self.inputs.iter_mut()
     }
 
-    /// The inputs that have not finished yet, each in the box it was pinned in.
-    ///
-    /// ```
-    /// use beluga_core::stream;
-    /// let merged = stream::merge([stream::iter([1]), stream::iter([2])]);
-    /// assert_eq!(merged.into_pinned().len(), 2);
-    /// ```
-    pub fn into_pinned(self) -> Vec<Pin<Box<S>>> {
-        self.inputs.into_streams().collect()
-    }
-
     fn end(&mut self) {
         self.finished = true;
         // Drop every input at once, in this poll.
@@ -123,8 +114,8 @@ impl<S> Merge<S> {
 }
 
 impl<S: Unpin> Merge<S> {
-    /// The inputs that have not finished yet (for `Unpin` inputs; see
-    /// [`into_pinned`](Merge::into_pinned) for the others).
+    /// The inputs that have not finished yet (for `Unpin` inputs: the others are pinned in the
+    /// merge, and dropped with it).
     ///
     /// ```
     /// use beluga_core::stream;
@@ -132,10 +123,7 @@ impl<S: Unpin> Merge<S> {
     /// assert_eq!(merged.into_inner().len(), 2);
     /// ```
     pub fn into_inner(self) -> Vec<S> {
-        self.inputs
-            .into_streams()
-            .map(|input| *Pin::into_inner(input))
-            .collect()
+        self.inputs.into_streams().collect()
     }
 }
 

@@ -16,6 +16,14 @@
 //!   alone, and the cost of a poll does not grow with the number of inputs. When every input
 //!   returns an item in a round, polling goes back to the first way.
 //!
+//! The inputs are stored in place, pinned where they are put: each with its waker, in chunks that
+//! are never moved or grown past their capacity (the first holds the inputs the set is made with,
+//! and has room for more; each further one is twice the size of the one before), and an input
+//! is dropped where it lies. What the rounds read of each input (its flags) is kept apart, in a
+//! plain `Vec`. So polling an input is an address computation, not a load through a
+//! box of its own, and inputs that are not `Unpin` need no box. The first way of polling covers
+//! the first chunk: a set that has had to grow past it polls in rounds.
+//!
 //! Fair: each input is polled once per round (or per turn of the first way), and the woken
 //! inputs start every round, so an input woken while others are always ready is polled within
 //! one round of its wake. One call polls at most as many inputs as the set holds (plus one) before it yields: it
@@ -47,13 +55,16 @@ use std::sync::{Mutex, MutexGuard};
     clippy::struct_excessive_bools,
     reason = "four independent flags of the polling state, read on different paths"
 )]
-pub(crate) struct ReadySet<S: ?Sized> {
-    slots: Vec<Slot<S>>,
+pub(crate) struct ReadySet<S> {
+    /// The inputs and their wakers, pinned; `inputs` and `slots` have one entry per number.
+    inputs: Inputs<S>,
+    slots: Vec<Slot>,
     /// The numbers of the removed inputs' slots, to reuse.
     free: Vec<usize>,
-    /// Whether every slot holds an input that is ready, polled in number order from `next`
-    /// (else `round` says what to poll, and `next` is `usize::MAX`, so that the fast path finds
-    /// no slot there without reading `all`).
+    /// Whether every slot holds an input that is ready, polled in number order from `next`,
+    /// and the set has not grown past its first chunk of inputs (else `round` says what to poll,
+    /// and `next` is `usize::MAX`, so that the fast path finds no input there without reading
+    /// `all`).
     all: bool,
     next: usize,
     /// Whether the fast path polled the input at `next`, which returned `Pending` (for the slow
@@ -75,12 +86,28 @@ pub(crate) struct ReadySet<S: ?Sized> {
     woken: Vec<usize>,
 }
 
-struct Slot<S: ?Sized> {
-    /// `None` once removed.
-    stream: Option<Pin<Box<S>>>,
-    /// Wakes `node`: the waker the stream is polled with.
+/// The inputs, numbered in order through the chunks: `first`, then `more[k]`, of
+/// `first.capacity() << k` entries each. No chunk is ever grown past its capacity, and no entry
+/// is moved out of its chunk: the inputs are pinned there (see [`Input::project`]).
+struct Inputs<S> {
+    first: Vec<Input<S>>,
+    /// Empty until `first` is full.
+    more: Vec<Vec<Input<S>>>,
+}
+
+/// An input, beside the waker it is polled with (one address computation finds both).
+struct Input<S> {
+    /// `None` once removed; pinned in place (dropped there, never moved out, unless `S: Unpin`).
+    stream: Option<S>,
+    /// Wakes the slot's `node`.
     waker: Waker,
+}
+
+/// What the rounds read of an input, in a plain `Vec` (it is not pinned).
+struct Slot {
     node: Arc<Node>,
+    /// Whether the input is there (its `stream` is `Some`).
+    filled: bool,
     /// Whether the slot's number is in `round` (a removed input's number may be, until the round
     /// reaches it); always set while `all` is.
     in_round: bool,
@@ -132,6 +159,119 @@ impl Wake for Node {
     }
 }
 
+impl<S> Inputs<S> {
+    /// The chunk and place in it of input `index` (past `first`).
+    fn locate(&self, index: usize) -> (usize, usize) {
+        let base = self.first.capacity();
+        debug_assert!(index >= base && base > 0);
+        let chunk = (index / base).ilog2() as usize;
+        (chunk, index - (base << chunk))
+    }
+
+    #[inline]
+    fn get_mut(&mut self, index: usize) -> Option<&mut Input<S>> {
+        if index < self.first.len() {
+            return self.first.get_mut(index);
+        }
+        if self.more.is_empty() {
+            return None;
+        }
+        self.get_more_mut(index)
+    }
+
+    /// [`get_mut`](Inputs::get_mut) past `first` (kept out of the callers' loops).
+    #[cold]
+    #[inline(never)]
+    fn get_more_mut(&mut self, index: usize) -> Option<&mut Input<S>> {
+        let (chunk, at) = self.locate(index);
+        self.more.get_mut(chunk)?.get_mut(at)
+    }
+
+    /// Adds `input` after the last one, in a new chunk if the last is full (never moving one).
+    #[inline]
+    fn push(&mut self, input: Input<S>) {
+        if self.first.len() < self.first.capacity() {
+            debug_assert!(self.more.is_empty());
+            self.first.push(input);
+        } else {
+            self.push_slow(input);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, input: Input<S>) {
+        if self.first.is_empty() {
+            // Nothing is pinned in an empty chunk: it may be reallocated.
+            self.first.reserve(4);
+            self.first.push(input);
+            return;
+        }
+        let size = self.first.capacity() << self.more.len().saturating_sub(1);
+        match self.more.last_mut() {
+            Some(last) if last.len() < size => last.push(input),
+            _ => {
+                let mut chunk = Vec::with_capacity(self.first.capacity() << self.more.len());
+                chunk.push(input);
+                self.more.push(chunk);
+            }
+        }
+    }
+
+    /// Whether the next [`push`](Inputs::push) goes past `first`.
+    fn push_grows(&self) -> bool {
+        self.first.len() == self.first.capacity() && !self.first.is_empty()
+    }
+
+    /// Drops every input where it lies (keeping `first`'s room).
+    fn clear(&mut self) {
+        self.first.clear();
+        self.more.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Input<S>> {
+        self.first.iter().chain(self.more.iter().flatten())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Input<S>> {
+        self.first.iter_mut().chain(self.more.iter_mut().flatten())
+    }
+}
+
+impl<S> Input<S> {
+    /// The input, pinned, and the waker to poll it with.
+    fn project(&mut self) -> Option<(Pin<&mut S>, &Waker)> {
+        let stream = self.stream.as_mut()?;
+        // SAFETY: an entry is never moved once made: its chunk is never grown past its capacity
+        // (`Inputs::push` starts a new chunk instead) nor reallocated while it holds an entry,
+        // and no entry is moved out of it (`Inputs::clear` and the chunks' drop drop them in
+        // place).
+        // The input itself is only ever dropped in place (`ReadySet::remove` assigns `None`),
+        // or moved out when `S: Unpin` (`ReadySet::into_streams`). So it stays at this address
+        // until it is dropped, as `Pin` requires.
+        let stream = unsafe { Pin::new_unchecked(stream) };
+        Some((stream, &self.waker))
+    }
+
+    /// [`project`](Input::project) for an entry known to hold its input, without checking.
+    ///
+    /// # Safety
+    ///
+    /// `stream` is `Some`.
+    #[inline]
+    unsafe fn project_filled(&mut self) -> (Pin<&mut S>, &Waker) {
+        debug_assert!(
+            self.stream.is_some(),
+            "an empty slot in the first way of polling"
+        );
+        // SAFETY: the caller guarantees `stream` is `Some`.
+        let stream = unsafe { self.stream.as_mut().unwrap_unchecked() };
+        // SAFETY: as in `project`: the input never moves until it is dropped.
+        let stream = unsafe { Pin::new_unchecked(stream) };
+        (stream, &self.waker)
+    }
+}
+
 impl Shared {
     /// Swaps the woken inputs out of `queue` (this set's, locked) into `out` (empty).
     fn take_woken(&self, queue: &mut Queue, out: &mut Vec<usize>) {
@@ -149,10 +289,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl<S: ?Sized> ReadySet<S> {
+impl<S> ReadySet<S> {
     /// An empty set with room for `capacity` inputs.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         ReadySet {
+            inputs: Inputs {
+                first: Vec::with_capacity(capacity),
+                more: Vec::new(),
+            },
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             all: true,
@@ -174,30 +318,39 @@ impl<S: ?Sized> ReadySet<S> {
         }
     }
 
-    /// Adds `stream`, to be polled in the current round; returns its number.
-    pub(crate) fn push(&mut self, stream: Pin<Box<S>>) -> usize {
+    /// Adds `stream`, to be polled in the current round; returns its number. It is pinned where
+    /// it is put, until it is removed.
+    pub(crate) fn push(&mut self, stream: S) -> usize {
         self.live += 1;
         let index = if let Some(index) = self.free.pop() {
             // The slot's waker is reused: a wake from the removed input's leftover wakers only
             // polls this one once more.
-            self.slots[index].stream = Some(stream);
+            self.inputs.get_mut(index).expect("a free slot").stream = Some(stream);
             index
         } else {
+            if self.all && self.inputs.push_grows() {
+                // The first way of polling covers the first chunk only.
+                self.start_rounds(false);
+            }
             let index = self.slots.len();
             let node = Arc::new(Node {
                 shared: Arc::clone(&self.shared),
                 index,
                 queued: AtomicBool::new(false),
             });
-            self.slots.push(Slot {
+            self.inputs.push(Input {
                 stream: Some(stream),
                 waker: Waker::from(Arc::clone(&node)),
+            });
+            self.slots.push(Slot {
                 node,
+                filled: false,
                 in_round: false,
             });
             index
         };
         let slot = &mut self.slots[index];
+        slot.filled = true;
         if !slot.in_round {
             slot.in_round = true;
             // (While `all` is set, every slot is in use, so this one is new: polled in its turn.)
@@ -208,25 +361,35 @@ impl<S: ?Sized> ReadySet<S> {
         index
     }
 
-    /// Removes input `index` (dropping it, unless the caller keeps what this returns).
-    pub(crate) fn remove(&mut self, index: usize) -> Option<Pin<Box<S>>> {
+    /// Removes input `index`, dropping it where it lies; returns whether there was one.
+    pub(crate) fn remove(&mut self, index: usize) -> bool {
         if self.all {
             self.start_rounds(false);
         }
-        let stream = self.slots.get_mut(index)?.stream.take()?;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
+        if !slot.filled {
+            return false;
+        }
+        slot.filled = false;
+        // Dropped in place: it is pinned there.
+        self.inputs.get_mut(index).expect("a filled slot").stream = None;
         self.live -= 1;
         self.free.push(index);
-        Some(stream)
+        true
     }
 
     /// Drops every input, in this call.
     pub(crate) fn clear(&mut self) {
-        // The wakers stay valid: a late wake queues a number no slot has, which is skipped.
-        self.slots.clear();
-        self.free.clear();
-        self.round.clear();
+        // Out of the first way before any input is dropped (an input's drop may panic).
         self.all = false;
         self.next = usize::MAX;
+        // The wakers stay valid: a late wake queues a number no slot has, which is skipped.
+        self.slots.clear();
+        self.inputs.clear();
+        self.free.clear();
+        self.round.clear();
         self.pos = 0;
         self.stale = false;
         self.live = 0;
@@ -259,26 +422,35 @@ impl<S: ?Sized> ReadySet<S> {
 
     /// The inputs, in number order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &S> {
-        self.slots.iter().filter_map(|slot| slot.stream.as_deref())
+        self.inputs.iter().filter_map(|input| input.stream.as_ref())
     }
 
     /// The inputs, pinned, in number order.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = Pin<&mut S>> {
-        self.slots
+        self.inputs
             .iter_mut()
-            .filter_map(|slot| slot.stream.as_mut().map(Pin::as_mut))
+            .filter_map(|input| input.project().map(|(stream, _)| stream))
     }
 
-    /// The inputs, in number order.
-    pub(crate) fn into_streams(self) -> impl Iterator<Item = Pin<Box<S>>> {
+    /// The inputs, in number order (moved out: for `Unpin` inputs only).
+    pub(crate) fn into_streams(self) -> impl Iterator<Item = S>
+    where
+        S: Unpin,
+    {
         let mut this = self;
-        std::mem::take(&mut this.slots)
+        let first = std::mem::take(&mut this.inputs.first);
+        let more = std::mem::take(&mut this.inputs.more);
+        first
             .into_iter()
-            .filter_map(|slot| slot.stream)
+            .chain(more.into_iter().flatten())
+            .filter_map(|input| input.stream)
     }
 }
 
-impl<S: ?Sized> Drop for ReadySet<S> {
+// The inputs are pinned in the chunks' heap memory, which does not move with the set.
+impl<S> Unpin for ReadySet<S> {}
+
+impl<S> Drop for ReadySet<S> {
     fn drop(&mut self) {
         // An input's waker may outlive the set (kept by whatever the input waited on): it must
         // not keep the polling task's waker alive with it.
@@ -287,7 +459,7 @@ impl<S: ?Sized> Drop for ReadySet<S> {
     }
 }
 
-impl<S: ?Sized + Stream> ReadySet<S> {
+impl<S: Stream> ReadySet<S> {
     /// Polls the inputs that may have an item, in round order, until one returns `Ready`: its
     /// number and what it returned (its end too: the caller decides whether to remove it).
     /// `Pending` once none has anything, with `cx`'s waker registered to be woken when one is
@@ -306,19 +478,17 @@ impl<S: ?Sized + Stream> ReadySet<S> {
     #[inline]
     pub(crate) fn poll_fast(&mut self) -> Option<(usize, Option<S::Item>)> {
         let index = self.next;
-        let n = self.slots.len();
-        let Some(Slot {
-            stream: Some(stream),
-            waker,
-            ..
-        }) = self.slots.get_mut(index)
-        else {
-            return None;
-        };
-        match stream
-            .as_mut()
-            .poll_next(&mut TaskContext::from_waker(waker))
-        {
+        let n = self.inputs.first.len();
+        let input = self.inputs.first.get_mut(index)?;
+        // SAFETY: `next` is an input's number only while `all` is set (else it is `usize::MAX`;
+        // see `start_rounds` and `clear`), and while `all` is set every entry of `first` holds
+        // its input: `all` is set only when the round found as many inputs as slots, with no
+        // chunk past `first` (`next_round`); `push` fills an entry, and leaves the first way
+        // before it grows past `first`; `remove` leaves the first way before emptying one.
+        // (`live + free.len()` is the number of slots, so no slot is free then either.)
+        // Checking would cost instructions per item on the fast path.
+        let (stream, waker) = unsafe { input.project_filled() };
+        match stream.poll_next(&mut TaskContext::from_waker(waker)) {
             Poll::Ready(item) => {
                 let next = index + 1;
                 self.next = if next == n { 0 } else { next };
@@ -349,12 +519,12 @@ impl<S: ?Sized + Stream> ReadySet<S> {
                     self.stale = true;
                     continue;
                 };
-                let Some(stream) = slot.stream.as_mut() else {
+                if !slot.filled {
                     slot.in_round = false;
                     self.pos += 1;
                     self.stale = true;
                     continue;
-                };
+                }
                 if budget == 0 {
                     // Enough for one call: let the task run something else, then go on here.
                     cx.waker().wake_by_ref();
@@ -362,13 +532,13 @@ impl<S: ?Sized + Stream> ReadySet<S> {
                 }
                 budget -= 1;
                 self.pos += 1;
-                let polled = stream
-                    .as_mut()
-                    .poll_next(&mut TaskContext::from_waker(&slot.waker));
+                let input = self.inputs.get_mut(index).expect("an input for every slot");
+                let (stream, waker) = input.project().expect("a filled slot's input");
+                let polled = stream.poll_next(&mut TaskContext::from_waker(waker));
                 if let Poll::Ready(item) = polled {
                     return Poll::Ready((index, item));
                 }
-                slot.in_round = false;
+                self.slots[index].in_round = false;
                 self.stale = true;
             }
             self.next_round();
@@ -413,6 +583,7 @@ impl<S: ?Sized + Stream> ReadySet<S> {
         // the first way. (Not when woken inputs complete the round: an input that is woken for
         // each item would switch ways at every item.)
         let all_ready = !self.joined
+            && self.inputs.more.is_empty()
             && self.round.len() == self.slots.len()
             && self.live == self.slots.len()
             && self.live > 0;
@@ -439,7 +610,7 @@ impl<S: ?Sized + Stream> ReadySet<S> {
             };
             // Cleared before the input is polled: a wake from now on queues it again.
             slot.node.queued.store(false, Ordering::Release);
-            let join = slot.stream.is_some() && !slot.in_round;
+            let join = slot.filled && !slot.in_round;
             slot.in_round |= join;
             join
         });
