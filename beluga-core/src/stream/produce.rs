@@ -229,17 +229,18 @@ impl<T> Frame<T> {
 
     /// Sends `value`: into the slot if it is empty, else at the back of the queue.
     #[inline]
-    fn send(&self, value: Yielded<T>) {
+    fn send(&self, value: Yielded<T>) -> &Self {
         // SAFETY: the only reference into the slot, for this call (see `Frame`); the value
         // overwritten is `None`, so nothing is dropped.
         let slot = unsafe { &mut *self.slot.get() };
         if slot.is_none() {
             *slot = Some(value);
+            self
         } else {
             // SAFETY: the only reference into `spare`; `enqueue` moves the value out before it
             // returns, so `spare` never holds one between calls and nothing is overwritten.
             unsafe { (*self.spare.get()).write(value) };
-            enqueue(self);
+            enqueue(self)
         }
     }
 }
@@ -254,16 +255,18 @@ impl<T> Frame<T> {
 #[cold]
 #[inline(never)]
 #[cfg(target_arch = "x86_64")]
-extern "win64-unwind" fn enqueue<T>(frame: &Frame<T>) {
+extern "win64-unwind" fn enqueue<T>(frame: &Frame<T>) -> &Frame<T> {
     frame.enqueue_spare();
+    frame
 }
 
 /// See the x86-64 version.
 #[cold]
 #[inline(never)]
 #[cfg(not(target_arch = "x86_64"))]
-fn enqueue<T>(frame: &Frame<T>) {
+fn enqueue<T>(frame: &Frame<T>) -> &Frame<T> {
     frame.enqueue_spare();
+    frame
 }
 
 impl<T> Frame<T> {
@@ -364,9 +367,9 @@ impl<T> Emitter<'_, T> {
     pub fn emit(&mut self, value: impl IntoEvent<T>) -> Emit<'_, T> {
         // SAFETY: the frame outlives the emitter (see the `Send` impl), and is only used
         // through shared references.
-        unsafe { self.frame.as_ref() }.send(value.__into_yielded());
+        let frame = unsafe { self.frame.as_ref() }.send(value.__into_yielded());
         Emit {
-            frame: self.frame,
+            frame: NonNull::from(frame),
             _emitter: PhantomData,
         }
     }
@@ -456,6 +459,11 @@ impl<T> Future for Emit<'_, T> {
 #[cold]
 #[inline(never)]
 #[cfg(target_arch = "x86_64")]
+#[allow(
+    improper_ctypes_definitions,
+    reason = "called from Rust only; the ABI is chosen for its registers, and returning the \
+              `Poll` keeps the body's poll from keeping one of its own"
+)]
 extern "win64-unwind" fn wake(waker: &Waker) -> Poll<()> {
     waker.wake_by_ref();
     Poll::Pending
