@@ -248,10 +248,11 @@ impl<T> Frame<T> {
 /// Moves the value [`Frame::send`] left in `spare` to the back of the queue.
 ///
 /// Out of line and cold: the body's poll only calls it when a value is sent while the slot is
-/// full. On x86-64 its calling convention is `win64`, whose callee saves `rdi` and `rsi`, and the
-/// value is handed over in the frame rather than on the stack, so that the body's poll keeps
-/// its own live values in those registers across this call and needs no callee-saved register
-/// on the steady state.
+/// full. On x86-64 its calling convention is `win64`, whose callee saves `rdi` and `rsi`; the
+/// value is handed over in the frame rather than on the stack, and the frame's address comes
+/// back, so that the body's poll keeps what it needs across this call in those two registers
+/// and pushes no callee-saved register for it on the steady state (measured in
+/// benches/producer.rs).
 #[cold]
 #[inline(never)]
 #[cfg(target_arch = "x86_64")]
