@@ -330,7 +330,9 @@ fn context_address(cx: &TaskContext<'_>) -> usize {
 /// It cannot leave the body (see [`produce`]), it is invariant in `T`, and it is `Send` when
 /// `T` is, so a stream whose body is `Send` is `Send`.
 pub struct Emitter<'e, T> {
-    frame: NonNull<Frame<T>>,
+    // A `Frame<T>`, its type erased (cast back in `emit`; `_invariant` keeps `T`): a diagnostic
+    // about sharing an emitter between threads then names no internal type.
+    frame: NonNull<()>,
     _body: PhantomData<&'e ()>,
     // Invariant in `T`: an emitter of `&'static str` must never accept a `&'short str`.
     _invariant: PhantomData<fn(T) -> T>,
@@ -368,7 +370,7 @@ impl<T> Emitter<'_, T> {
     pub fn emit(&mut self, value: impl IntoEvent<T>) -> Emit<'_, T> {
         // SAFETY: the frame outlives the emitter (see the `Send` impl), and is only used
         // through shared references.
-        let frame = unsafe { self.frame.as_ref() }.send(value.__into_yielded());
+        let frame = unsafe { self.frame.cast::<Frame<T>>().as_ref() }.send(value.__into_yielded());
         Emit {
             frame: NonNull::from(frame),
             _emitter: PhantomData,
@@ -640,7 +642,7 @@ where
             return complete(this, End::Returned(Err(err)));
         };
         let emitter = Emitter {
-            frame: NonNull::from(&this.frame),
+            frame: NonNull::from(&this.frame).cast(),
             _body: PhantomData,
             _invariant: PhantomData,
         };
