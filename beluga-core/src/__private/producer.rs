@@ -282,16 +282,14 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
-    #[inline]
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a call of `BodyFn::poll_steady`, which holds the code (see `BodyFn`)"
+    )]
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         // SAFETY: see `project`.
-        let this = unsafe { project(self) };
-        // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
-        // state, it is 1, so this countdown sends the poll to `poll_gated`.
-        if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
-            return F::poll_gated(this, cx);
-        }
-        resume(this, cx)
+        F::poll_steady(unsafe { project(self) }, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -440,6 +438,20 @@ trait BodyFn<T, Fut>: FnOnce(YieldHandle<T>) -> Fut + Sized
 where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
+    /// [`Stream::poll_next`]: the steady state, and the gate to every other.
+    #[inline]
+    fn poll_steady(
+        this: &mut Producer<T, Self, Fut>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
+        // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
+        // state, it is 1, so this countdown sends the poll to `poll_gated`.
+        if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
+            return Self::poll_gated(this, cx);
+        }
+        resume(this, cx)
+    }
+
     /// Everything but the steady state: not started, finished, a deadline to watch,
     /// cancelled. The only slow path that depends on the body's types, since it creates the
     /// body.
