@@ -282,16 +282,14 @@ where
 {
     type Item = Result<Event<T>, Error>;
 
-    #[inline]
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a call of `BodyFn::poll_steady`, which holds the code (see `BodyFn`)"
+    )]
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         // SAFETY: see `project`.
-        let this = unsafe { project(self) };
-        // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
-        // state, it is 1, so this countdown sends the poll to `poll_gated`.
-        if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
-            return poll_gated(this, cx);
-        }
-        resume(this, cx)
+        F::poll_steady(unsafe { project(self) }, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -430,35 +428,89 @@ unsafe fn project<T, F, Fut>(this: Pin<&mut Producer<T, F, Fut>>) -> &mut Produc
     unsafe { this.get_unchecked_mut() }
 }
 
-/// Everything but the steady state: not started, finished, a deadline to watch, cancelled. The
-/// only slow path that depends on the body's types, since it creates the body.
-#[inline(never)]
-fn poll_gated<T, F, Fut>(
-    this: &mut Producer<T, F, Fut>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<Result<Event<T>, Error>>>
+/// The functions of a producer that depend on its body's types, as provided methods of a trait
+/// every body closure implements. rustc generates an instance of a provided method in the
+/// codegen unit of its `Self` type, here the closure the expansion wrote in the user's module:
+/// so each producer's code sits with that producer, and an incremental rebuild after one
+/// producer changed generates that one again, not every producer of the crate (as it would if
+/// they were free functions of this module, whose instances share one codegen unit).
+trait BodyFn<T, Fut>: FnOnce(YieldHandle<T>) -> Fut + Sized
+where
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    /// [`Stream::poll_next`]: the steady state, and the gate to every other.
+    #[inline]
+    fn poll_steady(
+        this: &mut Producer<T, Self, Fut>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
+        // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
+        // state, it is 1, so this countdown sends the poll to `poll_gated`.
+        if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
+            return Self::poll_gated(this, cx);
+        }
+        resume(this, cx)
+    }
+
+    /// Everything but the steady state: not started, finished, a deadline to watch,
+    /// cancelled. The only slow path that depends on the body's types, since it creates the
+    /// body.
+    #[inline(never)]
+    fn poll_gated(
+        this: &mut Producer<T, Self, Fut>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
+        match this.core.watch.poll_slow() {
+            Gate::Resume => {}
+            Gate::Start => {
+                // Checked first: a running body must not be moved out.
+                if let Body::Unstarted(_) = this.body {
+                    if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended)
+                    {
+                        let handle = YieldHandle {
+                            slot: std::ptr::from_ref(&this.core.slot),
+                            _invariant: PhantomData,
+                        };
+                        this.body = Body::Running(init(handle));
+                    }
+                }
+            }
+            Gate::End => return Self::complete(this, End::Context),
+            Gate::Ended => return Poll::Ready(None),
+        }
+        resume(this, cx)
+    }
+
+    /// The body is pending without a payload in the slot.
+    #[inline(never)]
+    fn pending(
+        this: &mut Producer<T, Self, Fut>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
+        match pending_slow(&this.core.slot, &mut this.core.watch, cx) {
+            Poll::Ready(Ok(event)) => Poll::Ready(Some(Ok(event))),
+            Poll::Ready(Err(end)) => Self::complete(this, end),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the stream: drops the body (running its destructors) first, then the rest.
+    #[cold]
+    #[inline(never)]
+    fn complete(
+        this: &mut Producer<T, Self, Fut>,
+        end: End<T>,
+    ) -> Poll<Option<Result<Event<T>, Error>>> {
+        this.body = Body::Ended;
+        finish(&this.core.slot, &mut this.core.watch, end)
+    }
+}
+
+impl<T, F, Fut> BodyFn<T, Fut> for F
 where
     F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
-    match this.core.watch.poll_slow() {
-        Gate::Resume => {}
-        Gate::Start => {
-            // Checked first: a running body must not be moved out.
-            if let Body::Unstarted(_) = this.body {
-                if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended) {
-                    let handle = YieldHandle {
-                        slot: std::ptr::from_ref(&this.core.slot),
-                        _invariant: PhantomData,
-                    };
-                    this.body = Body::Running(init(handle));
-                }
-            }
-        }
-        Gate::End => return complete(this, End::Context),
-        Gate::Ended => return Poll::Ready(None),
-    }
-    resume(this, cx)
 }
 
 /// The steady state: resume the body, hand out what it emitted.
@@ -472,10 +524,11 @@ fn resume<T, F, Fut>(
     cx: &mut TaskContext<'_>,
 ) -> Poll<Option<Result<Event<T>, Error>>>
 where
+    F: BodyFn<T, Fut>,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     let Body::Running(body) = &mut this.body else {
-        return complete(this, End::Context);
+        return F::complete(this, End::Context);
     };
     // SAFETY: the body is pinned with the producer (see `project`).
     match unsafe { Pin::new_unchecked(body) }.poll(cx) {
@@ -483,34 +536,10 @@ where
             if let Some(payload) = this.core.slot.data.take() {
                 return Poll::Ready(Some(Ok(Event::data(payload))));
             }
-            pending(this, cx)
+            F::pending(this, cx)
         }
-        Poll::Ready(result) => complete(this, End::Returned(result)),
+        Poll::Ready(result) => F::complete(this, End::Returned(result)),
     }
-}
-
-/// The body is pending without a payload in the slot.
-#[inline(never)]
-fn pending<T, F, Fut>(
-    this: &mut Producer<T, F, Fut>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<Result<Event<T>, Error>>> {
-    match pending_slow(&this.core.slot, &mut this.core.watch, cx) {
-        Poll::Ready(Ok(event)) => Poll::Ready(Some(Ok(event))),
-        Poll::Ready(Err(end)) => complete(this, end),
-        Poll::Pending => Poll::Pending,
-    }
-}
-
-/// Ends the stream: drops the body (running its destructors) first, then the rest.
-#[cold]
-#[inline(never)]
-fn complete<T, F, Fut>(
-    this: &mut Producer<T, F, Fut>,
-    end: End<T>,
-) -> Poll<Option<Result<Event<T>, Error>>> {
-    this.body = Body::Ended;
-    finish(&this.core.slot, &mut this.core.watch, end)
 }
 
 /// The body is pending without a payload in the slot: an emitted event, or the body is parked.
