@@ -187,10 +187,12 @@ enum Body<F, Fut> {
 /// The stream `#[stream_producer]` returns.
 ///
 /// Every producer is a type of its own, and each function generic over its body is built once
-/// per producer. So only four small ones are: [`Stream::poll_next`] (the steady state, inlining
-/// the body's poll), `poll_gated` (which creates the body), `pending` and `complete` (which drop
-/// it when the stream ends). The rest (the context, the clock, parking, the terminal item) lives
-/// in functions that depend on the payload type at most, built once per payload type.
+/// per producer. So only four small ones are, as provided methods of `BodyFn` (built with the
+/// producer, in its crate's codegen unit): `poll_steady` ([`Stream::poll_next`]: the steady
+/// state, inlining the body's poll), `poll_gated` (which creates the body), `pending` and
+/// `complete` (which drop it when the stream ends). The rest (the context, the clock, parking,
+/// the terminal item) lives in functions that depend on the payload type at most, built once per
+/// payload type.
 #[must_use = "streams do nothing unless polled"]
 pub struct Producer<T, F, Fut> {
     // Structurally pinned when `Running` (the body future); never pinned when `Unstarted`. The
@@ -465,8 +467,7 @@ where
             Gate::Start => {
                 // Checked first: a running body must not be moved out.
                 if let Body::Unstarted(_) = this.body {
-                    if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended)
-                    {
+                    if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended) {
                         let handle = YieldHandle {
                             slot: std::ptr::from_ref(&this.core.slot),
                             _invariant: PhantomData,
