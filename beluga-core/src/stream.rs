@@ -58,6 +58,22 @@ pub use crate::stream_ext::{
 };
 /// The stream traits, re-exported from `futures-core` so that they can be named without a
 /// dependency of your own on it (and so that diagnostics name them here).
+///
+/// ```
+/// use beluga_core::stream::{self, EventResult, FusedStream, Stream};
+///
+/// fn numbers() -> impl FusedStream<Item = EventResult<u32>> {
+///     stream::merge([stream::iter([1, 2])])
+/// }
+/// fn is_ended(s: &impl FusedStream) -> bool {
+///     s.is_terminated()
+/// }
+/// fn hint(s: &impl Stream) -> (usize, Option<usize>) {
+///     s.size_hint()
+/// }
+/// assert!(!is_ended(&numbers()));
+/// assert_eq!(hint(&numbers()).0, 0);
+/// ```
 pub use futures_core::{FusedStream, Stream};
 
 /// A boxed, `Send` event stream, for trait objects and struct fields.

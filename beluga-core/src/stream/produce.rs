@@ -245,43 +245,50 @@ impl<T> Frame<T> {
     }
 }
 
-/// Moves the value [`Frame::send`] left in `spare` to the back of the queue.
-///
-/// Out of line and cold: the body's poll only calls it when a value is sent while the slot is
-/// full. On x86-64 its calling convention is `win64`, whose callee saves `rdi` and `rsi`; the
-/// value is handed over in the frame rather than on the stack, and the frame's address comes
-/// back, so that the body's poll keeps what it needs across this call in those two registers
-/// and pushes no callee-saved register for it on the steady state (measured in
-/// benches/producer.rs).
-#[cold]
-#[inline(never)]
-#[cfg(target_arch = "x86_64")]
-extern "win64-unwind" fn enqueue<T>(frame: &Frame<T>) -> &Frame<T> {
-    frame.enqueue_spare();
-    frame
+/// Defines a cold function the body's poll may call in the middle of the steady state, with the
+/// `win64` calling convention on x86-64: its callee also saves `rdi` and `rsi`, so that the
+/// body's poll keeps what it needs across the call in those two registers and pushes no
+/// callee-saved register for it on every poll (measured in benches/producer.rs). The Rust
+/// convention elsewhere.
+macro_rules! cold_call {
+    ($(#[$attr:meta])* fn $name:ident$(<$t:ident>)?($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        $(#[$attr])*
+        #[cold]
+        #[inline(never)]
+        #[cfg(target_arch = "x86_64")]
+        #[allow(
+            improper_ctypes_definitions,
+            reason = "called from Rust only; the ABI is chosen for its registers"
+        )]
+        extern "win64-unwind" fn $name$(<$t>)?($($arg: $ty),*) -> $ret $body
+
+        $(#[$attr])*
+        #[cold]
+        #[inline(never)]
+        #[cfg(not(target_arch = "x86_64"))]
+        fn $name$(<$t>)?($($arg: $ty),*) -> $ret $body
+    };
 }
 
-/// See the x86-64 version.
-#[cold]
-#[inline(never)]
-#[cfg(not(target_arch = "x86_64"))]
-fn enqueue<T>(frame: &Frame<T>) -> &Frame<T> {
-    frame.enqueue_spare();
-    frame
+cold_call! {
+    /// Moves the value [`Frame::send`] left in `spare` to the back of the queue, and returns
+    /// the frame: the body's poll only calls it when a value is sent while the slot is full. The
+    /// value is handed over in the frame rather than on the stack, and the frame's address comes
+    /// back, so that nothing of the caller's is kept across the call (see `cold_call`).
+    fn enqueue<T>(frame: &Frame<T>) -> &Frame<T> {
+        // SAFETY: `send` has just written a value into `spare` and calls this only once for it;
+        // it is moved out here, leaving `spare` logically empty.
+        let value = unsafe { (*frame.spare.get()).assume_init_read() };
+        let mut queue = frame.queue.take();
+        queue.push_back(value);
+        frame.queue.set(queue);
+        frame.flags.set(frame.flags.get() | QUEUED);
+        frame.until_clock.set(1);
+        frame
+    }
 }
 
 impl<T> Frame<T> {
-    fn enqueue_spare(&self) {
-        // SAFETY: `send` has just written a value into `spare` and calls this only once for it;
-        // it is moved out here, leaving `spare` logically empty.
-        let value = unsafe { (*self.spare.get()).assume_init_read() };
-        let mut queue = self.queue.take();
-        queue.push_back(value);
-        self.queue.set(queue);
-        self.flags.set(self.flags.get() | QUEUED);
-        self.until_clock.set(1);
-    }
-
     /// Takes a payload out of the slot, if that is what it holds.
     #[inline]
     fn take_data(&self) -> Option<T> {
@@ -455,30 +462,14 @@ impl<T> Future for Emit<'_, T> {
     }
 }
 
-/// A combinator with its own waker (a `FuturesUnordered` of the body) polls the emit future
-/// again only once woken: wake it, so that it does after the consumer took the value.
-///
-/// On x86-64 its calling convention is `win64`, for the reason given at `enqueue`.
-#[cold]
-#[inline(never)]
-#[cfg(target_arch = "x86_64")]
-#[allow(
-    improper_ctypes_definitions,
-    reason = "called from Rust only; the ABI is chosen for its registers, and returning the \
-              `Poll` keeps the body's poll from keeping one of its own"
-)]
-extern "win64-unwind" fn wake(waker: &Waker) -> Poll<()> {
-    waker.wake_by_ref();
-    Poll::Pending
-}
-
-/// See the x86-64 version.
-#[cold]
-#[inline(never)]
-#[cfg(not(target_arch = "x86_64"))]
-fn wake(waker: &Waker) -> Poll<()> {
-    waker.wake_by_ref();
-    Poll::Pending
+cold_call! {
+    /// A combinator with its own waker (a `FuturesUnordered` of the body) polls the emit future
+    /// again only once woken: wake it, so that it does after the consumer took the value.
+    /// Returning the `Poll` keeps the body's poll from keeping one of its own across the call.
+    fn wake(waker: &Waker) -> Poll<()> {
+        waker.wake_by_ref();
+        Poll::Pending
+    }
 }
 
 impl<T> fmt::Debug for Emit<'_, T> {
