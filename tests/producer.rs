@@ -326,6 +326,56 @@ async fn the_named_context_is_the_one_watched() {
 }
 
 #[stream_producer]
+fn labelled(ctx: Context, label: &'static str, n: u8) -> impl Stream<Item = EventResult<String>> {
+    for i in 0..n {
+        emit!(format!("{label}{i}"));
+    }
+}
+
+#[stream_producer]
+fn starts_another(ctx: Context) -> impl Stream<Item = EventResult<u64>> {
+    // The other producer starts inside this body's first poll, before this body emits.
+    let mut other = Box::pin(labelled(ctx.clone(), "x", 2));
+    let first = other.next().await.unwrap()?;
+    emit!(first.payload().map_or(0, |text| text.len() as u64));
+    let rest = other.collect_events().await;
+    emit!(rest.events.len() as u64);
+}
+
+#[tokio::test]
+async fn each_body_writes_to_its_own_producer_whatever_the_order_they_start_in() {
+    let ctx = Context::new();
+    let mut streams = [
+        Box::pin(labelled(ctx.clone(), "a", 2)),
+        Box::pin(labelled(ctx.clone(), "b", 2)),
+        Box::pin(labelled(ctx.clone(), "c", 2)),
+    ];
+    // Created in one order, started in another, then interleaved.
+    let mut seen = Vec::new();
+    for i in [2, 0, 1, 0, 2, 1] {
+        let event = streams[i].next().await.unwrap().unwrap();
+        seen.push(event.into_payload().unwrap());
+    }
+    assert_eq!(seen, ["c0", "a0", "b0", "a1", "c1", "b1"]);
+    for stream in &mut streams {
+        assert!(stream.next().await.unwrap().unwrap().is_done());
+        assert!(stream.next().await.is_none());
+    }
+
+    let nested = starts_another(ctx.clone()).collect_events().await;
+    assert_eq!(nested.error, None);
+    assert_eq!(
+        nested.events,
+        [Event::data(2), Event::data(2), Event::done()]
+    );
+
+    // A producer created and dropped without a poll leaves nothing behind for the next one.
+    drop(labelled(ctx.clone(), "never", 1));
+    let after = labelled(ctx, "d", 1).collect_events().await;
+    assert_eq!(after.events, [Event::data("d0".to_owned()), Event::done()]);
+}
+
+#[stream_producer]
 fn inner(ctx: Context, fail: bool) -> impl Stream<Item = EventResult<String>> {
     emit!("a".to_owned());
     emit!(Event::tool_call("t".to_owned()));

@@ -3,7 +3,9 @@
 
 mod producer;
 
-pub use self::producer::{Anchor, Final, IntoFinal, Producer, Yield, YieldHandle, Yielder};
+pub use self::producer::{
+    Anchor, Final, IntoFinal, Payload, Producer, Yield, YieldHandle, Yielder,
+};
 pub use crate::checks;
 pub use crate::checks::Fallback;
 pub use crate::context::Context;
@@ -34,12 +36,9 @@ pub use tracing;
 
 impl<T> Fallback<T> {
     /// The fallback stream of a producer whose body is still type-checked: `body` is dropped
-    /// without being called. It says the body's payload type, when no `emit!` does.
-    pub fn checked<F, Fut>(body: F) -> Self
-    where
-        F: FnOnce(YieldHandle<T>) -> Fut,
-    {
-        drop(body);
+    /// without being polled. `payload` says the body's payload type, when no `emit!` does.
+    pub fn checked<Fut>(payload: Payload<T>, body: Fut) -> Self {
+        drop((payload, body));
         Fallback::new()
     }
 }

@@ -4,9 +4,10 @@
 //! hands the body a [`Yielder`] pointing at that slot.
 //!
 //! How one item travels: the body calls `yielder.value(x).await`; `value` puts `x` in the slot
-//! and the returned future is `Pending` once. [`Producer::poll_next`] sees the body pending with a full slot, takes
-//! the payload out and returns it as `Event::data(x)`; the next poll resumes the body. No
-//! thread-local, no waker trick, no allocation per item: the slot lives inside the pinned stream.
+//! and the returned future is `Pending` once. [`Producer::poll_next`] sees the body pending
+//! with a full slot, takes the payload out and returns it as `Event::data(x)`; the next poll
+//! resumes the body. No thread-local per item (one hands the body the slot's address when it
+//! starts), no waker trick, no allocation per item: the slot lives inside the pinned stream.
 
 use std::cell::Cell;
 use std::fmt;
@@ -29,33 +30,86 @@ const FINISHED: u8 = 4;
 /// asserts uniqueness over it while the body holds a pointer to it.
 struct Slot<T> {
     data: Cell<Option<T>>,
-    event: Cell<Option<Event<T>>>,
+    // An emitted event, or the terminal item of a body that has returned.
+    event: Cell<Option<Result<Event<T>, Error>>>,
     _pinned: PhantomPinned,
 }
 
-/// What a producer hands its body: the address of its slot, which the body binds into a
-/// [`Yielder`] before anything else (see [`YieldHandle::bind`]).
+thread_local! {
+    /// The slot of the producer whose body is about to be polled for the first time: set by the
+    /// producer right before that poll, taken by [`YieldHandle::bind`], the body's first
+    /// statement. Null at every other time.
+    static STARTING: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+}
+
+impl<T> Slot<T> {
+    /// Puts the terminal item of a body that returned `result` where an emitted event waits.
+    /// The slot holds no event then: an emitted event is taken when the body returns `Pending`
+    /// in its `emit!`, before the body runs again.
+    #[inline]
+    fn returned(&self, result: Result<Option<T>, Error>) {
+        let stale = self.event.replace(Some(match result {
+            Ok(Some(value)) => Ok(Event::done_with(value)),
+            Ok(None) => Ok(Event::done()),
+            Err(err) => Err(err),
+        }));
+        debug_assert!(stale.is_none(), "an emitted event was not taken");
+        // Not dropped: a drop here would be a call that makes the caller keep its frame (see
+        // `BodyFuture::poll_steady`); there is nothing to drop.
+        std::mem::forget(stale);
+    }
+}
+
+/// What a producer's body binds into its [`Yielder`] before anything else (see
+/// [`YieldHandle::bind`]). Created with the producer's payload type by [`YieldHandle::new`],
+/// before the body future that owns it, and handed the slot's address on the body's first poll,
+/// once the producer is pinned.
 pub struct YieldHandle<T> {
-    slot: *const Slot<T>,
     // Invariant in `T`: a handle for `&'static str` must never accept a `&'short str`
     // (a shorter-lived value must never be stored where a longer-lived one is read).
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: a handle is a pointer to its producer's slot, used only by the body future (bound
-// into a `Yielder` there), and the body is only polled from `Producer::poll_next`, which has
-// exclusive access to the producer. Sending the body to another thread sends the producer (and
-// the slot) with it, and the slot is never accessed from two threads at once. Not `Sync`.
-unsafe impl<T: Send> Send for YieldHandle<T> {}
+/// The payload type of a [`YieldHandle`], handed to [`Producer::stream`] beside the body that
+/// owns the handle, so that the producer's slot and the body's yielder have one type.
+pub struct Payload<T>(PhantomData<fn(T) -> T>);
+
+impl<T> Clone for Payload<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Payload<T> {}
 
 impl<T> YieldHandle<T> {
+    /// A handle, and its payload type for [`Producer::stream`].
+    #[inline]
+    #[must_use]
+    pub fn new() -> (Self, Payload<T>) {
+        (
+            YieldHandle {
+                _invariant: PhantomData,
+            },
+            Payload(PhantomData),
+        )
+    }
+
     /// The body's yielder, borrowing `anchor`, a local of the body future: whatever user code
     /// does with the yielder (a macro may move it into a nested `async move` block), it cannot
     /// outlive that local, so it never leaves the body future.
+    ///
+    /// # Safety
+    ///
+    /// The first statement of a body run by [`Producer::stream`] (with this handle's
+    /// [`Payload`]): it takes the address of the slot its producer left in a thread-local right
+    /// before polling the body for the first time.
     #[inline]
-    pub fn bind(self, _anchor: &mut Anchor) -> Yielder<'_, T> {
+    pub unsafe fn bind(self, _anchor: &mut Anchor) -> Yielder<'_, T> {
         Yielder {
-            slot: self.slot,
+            slot: STARTING
+                .with(|starting| starting.replace(std::ptr::null()))
+                .cast(),
             _anchor: PhantomData,
             _invariant: PhantomData,
         }
@@ -65,6 +119,12 @@ impl<T> YieldHandle<T> {
 impl<T> fmt::Debug for YieldHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("YieldHandle").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Payload<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payload").finish_non_exhaustive()
     }
 }
 
@@ -90,8 +150,10 @@ pub struct Yielder<'a, T> {
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: as for `YieldHandle`: the body future is the yielder's only user, and it is only
-// polled with exclusive access to the producer that owns the slot. Not `Sync`.
+// SAFETY: a yielder is a pointer to its producer's slot, used only by the body future (bound
+// there), and the body is only polled from `Producer::poll_next`, which has exclusive access to
+// the producer. Sending the body to another thread sends the producer (and the slot) with it,
+// and the slot is never accessed from two threads at once. Not `Sync`.
 unsafe impl<T: Send> Send for Yielder<'_, T> {}
 
 impl<T> Yielder<'_, T> {
@@ -103,7 +165,7 @@ impl<T> Yielder<'_, T> {
         let slot = unsafe { &*self.slot };
         match value {
             Yielded::Data(payload) => slot.data.set(Some(payload)),
-            Yielded::Event(event) => slot.event.set(Some(event)),
+            Yielded::Event(event) => slot.event.set(Some(Ok(event))),
         }
         Yield {
             _yielder: PhantomData,
@@ -177,29 +239,22 @@ impl<T> IntoFinal<T> for Final<T> {
     }
 }
 
-/// The state of the body: the closure that creates it, then the body itself, then nothing.
-enum Body<F, Fut> {
-    Unstarted(F),
-    Running(Fut),
-    Ended,
-}
-
 /// The stream `#[stream_producer]` returns.
 ///
 /// Every producer is a type of its own, and each function generic over its body is built once
-/// per producer. So only four small ones are, as provided methods of `BodyFn` (built with the
-/// producer, in its crate's codegen unit): `poll_steady` ([`Stream::poll_next`]: the steady
-/// state, inlining the body's poll), `poll_gated` (which creates the body), `pending` and
-/// `complete` (which drop it when the stream ends). The rest (the context, the clock, parking,
-/// the terminal item) lives in functions that depend on the payload type at most, built once per
-/// payload type.
+/// per producer. So only two small ones are, besides the body's own poll and drop, as provided
+/// methods of `BodyFuture` (built with the producer, in its crate's codegen unit): `poll_steady`
+/// ([`Stream::poll_next`]: the steady state, inlining the body's poll) and `slow` (every other
+/// state, and the end, which drops the body). Everything else (the gate that starts the body
+/// and watches the context and the clock, parking, the terminal item) lives in functions that
+/// depend on the payload type only, built once per payload type.
 #[must_use = "streams do nothing unless polled"]
-pub struct Producer<T, F, Fut> {
-    // Structurally pinned when `Running` (the body future); never pinned when `Unstarted`. The
-    // body is created on the first poll (the slot's address is fixed only once pinned).
-    // Declared before the slot so that it is dropped first: nothing the body owns may outlive
-    // the slot its yielder points at.
-    body: Body<F, Fut>,
+pub struct Producer<T, Fut> {
+    // Structurally pinned; `None` once the stream has ended. Created before the producer, and
+    // handed its slot's address on its first poll (see `YieldHandle::bind`). Declared before the
+    // slot so that it is dropped first: nothing the body owns may outlive the slot its yielder
+    // points at.
+    body: Option<Fut>,
     core: Core<T>,
 }
 
@@ -209,14 +264,16 @@ struct Core<T> {
     watch: Watch,
 }
 
+/// The item of a producer.
+type Item<T> = Result<Event<T>, Error>;
+
 /// What a producer watches: its context, and the state of the gate in front of its body.
 struct Watch {
     ctx: Context,
     parked: Option<Cancelled>,
-    // Polls left before `Watch::poll_slow` runs: the clock's countdown in the steady state
-    // (`CLOCK_EVERY` with a deadline or token to watch, else `u32::MAX`), and 1 in every other
-    // state, so that the steady state's only tests are this countdown and the context's atomic
-    // load.
+    // Polls left before `gate` runs: the clock's countdown in the steady state (`CLOCK_EVERY`
+    // with a deadline or token to watch, else `u32::MAX`), and 1 in every other state, so that
+    // the steady state's only tests are this countdown and the context's atomic load.
     until_clock: u32,
     observe: bool,
     mode: u8,
@@ -224,10 +281,8 @@ struct Watch {
 
 /// What the gate decided, in every state but the steady one.
 enum Gate {
-    /// Resume the body.
+    /// Poll the body.
     Resume,
-    /// Create the body, then resume it.
-    Start,
     /// The context has ended: end the stream.
     End,
     /// The stream has ended already.
@@ -236,31 +291,29 @@ enum Gate {
 
 /// How a stream ends, before its terminal item is built.
 enum End<T> {
-    /// The body returned.
-    Returned(Result<Option<T>, Error>),
-    /// The body emitted a `done` event.
+    /// The body emitted a `done` event, or returned.
     Done(Event<T>),
-    /// The context ended while the body was parked.
-    Parked(Error),
+    /// The body returned an error, or the context ended while the body was parked.
+    Failed(Error),
     /// The context has ended.
     Context,
 }
 
-impl<T, F, Fut> Producer<T, F, Fut>
+impl<T, Fut> Producer<T, Fut>
 where
-    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     /// A producer that runs `body` and watches `ctx`, behind an opaque type: a diagnostic about
     /// the stream (a body that is not `Send`, say) names `impl Stream<...>`, not the producer's
-    /// generated closure and future types.
+    /// generated future type.
     ///
     /// # Safety
     ///
-    /// The [`YieldHandle`] passed to `body`, and the [`Yielder`] bound from it, must only be
-    /// used by the future `body` returns, and must not be moved out of it or outlive it.
-    /// `#[stream_producer]` guarantees this by binding the yielder to a local of the body future
-    /// (so it cannot outlive the body), under names user code cannot spell.
+    /// The payload type comes from the [`YieldHandle::new`] whose handle `body` owns, and the first
+    /// thing `body` does when polled is to bind that handle ([`YieldHandle::bind`]). The
+    /// [`Yielder`] it binds must only be used by `body`, and must not be moved out of it or
+    /// outlive it. `#[stream_producer]` guarantees this by binding the yielder to a local of the
+    /// body future (so it cannot outlive the body), under names user code cannot spell.
     #[inline(always)]
     #[allow(
         clippy::inline_always,
@@ -268,18 +321,18 @@ where
     )]
     pub unsafe fn stream(
         ctx: Context,
-        body: F,
+        _payload: Payload<T>,
+        body: Fut,
     ) -> impl FusedStream<Item = Result<Event<T>, Error>> {
         Producer {
+            body: Some(body),
             core: Core::new(ctx),
-            body: Body::Unstarted(body),
         }
     }
 }
 
-impl<T, F, Fut> Stream for Producer<T, F, Fut>
+impl<T, Fut> Stream for Producer<T, Fut>
 where
-    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     type Item = Result<Event<T>, Error>;
@@ -287,11 +340,11 @@ where
     #[inline(always)]
     #[allow(
         clippy::inline_always,
-        reason = "a call of `BodyFn::poll_steady`, which holds the code (see `BodyFn`)"
+        reason = "a call of `BodyFuture::poll_steady`, which holds the code (see `BodyFuture`)"
     )]
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         // SAFETY: see `project`.
-        F::poll_steady(unsafe { project(self) }, cx)
+        Fut::poll_steady(unsafe { project(self) }, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -299,9 +352,8 @@ where
     }
 }
 
-impl<T, F, Fut> FusedStream for Producer<T, F, Fut>
+impl<T, Fut> FusedStream for Producer<T, Fut>
 where
-    F: FnOnce(YieldHandle<T>) -> Fut,
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     fn is_terminated(&self) -> bool {
@@ -309,10 +361,10 @@ where
     }
 }
 
-impl<T, F, Fut> fmt::Debug for Producer<T, F, Fut> {
+impl<T, Fut> fmt::Debug for Producer<T, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
-            .field("started", &!matches!(self.body, Body::Unstarted(_)))
+            .field("started", &(self.core.watch.mode & UNSTARTED == 0))
             .field("finished", &self.core.watch.is_finished())
             .field("ctx", &self.core.watch.ctx)
             .finish_non_exhaustive()
@@ -330,6 +382,65 @@ impl<T> Core<T> {
             watch: Watch::new(ctx),
         }
     }
+
+    /// Every state but the steady one: not started, finished, a deadline to watch, cancelled.
+    /// Before the body's first poll, leaves the slot's address where the body's first statement
+    /// takes it (see [`YieldHandle::bind`]). Inlined into each producer's `slow` in optimized
+    /// builds: a deadline's clock read every `CLOCK_EVERY` polls then costs no call of its own.
+    #[inline]
+    fn gate(&mut self) -> Gate {
+        let watch = &mut self.watch;
+        if watch.is_finished() {
+            watch.until_clock = 1;
+            return Gate::Ended;
+        }
+        if watch.until_clock == 0 {
+            watch.until_clock = watch::rearm(watch.observe);
+            if watch.observe && watch.ctx.check_deadline() {
+                return Gate::End;
+            }
+        }
+        if watch.ctx.is_cancelled() {
+            return Gate::End;
+        }
+        if watch.mode & UNSTARTED != 0 {
+            // The countdown was re-armed above: an unstarted producer's only way here past the
+            // cancellation check is its countdown reaching 0.
+            watch.mode &= !UNSTARTED;
+            let slot = std::ptr::from_ref(&self.slot).cast::<()>();
+            STARTING.with(|starting| starting.set(slot));
+        }
+        // The steady state's poll that follows counts down once more.
+        watch.until_clock = watch.until_clock.saturating_add(1);
+        Gate::Resume
+    }
+
+    /// The body is pending without a payload in the slot (an emitted event, or the body is
+    /// parked), or it has returned (its terminal item in the slot). `Err`: the stream ends.
+    #[inline(never)]
+    fn pending(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Item<T>, End<T>>> {
+        match self.slot.event.take() {
+            Some(Ok(event)) if !event.is_done() => Poll::Ready(Ok(Ok(event))),
+            Some(Ok(done)) => Poll::Ready(Err(End::Done(done))),
+            Some(Err(err)) => Poll::Ready(Err(End::Failed(err))),
+            None => self.watch.park(cx).map(|err| Err(End::Failed(err))),
+        }
+    }
+
+    /// Ends the stream, once the body is dropped: drops the slot's leftovers, and yields the
+    /// terminal item.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self, end: End<T>) -> Poll<Option<Item<T>>> {
+        let context_error = self.watch.finish(matches!(end, End::Context));
+        drop(self.slot.data.take());
+        drop(self.slot.event.take());
+        Poll::Ready(Some(match end {
+            End::Done(event) => Ok(event),
+            End::Failed(err) => Err(err),
+            End::Context => Err(context_error.unwrap_or_else(Error::cancelled)),
+        }))
+    }
 }
 
 impl Watch {
@@ -339,8 +450,8 @@ impl Watch {
             mode: UNSTARTED,
             ctx,
             parked: None,
-            // The first poll goes to `poll_slow`, which starts the body, and reads the clock
-            // first: a deadline that has already passed ends the producer before its body runs.
+            // The first poll goes to the gate, which starts the body, and reads the clock first:
+            // a deadline that has already passed ends the producer before its body runs.
             until_clock: 1,
         }
     }
@@ -355,33 +466,6 @@ impl Watch {
         } else {
             (0, None)
         }
-    }
-
-    /// Everything but the steady state: not started, finished, a deadline to watch, cancelled.
-    /// Inlined into each producer's `poll_gated` in optimized builds: a deadline's clock read
-    /// every `CLOCK_EVERY` polls then costs no call of its own.
-    #[inline]
-    fn poll_slow(&mut self) -> Gate {
-        if self.is_finished() {
-            self.until_clock = 1;
-            return Gate::Ended;
-        }
-        if self.until_clock == 0 {
-            self.until_clock = watch::rearm(self.observe);
-            if self.observe && self.ctx.check_deadline() {
-                return Gate::End;
-            }
-        }
-        if self.ctx.is_cancelled() {
-            return Gate::End;
-        }
-        if self.mode & UNSTARTED != 0 {
-            // The countdown was re-armed above: an unstarted producer's only way here past the
-            // cancellation check is its countdown reaching 0.
-            self.mode &= !UNSTARTED;
-            return Gate::Start;
-        }
-        Gate::Resume
     }
 
     /// The body is parked in an `.await` without yielding: wait for it or for the context.
@@ -401,7 +485,7 @@ impl Watch {
     }
 }
 
-/// The countdown of [`Watch::until_clock`]; true when `poll_slow` is due: the clock with a
+/// The countdown of [`Watch::until_clock`]; true when the gate is due: the clock with a
 /// deadline or token, every 2^32 polls without, and at once in any state but the steady one.
 #[inline(always)]
 #[allow(
@@ -417,166 +501,90 @@ fn countdown(until_clock: &mut u32) -> bool {
 ///
 /// # Safety
 ///
-/// Nothing may be moved out of the producer but an unstarted body's closure, which is never
-/// pinned: a running body is only polled in place and dropped in place (by assigning
-/// `Body::Ended`), and the slot is only used through shared references.
+/// Nothing may be moved out of the producer: the body is only polled in place and dropped in
+/// place (by assigning `None`), and the slot is only used through shared references.
 #[inline(always)]
 #[allow(
     clippy::inline_always,
     reason = "a field access; a function of its own per producer in unoptimized builds otherwise"
 )]
-unsafe fn project<T, F, Fut>(this: Pin<&mut Producer<T, F, Fut>>) -> &mut Producer<T, F, Fut> {
+unsafe fn project<T, Fut>(this: Pin<&mut Producer<T, Fut>>) -> &mut Producer<T, Fut> {
     // SAFETY: the caller's.
     unsafe { this.get_unchecked_mut() }
 }
 
-/// The functions of a producer that depend on its body's types, as provided methods of a trait
-/// every body closure implements. rustc generates an instance of a provided method in the
-/// codegen unit of its `Self` type, here the closure the expansion wrote in the user's module:
-/// so each producer's code sits with that producer, and an incremental rebuild after one
+/// The functions of a producer that depend on its body's type, as provided methods of a trait
+/// every body future implements. rustc generates an instance of a provided method in the
+/// codegen unit of its `Self` type, here the async block the expansion wrote in the user's
+/// module: so each producer's code sits with that producer, and an incremental rebuild after one
 /// producer changed generates that one again, not every producer of the crate (as it would if
-/// they were free functions of this module, whose instances share one codegen unit).
-trait BodyFn<T, Fut>: FnOnce(YieldHandle<T>) -> Fut + Sized
-where
-    Fut: Future<Output = Result<Option<T>, Error>>,
-{
-    /// [`Stream::poll_next`]: the steady state, and the gate to every other.
+/// they were functions of this module, whose instances share one codegen unit).
+trait BodyFuture<T>: Future<Output = Result<Option<T>, Error>> + Sized {
+    /// [`Stream::poll_next`]: the steady state, and the way to every other. Every way out of
+    /// the steady state is a call of `slow` in tail position with nothing of this function's
+    /// frame handed over, so that the steady state saves no register for after a call.
     #[inline]
     fn poll_steady(
-        this: &mut Producer<T, Self, Fut>,
+        this: &mut Producer<T, Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Event<T>, Error>>> {
+    ) -> Poll<Option<Item<T>>> {
         // `until_clock` is also the gate of every other state: whenever `mode` is not the steady
-        // state, it is 1, so this countdown sends the poll to `poll_gated`.
+        // state, it is 1, so this countdown sends the poll to the gate.
         if this.core.watch.ctx.is_cancelled() || countdown(&mut this.core.watch.until_clock) {
-            return Self::poll_gated(this, cx);
+            return Self::slow(this, cx, Slow::Gate);
         }
-        resume(this, cx)
-    }
-
-    /// Everything but the steady state: not started, finished, a deadline to watch,
-    /// cancelled. The only slow path that depends on the body's types, since it creates the
-    /// body.
-    #[inline(never)]
-    fn poll_gated(
-        this: &mut Producer<T, Self, Fut>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Event<T>, Error>>> {
-        match this.core.watch.poll_slow() {
-            Gate::Resume => {}
-            Gate::Start => {
-                // Checked first: a running body must not be moved out.
-                if let Body::Unstarted(_) = this.body {
-                    if let Body::Unstarted(init) = std::mem::replace(&mut this.body, Body::Ended) {
-                        let handle = YieldHandle {
-                            slot: std::ptr::from_ref(&this.core.slot),
-                            _invariant: PhantomData,
-                        };
-                        this.body = Body::Running(init(handle));
-                    }
+        let Some(body) = &mut this.body else {
+            // The body is gone once the stream has ended, and an ended stream's countdown sends
+            // every poll to the gate.
+            return Poll::Ready(None);
+        };
+        // SAFETY: the body is pinned with the producer (see `project`).
+        match unsafe { Pin::new_unchecked(body) }.poll(cx) {
+            Poll::Pending => {
+                if let Some(payload) = this.core.slot.data.take() {
+                    return Poll::Ready(Some(Ok(Event::data(payload))));
                 }
             }
-            Gate::End => return Self::complete(this, End::Context),
-            Gate::Ended => return Poll::Ready(None),
+            // The terminal item waits where an emitted event does, so that nothing of this
+            // frame is handed to `slow`.
+            Poll::Ready(result) => this.core.slot.returned(result),
         }
-        resume(this, cx)
+        Self::slow(this, cx, Slow::Pending)
     }
 
-    /// The body is pending without a payload in the slot.
+    /// Every state but the steady one (`Slow::Gate`), and a body pending without a payload in
+    /// the slot or returned (`Slow::Pending`). Ending drops the body (running its destructors)
+    /// first, then the rest.
     #[inline(never)]
-    fn pending(
-        this: &mut Producer<T, Self, Fut>,
+    fn slow(
+        this: &mut Producer<T, Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Event<T>, Error>>> {
-        match pending_slow(&this.core.slot, &mut this.core.watch, cx) {
-            Poll::Ready(Ok(event)) => Poll::Ready(Some(Ok(event))),
-            Poll::Ready(Err(end)) => Self::complete(this, end),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Ends the stream: drops the body (running its destructors) first, then the rest.
-    #[cold]
-    #[inline(never)]
-    fn complete(
-        this: &mut Producer<T, Self, Fut>,
-        end: End<T>,
-    ) -> Poll<Option<Result<Event<T>, Error>>> {
-        this.body = Body::Ended;
-        finish(&this.core.slot, &mut this.core.watch, end)
-    }
-}
-
-impl<T, F, Fut> BodyFn<T, Fut> for F
-where
-    F: FnOnce(YieldHandle<T>) -> Fut,
-    Fut: Future<Output = Result<Option<T>, Error>>,
-{
-}
-
-/// The steady state: resume the body, hand out what it emitted.
-#[inline(always)]
-#[allow(
-    clippy::inline_always,
-    reason = "the per-item fast path; measured in benches/producer.rs"
-)]
-fn resume<T, F, Fut>(
-    this: &mut Producer<T, F, Fut>,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Option<Result<Event<T>, Error>>>
-where
-    F: BodyFn<T, Fut>,
-    Fut: Future<Output = Result<Option<T>, Error>>,
-{
-    let Body::Running(body) = &mut this.body else {
-        return F::complete(this, End::Context);
-    };
-    // SAFETY: the body is pinned with the producer (see `project`).
-    match unsafe { Pin::new_unchecked(body) }.poll(cx) {
-        Poll::Pending => {
-            if let Some(payload) = this.core.slot.data.take() {
-                return Poll::Ready(Some(Ok(Event::data(payload))));
-            }
-            F::pending(this, cx)
-        }
-        Poll::Ready(result) => F::complete(this, End::Returned(result)),
+        slow: Slow,
+    ) -> Poll<Option<Item<T>>> {
+        let end = match slow {
+            Slow::Gate => match this.core.gate() {
+                Gate::Resume => return Self::poll_steady(this, cx),
+                Gate::End => End::Context,
+                Gate::Ended => return Poll::Ready(None),
+            },
+            Slow::Pending => match this.core.pending(cx) {
+                Poll::Ready(Ok(item)) => return Poll::Ready(Some(item)),
+                Poll::Ready(Err(end)) => end,
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        this.body = None;
+        this.core.finish(end)
     }
 }
 
-/// The body is pending without a payload in the slot: an emitted event, or the body is parked.
-/// `Err` ends the stream.
-#[inline(never)]
-fn pending_slow<T>(
-    slot: &Slot<T>,
-    watch: &mut Watch,
-    cx: &mut TaskContext<'_>,
-) -> Poll<Result<Event<T>, End<T>>> {
-    if let Some(event) = slot.event.take() {
-        if event.is_done() {
-            return Poll::Ready(Err(End::Done(event)));
-        }
-        return Poll::Ready(Ok(event));
-    }
-    watch.park(cx).map(|err| Err(End::Parked(err)))
-}
+impl<T, Fut> BodyFuture<T> for Fut where Fut: Future<Output = Result<Option<T>, Error>> {}
 
-/// Ends the stream, once the body is dropped: drops the slot's leftovers, and yields the
-/// terminal item.
-#[cold]
-#[inline(never)]
-fn finish<T>(
-    slot: &Slot<T>,
-    watch: &mut Watch,
-    end: End<T>,
-) -> Poll<Option<Result<Event<T>, Error>>> {
-    let context_error = watch.finish(matches!(end, End::Context));
-    drop(slot.data.take());
-    drop(slot.event.take());
-    Poll::Ready(Some(match end {
-        End::Returned(Ok(Some(value))) => Ok(Event::done_with(value)),
-        End::Returned(Ok(None)) => Ok(Event::done()),
-        End::Returned(Err(err)) | End::Parked(err) => Err(err),
-        End::Done(event) => Ok(event),
-        End::Context => Err(context_error.unwrap_or_else(Error::cancelled)),
-    }))
+/// Why `BodyFuture::slow` is called.
+#[derive(Clone, Copy)]
+enum Slow {
+    /// The countdown ran out, or the context is cancelled.
+    Gate,
+    /// The body is pending without a payload, or it has returned.
+    Pending,
 }

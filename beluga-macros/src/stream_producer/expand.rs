@@ -18,15 +18,16 @@ use super::visitor::{LABEL, final_value};
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
 ///     let watched = Context::clone(&ctx);
-///     let body = move |handle: YieldHandle<_>| async move {
-///         let <pattern> = <argument>;              // arguments with patterns, moved in
+///     let (handle, payload) = YieldHandle::new();  // the payload type ties slot and yielder
+///     let body = async move {
 ///         let mut anchor = Anchor;
 ///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
+///         let <pattern> = <argument>;              // arguments with patterns, moved in
 ///         // `emit!(x)` into `y.value({ if false { break 'label Ok(None); } &mut y }, x).await`
 ///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
 ///         value
 ///     };
-///     unsafe { Producer::stream(watched, body) }
+///     unsafe { Producer::stream(watched, payload, body) }
 /// }
 /// ```
 pub(crate) fn producer(
@@ -47,7 +48,8 @@ pub(crate) fn producer(
         hidden("__beluga_body"),
         hidden("__beluga_stream"),
     );
-    let closure = body_closure(item, stmts, krate, yielder, labelled, &rebind, false);
+    let (handle, payload) = (hidden("__beluga_handle"), hidden("__beluga_payload"));
+    let future = body_future(item, stmts, krate, yielder, labelled, &rebind, false);
     let returned = match output {
         Output::Unboxed => quote!(#stream),
         Output::Boxed => {
@@ -64,20 +66,24 @@ pub(crate) fn producer(
         #(#attrs)*
         #vis #sig {
             let #watched = #krate::__private::Context::clone(&#ctx);
-            let #body = #closure;
-            // SAFETY: the yielder is bound under a hygienic name that user code cannot spell,
-            // and it borrows the anchor, a local of the body future: even where a macro moves it
-            // (into a nested `async move` block), it cannot outlive the body future.
+            let (#handle, #payload) = #krate::__private::YieldHandle::new();
+            let #body = #future;
+            // SAFETY: the body binds the handle first, and the yielder under a hygienic name that
+            // user code cannot spell; it borrows the anchor, a local of the body future: even
+            // where a macro moves it (into a nested `async move` block), it cannot outlive the
+            // body future.
             #[allow(clippy::undocumented_unsafe_blocks)]
-            let #stream = unsafe { #krate::__private::Producer::stream(#watched, #body) };
+            let #stream = unsafe {
+                #krate::__private::Producer::stream(#watched, #payload, #body)
+            };
             #returned
         }
     }
 }
 
-/// The closure that creates the body future, from the rewritten statements:
-/// `move |handle: YieldHandle<_>| async move { ... }` (see [`producer`]).
-fn body_closure(
+/// The body future, from the rewritten statements: `async move { ... }`, binding the handle
+/// `__beluga_handle` first (see [`producer`]).
+fn body_future(
     item: &syn::Type,
     mut stmts: Vec<Stmt>,
     krate: &syn::Path,
@@ -107,13 +113,13 @@ fn body_closure(
         hidden("__beluga_anchor"),
         hidden("__beluga_value"),
     );
-    // `YieldHandle<_>`, not `<#item>`: a lifetime elided in `#item` would be the closure's own
-    // (generic over it), not the one the signature gives the items.
     quote! {
-        move |#handle: #krate::__private::YieldHandle<_>| async move {
-            #(#rebind)*
+        async move {
             let mut #anchor = #krate::__private::Anchor;
-            let mut #yielder = #handle.bind(&mut #anchor);
+            // SAFETY: the first statement of the body `Producer::stream` runs.
+            #[allow(clippy::undocumented_unsafe_blocks)]
+            let mut #yielder = unsafe { #handle.bind(&mut #anchor) };
+            #(#rebind)*
             #[allow(unreachable_code, clippy::diverging_sub_expression)]
             {
                 let #value: #krate::__private::Result<
@@ -183,7 +189,7 @@ fn binds_ref_mut(pat: &Pat) -> bool {
 
 /// What is emitted beside the errors of a producer: the function with its whole body, still
 /// type-checked and visible to the IDE (hover and completion keep working), but never run: the
-/// body closure is created and dropped, and the function returns a stream that type-checks and
+/// body future is created and dropped, and the function returns a stream that type-checks and
 /// is never polled. `None` as the body: a syntax error in it (already reported by rustc), so the
 /// signature only.
 ///
@@ -194,7 +200,8 @@ fn binds_ref_mut(pat: &Pat) -> bool {
 /// into
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
-///     Fallback::<T>::checked(move |handle: YieldHandle<_>| async move { ... })  // as in `producer`
+///     let (handle, payload) = YieldHandle::<T>::new();
+///     Fallback::<T>::checked(payload, async move { ... })  // the body as in `producer`
 /// }
 /// ```
 pub(crate) fn fallback(
@@ -213,11 +220,18 @@ pub(crate) fn fallback(
     let unit: syn::Type = syn::parse_quote!(());
     let neutral = item.is_none();
     let payload = item.map_or(&unit, |(item, _)| item);
-    // The stream, from the body closure (which it drops) when there is one: the closure's
+    // The stream, from the body future (which it drops) when there is one: the body's
     // payload type is the declared one even when no `emit!` says it.
     let stream = if let Some((stmts, yielder, labelled)) = body {
-        let closure = body_closure(payload, stmts, krate, yielder, labelled, &rebind, neutral);
-        quote!(#krate::__private::Fallback::<#payload>::checked(#closure))
+        let future = body_future(payload, stmts, krate, yielder, labelled, &rebind, neutral);
+        let (handle, kind) = (
+            Ident::new("__beluga_handle", Span::mixed_site()),
+            Ident::new("__beluga_payload", Span::mixed_site()),
+        );
+        quote!({
+            let (#handle, #kind) = #krate::__private::YieldHandle::<#payload>::new();
+            #krate::__private::Fallback::<#payload>::checked(#kind, #future)
+        })
     } else {
         quote!(#krate::__private::Fallback::<#payload>::new())
     };
