@@ -3,9 +3,7 @@
 
 mod producer;
 
-pub use self::producer::{
-    Anchor, Final, IntoFinal, Payload, Producer, Yield, YieldHandle, Yielder,
-};
+pub use self::producer::{Anchor, Core, Final, IntoFinal, Producer, Yield, YieldHandle, Yielder};
 pub use crate::checks;
 pub use crate::checks::Fallback;
 pub use crate::context::Context;
@@ -36,9 +34,9 @@ pub use tracing;
 
 impl<T> Fallback<T> {
     /// The fallback stream of a producer whose body is still type-checked: `body` is dropped
-    /// without being polled. `payload` says the body's payload type, when no `emit!` does.
-    pub fn checked<Fut>(payload: Payload<T>, body: Fut) -> Self {
-        drop((payload, body));
+    /// without being polled.
+    pub fn checked<Fut>(body: Fut) -> Self {
+        drop(body);
         Fallback::new()
     }
 }

@@ -61,38 +61,22 @@ impl<T> Slot<T> {
 }
 
 /// What a producer's body binds into its [`Yielder`] before anything else (see
-/// [`YieldHandle::bind`]). Created with the producer's payload type by [`YieldHandle::new`],
-/// before the body future that owns it, and handed the slot's address on the body's first poll,
-/// once the producer is pinned.
+/// [`YieldHandle::bind`]). Created with the rest of the producer by [`Core::start`], before the
+/// body future that owns it, and handed the slot's address on the body's first poll, once the
+/// producer is pinned.
 pub struct YieldHandle<T> {
     // Invariant in `T`: a handle for `&'static str` must never accept a `&'short str`
     // (a shorter-lived value must never be stored where a longer-lived one is read).
     _invariant: PhantomData<fn(T) -> T>,
 }
 
-/// The payload type of a [`YieldHandle`], handed to [`Producer::stream`] beside the body that
-/// owns the handle, so that the producer's slot and the body's yielder have one type.
-pub struct Payload<T>(PhantomData<fn(T) -> T>);
-
-impl<T> Clone for Payload<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Payload<T> {}
-
 impl<T> YieldHandle<T> {
-    /// A handle, and its payload type for [`Producer::stream`].
-    #[inline]
+    /// A handle for a body that is never polled (the fallback of a producer with errors).
     #[must_use]
-    pub fn new() -> (Self, Payload<T>) {
-        (
-            YieldHandle {
-                _invariant: PhantomData,
-            },
-            Payload(PhantomData),
-        )
+    pub fn unbound() -> Self {
+        YieldHandle {
+            _invariant: PhantomData,
+        }
     }
 
     /// The body's yielder, borrowing `anchor`, a local of the body future: whatever user code
@@ -101,8 +85,8 @@ impl<T> YieldHandle<T> {
     ///
     /// # Safety
     ///
-    /// The first statement of a body run by [`Producer::stream`] (with this handle's
-    /// [`Payload`]): it takes the address of the slot its producer left in a thread-local right
+    /// The first statement of a body run by [`Producer::stream`] with the [`Core`] this handle
+    /// came with: it takes the address of the slot its producer left in a thread-local right
     /// before polling the body for the first time.
     #[inline]
     pub unsafe fn bind(self, _anchor: &mut Anchor) -> Yielder<'_, T> {
@@ -119,12 +103,6 @@ impl<T> YieldHandle<T> {
 impl<T> fmt::Debug for YieldHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("YieldHandle").finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for Payload<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Payload").finish_non_exhaustive()
     }
 }
 
@@ -258,8 +236,9 @@ pub struct Producer<T, Fut> {
     core: Core<T>,
 }
 
-/// Everything of a producer but its body, in one value: one call creates it, one call drops it.
-struct Core<T> {
+/// Everything of a producer but its body, in one value: one call creates it (with the body's
+/// [`YieldHandle`], before the body), one call drops it.
+pub struct Core<T> {
     slot: Slot<T>,
     watch: Watch,
 }
@@ -309,24 +288,24 @@ where
     ///
     /// # Safety
     ///
-    /// The payload type comes from the [`YieldHandle::new`] whose handle `body` owns, and the first
-    /// thing `body` does when polled is to bind that handle ([`YieldHandle::bind`]). The
-    /// [`Yielder`] it binds must only be used by `body`, and must not be moved out of it or
-    /// outlive it. `#[stream_producer]` guarantees this by binding the yielder to a local of the
-    /// body future (so it cannot outlive the body), under names user code cannot spell.
+    /// `core` comes from the [`Core::start`] whose handle `body` owns, and the first thing
+    /// `body` does when polled is to bind that handle ([`YieldHandle::bind`]). The [`Yielder`] it
+    /// binds must only be used by `body`, and must not be moved out of it or outlive it.
+    /// `#[stream_producer]` guarantees this by binding the yielder to a local of the body future
+    /// (so it cannot outlive the body), under names user code cannot spell.
     #[inline(always)]
     #[allow(
         clippy::inline_always,
         reason = "instantiated once per producer: inlined, it is no function of its own to build"
     )]
     pub unsafe fn stream(
-        ctx: Context,
-        _payload: Payload<T>,
+        core: Core<T>,
         body: Fut,
     ) -> impl FusedStream<Item = Result<Event<T>, Error>> {
+        // Nothing here can unwind: the producer's function has no cleanup path for the body.
         Producer {
             body: Some(body),
-            core: Core::new(ctx),
+            core,
         }
     }
 }
@@ -343,8 +322,10 @@ where
         reason = "a call of `BodyFuture::poll_steady`, which holds the code (see `BodyFuture`)"
     )]
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        // SAFETY: see `project`.
-        Fut::poll_steady(unsafe { project(self) }, cx)
+        // SAFETY: nothing is moved out of the producer: the body is only polled in place and
+        // dropped in place (by assigning `None`), and the slot is only used through shared
+        // references.
+        Fut::poll_steady(unsafe { self.get_unchecked_mut() }, cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -371,16 +352,28 @@ impl<T, Fut> fmt::Debug for Producer<T, Fut> {
     }
 }
 
+impl<T> fmt::Debug for Core<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("ctx", &self.watch.ctx)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Core<T> {
-    fn new(ctx: Context) -> Self {
-        Core {
+    /// The producer's core, watching a clone of `ctx`, and the handle its body binds (of the
+    /// same payload type).
+    #[must_use]
+    pub fn start(ctx: &Context) -> (Self, YieldHandle<T>) {
+        let core = Core {
             slot: Slot {
                 data: Cell::new(None),
                 event: Cell::new(None),
                 _pinned: PhantomPinned,
             },
-            watch: Watch::new(ctx),
-        }
+            watch: Watch::new(ctx.clone()),
+        };
+        (core, YieldHandle::unbound())
     }
 
     /// Every state but the steady one: not started, finished, a deadline to watch, cancelled.
@@ -497,22 +490,6 @@ fn countdown(until_clock: &mut u32) -> bool {
     *until_clock == 0
 }
 
-/// The producer behind its pin.
-///
-/// # Safety
-///
-/// Nothing may be moved out of the producer: the body is only polled in place and dropped in
-/// place (by assigning `None`), and the slot is only used through shared references.
-#[inline(always)]
-#[allow(
-    clippy::inline_always,
-    reason = "a field access; a function of its own per producer in unoptimized builds otherwise"
-)]
-unsafe fn project<T, Fut>(this: Pin<&mut Producer<T, Fut>>) -> &mut Producer<T, Fut> {
-    // SAFETY: the caller's.
-    unsafe { this.get_unchecked_mut() }
-}
-
 /// The functions of a producer that depend on its body's type, as provided methods of a trait
 /// every body future implements. rustc generates an instance of a provided method in the
 /// codegen unit of its `Self` type, here the async block the expansion wrote in the user's
@@ -538,7 +515,7 @@ trait BodyFuture<T>: Future<Output = Result<Option<T>, Error>> + Sized {
             // every poll to the gate.
             return Poll::Ready(None);
         };
-        // SAFETY: the body is pinned with the producer (see `project`).
+        // SAFETY: the body is pinned with the producer (see `Stream::poll_next`).
         match unsafe { Pin::new_unchecked(body) }.poll(cx) {
             Poll::Pending => {
                 if let Some(payload) = this.core.slot.data.take() {

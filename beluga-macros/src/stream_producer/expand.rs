@@ -17,8 +17,7 @@ use super::visitor::{LABEL, final_value};
 /// into
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
-///     let watched = Context::clone(&ctx);
-///     let (handle, payload) = YieldHandle::new();  // the payload type ties slot and yielder
+///     let (core, handle) = Core::start(&ctx);     // one payload type for slot and yielder
 ///     let body = async move {
 ///         let mut anchor = Anchor;
 ///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
@@ -27,7 +26,7 @@ use super::visitor::{LABEL, final_value};
 ///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
 ///         value
 ///     };
-///     unsafe { Producer::stream(watched, payload, body) }
+///     unsafe { Producer::stream(core, body) }
 /// }
 /// ```
 pub(crate) fn producer(
@@ -43,12 +42,12 @@ pub(crate) fn producer(
     let (sig, rebind, ctx) = move_patterns_in(&raw.sig, Some(ctx));
     let ctx = ctx.expect("a producer has a context");
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
-    let (watched, body, stream) = (
-        hidden("__beluga_ctx"),
+    let (core, handle, body, stream) = (
+        hidden("__beluga_core"),
+        hidden("__beluga_handle"),
         hidden("__beluga_body"),
         hidden("__beluga_stream"),
     );
-    let (handle, payload) = (hidden("__beluga_handle"), hidden("__beluga_payload"));
     let future = body_future(item, stmts, krate, yielder, labelled, &rebind, false);
     let returned = match output {
         Output::Unboxed => quote!(#stream),
@@ -65,8 +64,7 @@ pub(crate) fn producer(
     quote! {
         #(#attrs)*
         #vis #sig {
-            let #watched = #krate::__private::Context::clone(&#ctx);
-            let (#handle, #payload) = #krate::__private::YieldHandle::new();
+            let (#core, #handle) = #krate::__private::Core::start(&#ctx);
             let #body = #future;
             // SAFETY: the body binds the handle first, and the yielder under a hygienic name that
             // user code cannot spell; it borrows the anchor, a local of the body future: even
@@ -74,7 +72,7 @@ pub(crate) fn producer(
             // body future.
             #[allow(clippy::undocumented_unsafe_blocks)]
             let #stream = unsafe {
-                #krate::__private::Producer::stream(#watched, #payload, #body)
+                #krate::__private::Producer::stream(#core, #body)
             };
             #returned
         }
@@ -200,8 +198,8 @@ fn binds_ref_mut(pat: &Pat) -> bool {
 /// into
 /// ```text
 /// fn f(ctx: Context, ...) -> impl Stream<Item = Result<Event<T>, Error>> {
-///     let (handle, payload) = YieldHandle::<T>::new();
-///     Fallback::<T>::checked(payload, async move { ... })  // the body as in `producer`
+///     let handle = YieldHandle::<T>::unbound();
+///     Fallback::<T>::checked(async move { ... })  // the body as in `producer`
 /// }
 /// ```
 pub(crate) fn fallback(
@@ -224,13 +222,10 @@ pub(crate) fn fallback(
     // payload type is the declared one even when no `emit!` says it.
     let stream = if let Some((stmts, yielder, labelled)) = body {
         let future = body_future(payload, stmts, krate, yielder, labelled, &rebind, neutral);
-        let (handle, kind) = (
-            Ident::new("__beluga_handle", Span::mixed_site()),
-            Ident::new("__beluga_payload", Span::mixed_site()),
-        );
+        let handle = Ident::new("__beluga_handle", Span::mixed_site());
         quote!({
-            let (#handle, #kind) = #krate::__private::YieldHandle::<#payload>::new();
-            #krate::__private::Fallback::<#payload>::checked(#kind, #future)
+            let #handle = #krate::__private::YieldHandle::<#payload>::unbound();
+            #krate::__private::Fallback::<#payload>::checked(#future)
         })
     } else {
         quote!(#krate::__private::Fallback::<#payload>::new())
