@@ -375,6 +375,47 @@ async fn each_body_writes_to_its_own_producer_whatever_the_order_they_start_in()
     assert_eq!(after.events, [Event::data("d0".to_owned()), Event::done()]);
 }
 
+/// Panics when dropped, unless a panic is already unwinding.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        assert!(std::thread::panicking(), "a destructor that panics");
+    }
+}
+
+#[stream_producer]
+fn ends_holding_a_bad_guard(ctx: Context) -> impl Stream<Item = EventResult<u8>> {
+    let _guard = PanicsWhenDropped;
+    emit!(1);
+    // Ends the stream: the body is dropped here, suspended, with the guard alive.
+    emit!(Event::done());
+    unreachable!("an emitted done ends the body");
+}
+
+#[test]
+fn a_body_whose_destructor_panics_still_ends_with_one_terminal_item() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    let mut stream = Box::pin(ends_holding_a_bad_guard(Context::new()));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let first = stream.as_mut().poll_next(&mut cx);
+    assert!(matches!(first, Poll::Ready(Some(Ok(ref e))) if e.payload() == Some(&1)));
+    // The `done` drops the body, whose destructor panics into the consumer's poll.
+    let caught = catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll_next(&mut cx)));
+    assert!(caught.is_err());
+    // The next poll yields the terminal item the panic took away, as an error, then nothing.
+    match stream.as_mut().poll_next(&mut cx) {
+        Poll::Ready(Some(Err(err))) => assert_eq!(err.code(), ErrorCode::Internal),
+        other => panic!("expected the terminal error, got {other:?}"),
+    }
+    assert!(matches!(
+        stream.as_mut().poll_next(&mut cx),
+        Poll::Ready(None)
+    ));
+}
+
 #[stream_producer]
 fn inner(ctx: Context, fail: bool) -> impl Stream<Item = EventResult<String>> {
     emit!("a".to_owned());

@@ -20,7 +20,7 @@ use futures_core::{FusedStream, Stream};
 
 use crate::context::watch;
 use crate::context::{Cancelled, Context};
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::event::{Event, Yielded};
 
 const UNSTARTED: u8 = 2;
@@ -38,14 +38,17 @@ struct Slot<T> {
 thread_local! {
     /// The slot of the producer whose body is about to be polled for the first time: set by the
     /// producer right before that poll, taken by [`YieldHandle::bind`], the body's first
-    /// statement. Null at every other time.
+    /// statement. Null at every other time, but when the context ends between the two (the
+    /// body is then dropped unpolled): the producer clears it as it ends.
     static STARTING: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
 }
 
 impl<T> Slot<T> {
     /// Puts the terminal item of a body that returned `result` where an emitted event waits.
     /// The slot holds no event then: an emitted event is taken when the body returns `Pending`
-    /// in its `emit!`, before the body runs again.
+    /// in its `emit!`, before the body runs again (`debug_assert`ed). Nothing is dropped here:
+    /// a drop would be a call the steady state has to keep its frame for (see
+    /// `BodyFuture::poll_steady`).
     #[inline]
     fn returned(&self, result: Result<Option<T>, Error>) {
         let stale = self.event.replace(Some(match result {
@@ -54,8 +57,6 @@ impl<T> Slot<T> {
             Err(err) => Err(err),
         }));
         debug_assert!(stale.is_none(), "an emitted event was not taken");
-        // Not dropped: a drop here would be a call that makes the caller keep its frame (see
-        // `BodyFuture::poll_steady`); there is nothing to drop.
         std::mem::forget(stale);
     }
 }
@@ -71,7 +72,8 @@ pub struct YieldHandle<T> {
 }
 
 impl<T> YieldHandle<T> {
-    /// A handle for a body that is never polled (the fallback of a producer with errors).
+    /// A handle, not yet bound: [`Core::start`] makes one with each producer, and the fallback
+    /// of a producer with errors one for a body that is never polled.
     #[must_use]
     pub fn unbound() -> Self {
         YieldHandle {
@@ -90,10 +92,13 @@ impl<T> YieldHandle<T> {
     /// before polling the body for the first time.
     #[inline]
     pub unsafe fn bind(self, _anchor: &mut Anchor) -> Yielder<'_, T> {
+        let slot = STARTING.with(|starting| starting.replace(std::ptr::null()));
+        debug_assert!(
+            !slot.is_null(),
+            "a yield handle bound outside its body's first poll"
+        );
         Yielder {
-            slot: STARTING
-                .with(|starting| starting.replace(std::ptr::null()))
-                .cast(),
+            slot: slot.cast(),
             _anchor: PhantomData,
             _invariant: PhantomData,
         }
@@ -282,7 +287,8 @@ impl<T, Fut> Producer<T, Fut>
 where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
-    /// A producer that runs `body` and watches `ctx`, behind an opaque type: a diagnostic about
+    /// A producer that runs `body`, with `core` (which watches the context), behind an opaque
+    /// type: a diagnostic about
     /// the stream (a body that is not `Send`, say) names `impl Stream<...>`, not the producer's
     /// generated future type.
     ///
@@ -420,11 +426,30 @@ impl<T> Core<T> {
         }
     }
 
+    /// Ends a stream whose body's destructor panicked as the stream ended: the terminal item the
+    /// panic took away becomes an error.
+    #[cold]
+    #[inline(never)]
+    fn dropped_in_panic(&mut self) -> Poll<Option<Item<T>>> {
+        let err = Error::new(
+            ErrorCode::Internal,
+            "the producer's body panicked while it was dropped",
+        );
+        self.finish(End::Failed(err))
+    }
+
     /// Ends the stream, once the body is dropped: drops the slot's leftovers, and yields the
     /// terminal item.
     #[cold]
     #[inline(never)]
     fn finish(&mut self, end: End<T>) -> Poll<Option<Item<T>>> {
+        // The gate may have left this slot's address for a body that was never polled.
+        let slot = std::ptr::from_ref(&self.slot).cast::<()>();
+        STARTING.with(|starting| {
+            if starting.get() == slot {
+                starting.set(std::ptr::null());
+            }
+        });
         let context_error = self.watch.finish(matches!(end, End::Context));
         drop(self.slot.data.take());
         drop(self.slot.event.take());
@@ -511,9 +536,10 @@ trait BodyFuture<T>: Future<Output = Result<Option<T>, Error>> + Sized {
             return Self::slow(this, cx, Slow::Gate);
         }
         let Some(body) = &mut this.body else {
-            // The body is gone once the stream has ended, and an ended stream's countdown sends
-            // every poll to the gate.
-            return Poll::Ready(None);
+            // The body is gone: its destructor panicked as the stream ended (an ended stream's
+            // countdown sends every poll to the gate). The stream still ends with one terminal
+            // item.
+            return this.core.dropped_in_panic();
         };
         // SAFETY: the body is pinned with the producer (see `Stream::poll_next`).
         match unsafe { Pin::new_unchecked(body) }.poll(cx) {

@@ -20,7 +20,7 @@ use super::visitor::{LABEL, final_value};
 ///     let (core, handle) = Core::start(&ctx);     // one payload type for slot and yielder
 ///     let body = async move {
 ///         let mut anchor = Anchor;
-///         let mut y = handle.bind(&mut anchor);   // borrows a local: cannot leave the body
+///         let mut y = unsafe { handle.bind(&mut anchor) }; // borrows a local: cannot leave the body
 ///         let <pattern> = <argument>;              // arguments with patterns, moved in
 ///         // `emit!(x)` into `y.value({ if false { break 'label Ok(None); } &mut y }, x).await`
 ///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
