@@ -273,6 +273,16 @@ enum Gate {
     Ended,
 }
 
+/// What `Core::step` decided.
+enum Step<T> {
+    /// Poll the body: the steady state again.
+    Resume,
+    /// Hand this to the consumer.
+    Return(Poll<Option<Item<T>>>),
+    /// Drop the body, then end the stream with this.
+    End(End<T>),
+}
+
 /// How a stream ends, before its terminal item is built.
 enum End<T> {
     /// The body emitted a `done` event, or returned.
@@ -414,6 +424,25 @@ impl<T> Core<T> {
         Gate::Resume
     }
 
+    /// What `BodyFuture::slow` does, but for what needs the body's type (polling or dropping
+    /// it). Inlined into each producer's `slow` in optimized builds; one function per payload
+    /// type in unoptimized ones.
+    #[inline]
+    fn step(&mut self, cx: &mut TaskContext<'_>, slow: Slow) -> Step<T> {
+        match slow {
+            Slow::Gate => match self.gate() {
+                Gate::Resume => Step::Resume,
+                Gate::End => Step::End(End::Context),
+                Gate::Ended => Step::Return(Poll::Ready(None)),
+            },
+            Slow::Pending => match self.pending(cx) {
+                Poll::Ready(Ok(item)) => Step::Return(Poll::Ready(Some(item))),
+                Poll::Ready(Err(end)) => Step::End(end),
+                Poll::Pending => Step::Return(Poll::Pending),
+            },
+        }
+    }
+
     /// The body is pending without a payload in the slot (an emitted event, or the body is
     /// parked), or it has returned (its terminal item in the slot). `Err`: the stream ends.
     #[inline(never)]
@@ -505,11 +534,9 @@ impl Watch {
 
 /// The countdown of [`Watch::until_clock`]; true when the gate is due: the clock with a
 /// deadline or token, every 2^32 polls without, and at once in any state but the steady one.
-#[inline(always)]
-#[allow(
-    clippy::inline_always,
-    reason = "the per-item fast path; measured in benches/producer.rs"
-)]
+// `inline`, not `inline(always)`: optimized, it is inlined all the same; unoptimized, it is one
+// call instead of a copy in every producer.
+#[inline]
 fn countdown(until_clock: &mut u32) -> bool {
     *until_clock = until_clock.wrapping_sub(1);
     *until_clock == 0
@@ -564,20 +591,14 @@ trait BodyFuture<T>: Future<Output = Result<Option<T>, Error>> + Sized {
         cx: &mut TaskContext<'_>,
         slow: Slow,
     ) -> Poll<Option<Item<T>>> {
-        let end = match slow {
-            Slow::Gate => match this.core.gate() {
-                Gate::Resume => return Self::poll_steady(this, cx),
-                Gate::End => End::Context,
-                Gate::Ended => return Poll::Ready(None),
-            },
-            Slow::Pending => match this.core.pending(cx) {
-                Poll::Ready(Ok(item)) => return Poll::Ready(Some(item)),
-                Poll::Ready(Err(end)) => end,
-                Poll::Pending => return Poll::Pending,
-            },
-        };
-        this.body = None;
-        this.core.finish(end)
+        match this.core.step(cx, slow) {
+            Step::Resume => Self::poll_steady(this, cx),
+            Step::Return(poll) => poll,
+            Step::End(end) => {
+                this.body = None;
+                this.core.finish(end)
+            }
+        }
     }
 }
 
