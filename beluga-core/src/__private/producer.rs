@@ -44,6 +44,11 @@ thread_local! {
 }
 
 impl<T> Slot<T> {
+    /// The slot's address, as [`STARTING`] holds it.
+    fn address(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
+    }
+
     /// Puts the terminal item of a body that returned `result` where an emitted event waits.
     /// The slot holds no event then: an emitted event is taken when the body returns `Pending`
     /// in its `emit!`, before the body runs again (`debug_assert`ed). Nothing is dropped here:
@@ -263,17 +268,7 @@ struct Watch {
     mode: u8,
 }
 
-/// What the gate decided, in every state but the steady one.
-enum Gate {
-    /// Poll the body.
-    Resume,
-    /// The context has ended: end the stream.
-    End,
-    /// The stream has ended already.
-    Ended,
-}
-
-/// What `Core::step` decided.
+/// What the slow path decided (see `Core::step`).
 enum Step<T> {
     /// Poll the body: the steady state again.
     Resume,
@@ -298,9 +293,8 @@ where
     Fut: Future<Output = Result<Option<T>, Error>>,
 {
     /// A producer that runs `body`, with `core` (which watches the context), behind an opaque
-    /// type: a diagnostic about
-    /// the stream (a body that is not `Send`, say) names `impl Stream<...>`, not the producer's
-    /// generated future type.
+    /// type: a diagnostic about the stream (a body that is not `Send`, say) names
+    /// `impl Stream<...>`, not the producer's generated future type.
     ///
     /// # Safety
     ///
@@ -397,31 +391,31 @@ impl<T> Core<T> {
     /// takes it (see [`YieldHandle::bind`]). Inlined into each producer's `slow` in optimized
     /// builds: a deadline's clock read every `CLOCK_EVERY` polls then costs no call of its own.
     #[inline]
-    fn gate(&mut self) -> Gate {
+    fn gate(&mut self) -> Step<T> {
         let watch = &mut self.watch;
         if watch.is_finished() {
             watch.until_clock = 1;
-            return Gate::Ended;
+            return Step::Return(Poll::Ready(None));
         }
         if watch.until_clock == 0 {
             watch.until_clock = watch::rearm(watch.observe);
             if watch.observe && watch.ctx.check_deadline() {
-                return Gate::End;
+                return Step::End(End::Context);
             }
         }
         if watch.ctx.is_cancelled() {
-            return Gate::End;
+            return Step::End(End::Context);
         }
         if watch.mode & UNSTARTED != 0 {
             // The countdown was re-armed above: an unstarted producer's only way here past the
             // cancellation check is its countdown reaching 0.
             watch.mode &= !UNSTARTED;
-            let slot = std::ptr::from_ref(&self.slot).cast::<()>();
+            let slot = self.slot.address();
             STARTING.with(|starting| starting.set(slot));
         }
         // The steady state's poll that follows counts down once more.
         watch.until_clock = watch.until_clock.saturating_add(1);
-        Gate::Resume
+        Step::Resume
     }
 
     /// What `BodyFuture::slow` does, but for what needs the body's type (polling or dropping
@@ -430,28 +424,23 @@ impl<T> Core<T> {
     #[inline]
     fn step(&mut self, cx: &mut TaskContext<'_>, slow: Slow) -> Step<T> {
         match slow {
-            Slow::Gate => match self.gate() {
-                Gate::Resume => Step::Resume,
-                Gate::End => Step::End(End::Context),
-                Gate::Ended => Step::Return(Poll::Ready(None)),
-            },
-            Slow::Pending => match self.pending(cx) {
-                Poll::Ready(Ok(item)) => Step::Return(Poll::Ready(Some(item))),
-                Poll::Ready(Err(end)) => Step::End(end),
-                Poll::Pending => Step::Return(Poll::Pending),
-            },
+            Slow::Gate => self.gate(),
+            Slow::Pending => self.pending(cx),
         }
     }
 
     /// The body is pending without a payload in the slot (an emitted event, or the body is
-    /// parked), or it has returned (its terminal item in the slot). `Err`: the stream ends.
+    /// parked), or it has returned (its terminal item in the slot).
     #[inline(never)]
-    fn pending(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Item<T>, End<T>>> {
+    fn pending(&mut self, cx: &mut TaskContext<'_>) -> Step<T> {
         match self.slot.event.take() {
-            Some(Ok(event)) if !event.is_done() => Poll::Ready(Ok(Ok(event))),
-            Some(Ok(done)) => Poll::Ready(Err(End::Done(done))),
-            Some(Err(err)) => Poll::Ready(Err(End::Failed(err))),
-            None => self.watch.park(cx).map(|err| Err(End::Failed(err))),
+            Some(Ok(event)) if !event.is_done() => Step::Return(Poll::Ready(Some(Ok(event)))),
+            Some(Ok(done)) => Step::End(End::Done(done)),
+            Some(Err(err)) => Step::End(End::Failed(err)),
+            None => match self.watch.park(cx) {
+                Poll::Ready(err) => Step::End(End::Failed(err)),
+                Poll::Pending => Step::Return(Poll::Pending),
+            },
         }
     }
 
@@ -473,7 +462,7 @@ impl<T> Core<T> {
     #[inline(never)]
     fn finish(&mut self, end: End<T>) -> Poll<Option<Item<T>>> {
         // The gate may have left this slot's address for a body that was never polled.
-        let slot = std::ptr::from_ref(&self.slot).cast::<()>();
+        let slot = self.slot.address();
         STARTING.with(|starting| {
             if starting.get() == slot {
                 starting.set(std::ptr::null());

@@ -243,6 +243,40 @@ impl<T> Frame<T> {
             enqueue(self)
         }
     }
+
+    /// Takes a payload out of the slot, if that is what it holds.
+    #[inline]
+    fn take_data(&self) -> Option<T> {
+        let slot = self.slot.get();
+        // SAFETY: the only access to the slot, for this call (see `Frame`). The payload is
+        // moved out and the slot emptied at once, so it is never dropped twice; writing `None`
+        // over it drops nothing.
+        unsafe {
+            let Some(Yielded::Data(payload)) = &*slot else {
+                return None;
+            };
+            let payload = std::ptr::read(payload);
+            slot.write(None);
+            Some(payload)
+        }
+    }
+
+    /// Takes what the slot holds.
+    fn take(&self) -> Option<Yielded<T>> {
+        // SAFETY: the only reference into the slot, for this call (see `Frame`).
+        unsafe { (*self.slot.get()).take() }
+    }
+
+    /// The next queued value, once the slot's has been taken.
+    fn dequeue(&self) -> Option<Yielded<T>> {
+        let mut queue = self.queue.take();
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.flags.set(self.flags.get() & !QUEUED);
+        }
+        self.queue.set(queue);
+        next
+    }
 }
 
 /// Defines a cold function the body's poll may call in the middle of the steady state, with the
@@ -285,42 +319,6 @@ cold_call! {
         frame.flags.set(frame.flags.get() | QUEUED);
         frame.until_clock.set(1);
         frame
-    }
-}
-
-impl<T> Frame<T> {
-    /// Takes a payload out of the slot, if that is what it holds.
-    #[inline]
-    fn take_data(&self) -> Option<T> {
-        let slot = self.slot.get();
-        // SAFETY: the only access to the slot, for this call (see `Frame`). The payload is
-        // moved out and the slot emptied at once, so it is never dropped twice; writing `None`
-        // over it drops nothing.
-        unsafe {
-            let Some(Yielded::Data(payload)) = &*slot else {
-                return None;
-            };
-            let payload = std::ptr::read(payload);
-            slot.write(None);
-            Some(payload)
-        }
-    }
-
-    /// Takes what the slot holds.
-    fn take(&self) -> Option<Yielded<T>> {
-        // SAFETY: the only reference into the slot, for this call (see `Frame`).
-        unsafe { (*self.slot.get()).take() }
-    }
-
-    /// The next queued value, once the slot's has been taken.
-    fn dequeue(&self) -> Option<Yielded<T>> {
-        let mut queue = self.queue.take();
-        let next = queue.pop_front();
-        if queue.is_empty() {
-            self.flags.set(self.flags.get() & !QUEUED);
-        }
-        self.queue.set(queue);
-        next
     }
 }
 

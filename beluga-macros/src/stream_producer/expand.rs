@@ -20,7 +20,7 @@ use super::visitor::{LABEL, final_value};
 ///     let (core, handle) = Core::start(&ctx);     // one payload type for slot and yielder
 ///     let body = async move {
 ///         let mut anchor = Anchor;
-///         let mut y = unsafe { handle.bind(&mut anchor) }; // borrows a local: cannot leave the body
+///         let mut y = unsafe { handle.bind(&mut anchor) }; // borrows a local: stays in the body
 ///         let <pattern> = <argument>;              // arguments with patterns, moved in
 ///         // `emit!(x)` into `y.value({ if false { break 'label Ok(None); } &mut y }, x).await`
 ///         let value: Result<Option<T>, Error> = 'label: { body; Ok(final value of tail) };
@@ -44,7 +44,7 @@ pub(crate) fn producer(
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
     let (core, handle, body, stream) = (
         hidden("__beluga_core"),
-        hidden("__beluga_handle"),
+        handle_name(),
         hidden("__beluga_body"),
         hidden("__beluga_stream"),
     );
@@ -79,8 +79,13 @@ pub(crate) fn producer(
     }
 }
 
+/// The hidden name of the body's `YieldHandle` binding, which the body future binds first.
+fn handle_name() -> Ident {
+    Ident::new("__beluga_handle", Span::mixed_site())
+}
+
 /// The body future, from the rewritten statements: `async move { ... }`, binding the handle
-/// `__beluga_handle` first (see [`producer`]).
+/// (see [`handle_name`]) first (see [`producer`]).
 fn body_future(
     item: &syn::Type,
     mut stmts: Vec<Stmt>,
@@ -107,7 +112,7 @@ fn body_future(
     });
     let hidden = |name: &str| Ident::new(name, Span::mixed_site());
     let (handle, anchor, value) = (
-        hidden("__beluga_handle"),
+        handle_name(),
         hidden("__beluga_anchor"),
         hidden("__beluga_value"),
     );
@@ -222,7 +227,7 @@ pub(crate) fn fallback(
     // payload type is the declared one even when no `emit!` says it.
     let stream = if let Some((stmts, yielder, labelled)) = body {
         let future = body_future(payload, stmts, krate, yielder, labelled, &rebind, neutral);
-        let handle = Ident::new("__beluga_handle", Span::mixed_site());
+        let handle = handle_name();
         quote!({
             let #handle = #krate::__private::YieldHandle::<#payload>::unbound();
             #krate::__private::Fallback::<#payload>::checked(#future)
